@@ -1,0 +1,286 @@
+"""GEMM cost model: y = x . W^T with x of M x K (tokens) and W of N x K (weights).
+
+One entry point, ``estimate_gemm``, vectorized over numpy arrays of M, N, K (and of the
+format's sparsity). Every kernel family is a roofline with three terms:
+
+    time = max(compute_time, memory_time) + overhead
+
+- compute_time: work / (peak x efficiency), where tensor-core kernels are cut into CTA tiles
+  (tokens x weights) that run in waves over the SMs; a tile's rate is capped by how fast L2
+  feeds its operands (operand bytes per FLOP fall as tiles grow, so skinny tiles cannot reach
+  the tensor-core peak), and split-K fills the machine when there are fewer tiles than SMs.
+  The tile with the lowest time is taken, as cuBLAS' heuristics try to do.
+- memory_time: unique DRAM/HBM bytes (weights in their stored format, metadata, activations in
+  and out) / (bandwidth x efficiency). L2 reuse across tiles is assumed, and split-K partial
+  sums (small: only chosen when M x N is small) are assumed to stay in L2.
+- overhead: kernel launch, plus the extra kernels torch's 2:4 path adds.
+
+Floors (``compute_floor_s``, ``memory_floor_s``) are the same work at 100% of the datasheet
+peaks with no quantization; ``time_s`` is never below either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simulator.dtypes import (
+    BYTES_PER_ELEMENT,
+    OUTPUT_BYTES_PER_ELEMENT,
+    SCALE_BYTES_PER_ELEMENT,
+    check_dtype,
+)
+from simulator.errors import SimulatorError
+from simulator.hardware import HardwareSpec, load_hw
+from simulator.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
+
+TILED_KERNELS = ("dense", "masked-dense", "sparse-tc", "nm-whatif", "bitmap-tc")
+KERNELS = TILED_KERNELS + ("csr-spmm", "bsr-tc")
+BOUNDS = ("compute", "memory", "overhead")
+
+# Rows of a warp/CTA group whose slowest row sets the pace in a CSR SpMM (one warp = 32 rows).
+CSR_ROWS_PER_GROUP = 32
+
+_NATIVE_PATTERNS = {"2:4": (2, 4, False), "1:2": (1, 2, False), "4:8-pairwise": (4, 8, True)}
+
+
+def _as_dims(name: str, value) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.size == 0:
+        raise SimulatorError(f"{name}: needs at least one value")
+    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))
+    if np.any(bad):
+        first = arr[bad].flat[0]
+        shown = int(first) if np.isfinite(first) and first == int(first) else first
+        raise SimulatorError(f"{name}: must be a whole number >= 1, got {shown}")
+    return arr
+
+
+def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.ndarray):
+    """Pick the kernel family and (peak FLOP/s, compute efficiency, memory efficiency)."""
+    eff = hw.efficiency
+    kernel = fmt.kernel
+    matrix_dense = hw.matrix_peak_flop_per_s(dtype)
+    vector = hw.vector_peak_flop_per_s(dtype)
+    if kernel in ("dense", "masked-dense"):
+        if matrix_dense is not None:
+            return kernel, matrix_dense, eff.dense_matrix.value, eff.hbm.value
+        if vector is not None:
+            return kernel, vector, eff.vector.value, eff.hbm.value
+        raise SimulatorError(
+            f"dtype: {hw.id} cannot multiply {dtype}; it supports {', '.join(hw.compute_dtypes())}"
+        )
+    if kernel == "sparse-tc":
+        assert isinstance(fmt, NM)
+        pattern = hw.sparse_pattern(dtype)
+        if pattern is None:
+            sparse_dtypes = [d for d in (hw.matrix.peaks if hw.matrix else {}) if hw.sparse_pattern(d)]
+            raise SimulatorError(
+                f"sparsity {fmt.label}: {hw.id} has no sparse tensor-core mode for {dtype} "
+                f"(sparse dtypes: {', '.join(sparse_dtypes) or 'none'})"
+            )
+        if np.any(k % fmt.m):
+            bad = int(k[(k % fmt.m) != 0].flat[0])
+            raise SimulatorError(f"k: {fmt.label} needs K to be a multiple of {fmt.m}, got {bad}")
+        if (fmt.n, fmt.m, fmt.pairwise) == _NATIVE_PATTERNS[pattern]:
+            return "sparse-tc", hw.matrix_peak_flop_per_s(dtype, sparse=True), eff.sparse_matrix.value, eff.hbm.value
+        # What-if: a tensor core that skips all pruned positions of this N:M pattern, i.e. runs
+        # M/N times the dense rate, with the sparse kernels' efficiency and PTX-style metadata.
+        return "nm-whatif", matrix_dense * fmt.m / fmt.n, eff.sparse_matrix.value, eff.hbm.value
+    if kernel == "csr-spmm":
+        if vector is None:
+            raise SimulatorError(
+                f"dtype: CSR kernels run on {hw.id}'s vector units, which have no {dtype} peak; "
+                f"use one of {', '.join(hw.vector.peaks_TFLOPS)}"
+            )
+        return kernel, vector, eff.csr_compute.value, eff.csr_memory.value
+    if kernel == "bitmap-tc":
+        if matrix_dense is None:
+            raise SimulatorError(
+                f"sparsity {fmt.label}: the bitmap kernel decodes into tensor-core tiles, and "
+                f"{hw.id} has no {dtype} tensor cores"
+            )
+        return kernel, matrix_dense, eff.dense_matrix.value * eff.bitmap_compute.value, eff.bitmap_memory.value
+    if kernel == "bsr-tc":
+        block = fmt.block
+        block_eff = block / (block + eff.bsr_half_block.value)
+        if matrix_dense is not None:
+            return kernel, matrix_dense, eff.dense_matrix.value * block_eff, eff.hbm.value
+        if vector is not None:
+            return kernel, vector, eff.vector.value * block_eff, eff.hbm.value
+        raise SimulatorError(f"dtype: {hw.id} cannot multiply {dtype}")
+    raise AssertionError(f"kernel {kernel!r} has no cost model")  # our bug, not the user's
+
+
+def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
+                   other_bytes, memory_rate):
+    """Tile + wave + split-K model; returns the candidate with the lowest total time."""
+    units = hw.units
+    feed = hw.operand_feed_bytes_per_s_per_unit
+    tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (C, 2)
+    tm = tiles_mn[:, 0].reshape(-1, *([1] * m.ndim))
+    tn = tiles_mn[:, 1].reshape(-1, *([1] * m.ndim))
+    tiles = np.ceil(m / tm) * np.ceil(n / tn)
+    split = np.floor(units / tiles)
+    # Split-K depends on the tile count only (not on K), which keeps time monotone in K.
+    split = np.clip(split, 1.0, hw.tiling.split_k_max)
+    ctas = tiles * split
+    waves = np.ceil(ctas / units)
+    k_per_cta = np.ceil(k / split)
+    intensity = 2.0 * tm * tn / (tm * act_bytes_per_el + tn * weight_bytes_per_el)
+    rate_per_unit = np.minimum(peak / units * compute_eff, feed * intensity)
+    compute = waves * 2.0 * tm * tn * k_per_cta / rate_per_unit
+    memory = np.broadcast_to(other_bytes / memory_rate, compute.shape)
+    # Lowest total time; among exact ties (all memory-bound) the tile with the least compute.
+    score = np.maximum(compute, memory)
+    tied = score <= score.min(axis=0) * (1.0 + 1e-12)
+    best = np.argmin(np.where(tied, compute, np.inf), axis=0)[None]
+
+    def pick(a):
+        return np.take_along_axis(np.broadcast_to(a, compute.shape), best, axis=0)[0]
+
+    return {
+        "compute": pick(compute),
+        "tile_m": pick(tm),
+        "tile_n": pick(tn),
+        "split_k": pick(split),
+        "tiles": pick(tiles),
+        "waves": pick(waves),
+        "wave_efficiency": pick(ctas / (waves * units)),
+    }
+
+
+def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> dict[str, np.ndarray]:
+    """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
+
+    Use this inside other cost models (whole-model estimates) to skip DataFrame overhead.
+    """
+    hw = load_hw(hw)
+    check_dtype(dtype)
+    fmt = parse_sparsity(sparsity)
+    m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
+    density = np.asarray(fmt.density, dtype=float)
+    m, n, k, density = np.broadcast_arrays(m, n, k, density)
+    m, n, k, density = (np.array(a, dtype=float).ravel() for a in (m, n, k, density))
+
+    kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
+    n_eff, k_eff = fmt.effective_shape(n, k, density)
+    n_eff = np.broadcast_to(n_eff, m.shape).astype(float)
+    k_eff = np.broadcast_to(k_eff, m.shape).astype(float)
+
+    act_el = BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0)
+    w_values, w_meta = (np.broadcast_to(a, m.shape).astype(float) for a in fmt.weight_bytes(n, k, dtype, density))
+    bytes_act_in = m * k_eff * act_el
+    bytes_act_out = m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
+    base_bytes = w_values + w_meta + bytes_act_in + bytes_act_out
+    memory_rate = hw.memory_bandwidth_bytes_per_s * memory_eff
+
+    flops = 2.0 * m * n * k  # the work the layer represents (dense-equivalent)
+    zeros = np.zeros_like(m)
+    if kernel in TILED_KERNELS:
+        flops_executed = 2.0 * m * n_eff * k_eff
+        if kernel in ("sparse-tc", "nm-whatif"):
+            flops_executed = flops_executed * density
+        # dense-equivalent work over a dense-equivalent peak
+        work_shape_n = n_eff
+        weight_el = (w_values + w_meta) / (n_eff * k_eff)
+        tiled = _tiled_compute(hw, m, work_shape_n, k_eff, peak, compute_eff, act_el, weight_el,
+                               base_bytes, memory_rate)
+        compute_time = tiled["compute"]
+        compute_floor = 2.0 * m * n_eff * k_eff / peak
+    else:
+        nnz_per_row = k * density
+        if kernel == "csr-spmm":
+            spread = np.sqrt((1.0 - density) / np.maximum(nnz_per_row, 1e-12))
+            imbalance = 1.0 + np.sqrt(2.0 * np.log(CSR_ROWS_PER_GROUP)) * spread
+        else:
+            imbalance = np.ones_like(m)
+        flops_executed = 2.0 * m * n * nnz_per_row
+        compute_time = flops_executed * imbalance / (peak * compute_eff)
+        compute_floor = flops_executed / peak
+        tiled = {key: zeros for key in ("tile_m", "tile_n", "tiles", "waves", "wave_efficiency")}
+        tiled["split_k"] = np.ones_like(m)
+
+    total_bytes = base_bytes
+    memory_time = total_bytes / memory_rate
+    overhead = np.full_like(m, hw.launch_overhead_s)
+    if kernel in ("sparse-tc", "nm-whatif"):
+        overhead = overhead + hw.sparse_kernel_extra_s
+    roof = np.maximum(compute_time, memory_time)
+    time = roof + overhead
+    bound_code = np.where(overhead > roof, 2, np.where(compute_time >= memory_time, 0, 1))
+
+    def const(value):
+        return pd.Categorical.from_codes(np.zeros(m.size, dtype=np.int8), categories=[value])
+
+    return {
+        "device": const(hw.id),
+        "dtype": const(dtype),
+        "format": const(fmt.label),
+        "kernel": const(kernel),
+        "m": m,
+        "n": n,
+        "k": k,
+        "n_eff": n_eff,
+        "k_eff": k_eff,
+        "density": density,
+        "flops": flops,
+        "flops_executed": flops_executed,
+        "bytes_weight": w_values,
+        "bytes_metadata": w_meta,
+        "bytes_act_in": bytes_act_in,
+        "bytes_act_out": bytes_act_out,
+        "bytes": total_bytes,
+        "arithmetic_intensity_flop_per_byte": flops / total_bytes,
+        "compute_floor_s": compute_floor,
+        "memory_floor_s": total_bytes / hw.memory_bandwidth_bytes_per_s,
+        "compute_time_s": compute_time,
+        "memory_time_s": memory_time,
+        "overhead_s": overhead,
+        "time_s": time,
+        "bound": pd.Categorical.from_codes(bound_code.astype(np.int8), categories=list(BOUNDS)),
+        "flop_per_s": flops / time,
+        "ridge_point_flop_per_byte": np.full_like(m, peak * compute_eff / memory_rate),
+        "tile_m": tiled["tile_m"],
+        "tile_n": tiled["tile_n"],
+        "split_k": tiled["split_k"],
+        "tiles": tiled["tiles"],
+        "waves": tiled["waves"],
+        "wave_efficiency": tiled["wave_efficiency"],
+    }
+
+
+def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> pd.DataFrame:
+    """Estimate y = x . W^T (x: M x K tokens, W: N x K weights) on ``hw``.
+
+    ``hw`` is a device id, alias, spec path or HardwareSpec; ``m``, ``n``, ``k`` are integers
+    or arrays that broadcast together (and with array-valued sparsity parameters);
+    ``sparsity`` is a string such as ``"2:4"`` or ``"unstructured:0.9:bitmap"`` or a format
+    object. Returns one row per shape; times in seconds, bytes in bytes, work in FLOP.
+    """
+    return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity))
+
+
+def crossover_sparsity(hw, m, n, k, dtype: str = "fp16", storage: str = "csr",
+                       resolution: int = 1000) -> pd.DataFrame:
+    """Smallest unstructured sparsity at which ``storage``'s kernel beats dense, per shape.
+
+    Searched on a grid of ``resolution`` sparsities in [0, 1). Where no sparsity on the grid
+    beats dense, ``beats_dense`` is False and ``crossover_sparsity`` is NaN (stated, not silent).
+    """
+    m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
+    m, n, k = (a.ravel() for a in np.broadcast_arrays(m, n, k))
+    grid = np.linspace(0.0, 1.0, resolution, endpoint=False)[:, None]
+    dense = gemm_columns(hw, m, n, k, dtype, "dense")["time_s"]
+    sparse = gemm_columns(hw, m[None], n[None], k[None], dtype,
+                          Unstructured(sparsity=grid, storage=storage))["time_s"]
+    wins = sparse.reshape(resolution, m.size) < dense[None]
+    beats = wins.any(axis=0)
+    first = np.argmax(wins, axis=0)
+    return pd.DataFrame({
+        "m": m, "n": n, "k": k,
+        "kernel": Unstructured(storage=storage).kernel,
+        "beats_dense": beats,
+        "crossover_sparsity": np.where(beats, grid[first, 0], np.nan),
+        "dense_time_s": dense,
+    })

@@ -1,0 +1,418 @@
+"""Hardware specs: a strict pydantic schema over ``hwspecs/<id>.yaml``, loaded once into SI units.
+
+Spec files say their units in their keys (``bandwidth_GBps``, ``size_MiB``, ``dense_TFLOPS``)
+and carry a ``source`` next to every group of numbers. This module converts them once:
+everything the cost models read is in seconds, bytes, FLOP and their rates.
+
+Conventions (also stated at the top of every spec file):
+- GB, GBps and TFLOPS are decimal (1e9, 1e9 B/s, 1e12 FLOP/s); MiB is binary (2**20 B).
+- Matrix (tensor-core) peaks are per dtype, dense; ``sparse_TFLOPS`` is the 2:4 (or 1:2 / 4:8
+  pair-wise) peak counted in dense-equivalent FLOP, as NVIDIA quotes it.
+- FLOP = 2 x MAC for every dtype, integers included.
+- Datasheet peaks and achievable fractions (``efficiency``) are separate; calibration fits the
+  fractions, never the peaks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.dtypes import Dtype
+from simulator.errors import SimulatorError
+
+Architecture = Literal[
+    "kepler", "maxwell", "ampere", "ada", "hopper", "blackwell", "haswell", "zen4"
+]
+SparsePattern = Literal["2:4", "1:2", "4:8-pairwise"]
+
+# Which dtypes each architecture's tensor cores run sparse, and with which pattern
+# (PTX ISA 9.1 §9.7.14.6, §9.7.15.6, §9.7.16.10.8; cuSPARSELt 0.8.1; hwspec-facts §2).
+SPARSE_PATTERNS: dict[str, dict[str, str]] = {
+    "ampere": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "int8": "2:4", "int4": "4:8-pairwise"},
+    "ada": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "fp8": "2:4", "int8": "2:4",
+            "int4": "4:8-pairwise"},
+    "hopper": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "fp8": "2:4", "int8": "2:4"},
+    "blackwell": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "fp8": "2:4", "int8": "2:4",
+                  "fp4": "4:8-pairwise"},
+}
+
+_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.+-]*)\]")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sourced(_Strict):
+    """One number and where it comes from."""
+
+    value: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+
+class ComputeSpec(_Strict):
+    units: int = Field(gt=0, description="SMs on a GPU, cores on a CPU")
+    unit_name: str = Field(min_length=1)
+    clock_MHz: float = Field(gt=0, description="clock at which the matrix peaks are quoted")
+    source: str = Field(min_length=3)
+
+
+class MatrixPeak(_Strict):
+    dense_TFLOPS: float = Field(gt=0)
+    sparse_TFLOPS: Optional[float] = Field(default=None, gt=0)
+    sparse_pattern: Optional[SparsePattern] = None
+
+    @model_validator(mode="after")
+    def _sparse_consistent(self):
+        if (self.sparse_TFLOPS is None) != (self.sparse_pattern is None):
+            raise ValueError("sparse_TFLOPS and sparse_pattern go together")
+        if self.sparse_TFLOPS is not None and not (
+            self.dense_TFLOPS <= self.sparse_TFLOPS <= 2.0 * self.dense_TFLOPS * 1.001
+        ):
+            raise ValueError(
+                f"sparse_TFLOPS {self.sparse_TFLOPS} must lie between dense_TFLOPS "
+                f"{self.dense_TFLOPS} and 2x dense (a 50% pattern cannot do better)"
+            )
+        return self
+
+
+class MatrixSpec(_Strict):
+    peaks: dict[Dtype, MatrixPeak]
+    source: str = Field(min_length=3)
+
+
+class VectorSpec(_Strict):
+    peaks_TFLOPS: dict[Dtype, float]
+    source: str = Field(min_length=3)
+
+    @field_validator("peaks_TFLOPS")
+    @classmethod
+    def _positive(cls, peaks):
+        for dtype, value in peaks.items():
+            if not value > 0:
+                raise ValueError(f"{dtype}: peak must be > 0, got {value}")
+        return peaks
+
+
+class MemorySpec(_Strict):
+    type: str = Field(min_length=1)
+    capacity_GB: float = Field(gt=0)
+    bandwidth_GBps: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+
+class CacheSpec(_Strict):
+    size_MiB: float = Field(gt=0)
+    bandwidth_GBps: Optional[float] = Field(default=None, gt=0)
+    source: str = Field(min_length=3)
+
+
+class InterconnectSpec(_Strict):
+    nvlink_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
+    pcie_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
+    source: str = Field(min_length=3)
+
+
+class PowerSpec(_Strict):
+    tdp_W: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+
+class TilingSpec(_Strict):
+    """What the GEMM libraries do with a shape: tiles (tokens x weights), split-K, operand feed."""
+
+    tile_candidates: list[tuple[int, int]] = Field(min_length=1)
+    split_k_max: int = Field(ge=1)
+    # Bytes per clock one SM (core) receives from L2 for its operand tiles: caps a tile's rate
+    # at feed x tile intensity. DERIVED from the L2 bandwidth / units where that is published.
+    operand_feed_bytes_per_clk_per_unit: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+    @field_validator("tile_candidates")
+    @classmethod
+    def _tiles_positive(cls, tiles):
+        for tile in tiles:
+            if min(tile) <= 0:
+                raise ValueError(f"tile {list(tile)} must have positive sides")
+        return tiles
+
+
+class OverheadSpec(_Strict):
+    kernel_launch_us: Sourced
+    sparse_kernel_extra_us: Sourced
+
+
+class EfficiencySpec(_Strict):
+    """Achievable fractions of the datasheet peaks. Calibration refits these, never the peaks."""
+
+    hbm: Sourced
+    dense_matrix: Sourced
+    sparse_matrix: Sourced
+    vector: Sourced
+    csr_compute: Sourced
+    csr_memory: Sourced
+    bitmap_compute: Sourced
+    bitmap_memory: Sourced
+    bsr_half_block: Sourced  # block edge (elements) at which BSR reaches half its dense rate
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        for name in type(self).model_fields:
+            if name == "bsr_half_block":
+                continue
+            value = getattr(self, name).value
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name}.value: an efficiency is a fraction in (0, 1], got {value}")
+        if self.sparse_matrix.value > self.dense_matrix.value:
+            raise ValueError(
+                "sparse_matrix.value must not exceed dense_matrix.value "
+                f"({self.sparse_matrix.value} > {self.dense_matrix.value}): "
+                "a 2:4 kernel is never better tuned than the dense one, so 2:4 math stays <= 2x"
+            )
+        return self
+
+
+class HardwareSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    name: str = Field(min_length=1)
+    kind: Literal["gpu", "cpu"]
+    architecture: Architecture
+    compute_capability: Optional[str] = None
+    aliases: list[str] = Field(default_factory=list)
+    notes: Optional[str] = None
+    references: dict[str, str] = Field(min_length=1)
+    compute: ComputeSpec
+    matrix: Optional[MatrixSpec] = None
+    vector: VectorSpec
+    memory: MemorySpec
+    l2: Optional[CacheSpec] = None
+    interconnect: Optional[InterconnectSpec] = None
+    power: PowerSpec
+    tiling: TilingSpec
+    overhead: OverheadSpec
+    efficiency: EfficiencySpec
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        supported = SPARSE_PATTERNS.get(self.architecture, {})
+        if self.matrix is not None:
+            for dtype, peak in self.matrix.peaks.items():
+                if peak.sparse_TFLOPS is None:
+                    continue
+                if dtype not in supported:
+                    allowed = ", ".join(supported) or "none"
+                    raise ValueError(
+                        f"matrix.peaks.{dtype}.sparse_TFLOPS: {self.architecture} tensor cores "
+                        f"have no sparse mode for {dtype} (sparse dtypes: {allowed})"
+                    )
+                if peak.sparse_pattern != supported[dtype]:
+                    raise ValueError(
+                        f"matrix.peaks.{dtype}.sparse_pattern: {peak.sparse_pattern!r} is not the "
+                        f"{self.architecture} pattern for {dtype} ({supported[dtype]!r})"
+                    )
+        unknown = sorted(set(_source_keys(self)) - set(self.references))
+        if unknown:
+            raise ValueError(
+                f"sources cite {', '.join('[' + k + ']' for k in unknown)} which is not in "
+                f"references (known: {', '.join(sorted(self.references))})"
+            )
+        return self
+
+    # ---- SI accessors: the only way cost models read a spec ------------------------------
+    @property
+    def units(self) -> int:
+        return self.compute.units
+
+    @property
+    def clock_hz(self) -> float:
+        return self.compute.clock_MHz * 1e6
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> float:
+        return self.memory.bandwidth_GBps * 1e9
+
+    @property
+    def memory_capacity_bytes(self) -> float:
+        return self.memory.capacity_GB * 1e9
+
+    @property
+    def l2_size_bytes(self) -> Optional[float]:
+        return None if self.l2 is None else self.l2.size_MiB * 2**20
+
+    @property
+    def l2_bandwidth_bytes_per_s(self) -> Optional[float]:
+        if self.l2 is None or self.l2.bandwidth_GBps is None:
+            return None
+        return self.l2.bandwidth_GBps * 1e9
+
+    @property
+    def launch_overhead_s(self) -> float:
+        return self.overhead.kernel_launch_us.value * 1e-6
+
+    @property
+    def sparse_kernel_extra_s(self) -> float:
+        return self.overhead.sparse_kernel_extra_us.value * 1e-6
+
+    @property
+    def operand_feed_bytes_per_s_per_unit(self) -> float:
+        return self.tiling.operand_feed_bytes_per_clk_per_unit * self.clock_hz
+
+    def matrix_peak_flop_per_s(self, dtype: str, sparse: bool = False) -> Optional[float]:
+        """Tensor-core peak for ``dtype`` in FLOP/s (dense-equivalent when sparse), or None."""
+        if self.matrix is None or dtype not in self.matrix.peaks:
+            return None
+        peak = self.matrix.peaks[dtype]
+        value = peak.sparse_TFLOPS if sparse else peak.dense_TFLOPS
+        return None if value is None else value * 1e12
+
+    def sparse_pattern(self, dtype: str) -> Optional[str]:
+        if self.matrix is None or dtype not in self.matrix.peaks:
+            return None
+        return self.matrix.peaks[dtype].sparse_pattern
+
+    def vector_peak_flop_per_s(self, dtype: str) -> Optional[float]:
+        """CUDA-core / SIMD peak in FLOP/s; 16-bit types fall back to fp32 units if not listed."""
+        peaks = self.vector.peaks_TFLOPS
+        if dtype in peaks:
+            return peaks[dtype] * 1e12
+        if dtype in ("fp16", "bf16", "tf32") and "fp32" in peaks:
+            return peaks["fp32"] * 1e12
+        return None
+
+    def compute_dtypes(self) -> list[str]:
+        """Dtypes this device can multiply, on tensor cores or vector units."""
+        found = list(self.matrix.peaks) if self.matrix else []
+        found += [d for d in ("fp64", "fp32", "fp16", "bf16") if self.vector_peak_flop_per_s(d)
+                  and d not in found]
+        return found
+
+
+def _source_keys(model: BaseModel):
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name == "source" and isinstance(value, str):
+            yield from _SOURCE_KEY.findall(value)
+        elif isinstance(value, BaseModel):
+            yield from _source_keys(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, BaseModel):
+                    yield from _source_keys(item)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def hwspecs_dir() -> Path:
+    """Where the shipped spec files live (override with $SPARSIM_HWSPECS)."""
+    override = os.environ.get("SPARSIM_HWSPECS")
+    path = Path(override) if override else Path(__file__).resolve().parent.parent / "hwspecs"
+    if not path.is_dir():
+        raise SimulatorError(
+            f"hardware spec folder {path} not found; install sparsim from a checkout "
+            "(pip install -e .) or set SPARSIM_HWSPECS"
+        )
+    return path
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        parent = first["loc"][:-1]
+        msg = f"unrecognized key {first['loc'][-1]!r}"
+        model = HardwareSpec
+        try:
+            for part in parent:
+                model = model.model_fields[part].annotation
+                model = getattr(model, "__args__", (model,))[0]
+            msg += f" (recognized keys: {', '.join(model.model_fields)})"
+        except (KeyError, AttributeError):
+            pass
+    elif "input" in first and first["type"] not in ("missing",) and not isinstance(
+        first["input"], dict
+    ):
+        msg += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{path}: {loc}: {msg}{tail}"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_file(path: Path, mtime: float) -> HardwareSpec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SimulatorError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
+    if not isinstance(raw, dict):
+        raise SimulatorError(f"{path}: expected a mapping of spec fields at the top level")
+    try:
+        return HardwareSpec.model_validate(raw)
+    except ValidationError as err:
+        raise SimulatorError(_format_validation_error(path, err)) from None
+
+
+def load_hw_file(path: str | Path) -> HardwareSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SimulatorError(f"--hw: spec file {str(path)!r} does not exist")
+    return _load_file(path.resolve(), path.stat().st_mtime)
+
+
+def _spec_files() -> list[Path]:
+    return sorted(hwspecs_dir().glob("*.yaml"))
+
+
+def list_hw() -> list[HardwareSpec]:
+    """Every shipped device spec, validated, sorted by id."""
+    specs = []
+    for path in _spec_files():
+        spec = load_hw_file(path)
+        if spec.id != path.stem:
+            raise SimulatorError(f"{path}: id: {spec.id!r} must equal the file name {path.stem!r}")
+        specs.append(spec)
+    return specs
+
+
+def load_hw(name: "str | Path | HardwareSpec") -> HardwareSpec:
+    """A device by id (``h100-sxm5-80gb``), alias (``h100``) or path to a YAML spec."""
+    if isinstance(name, HardwareSpec):
+        return name
+    text = str(name)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return load_hw_file(text)
+    key = text.strip().lower()
+    folder = hwspecs_dir()
+    direct = folder / f"{key}.yaml"
+    if direct.is_file():
+        return load_hw_file(direct)
+    index = _alias_index(folder, tuple((p.name, p.stat().st_mtime) for p in _spec_files()))
+    if key in index:
+        return load_hw_file(folder / f"{index[key]}.yaml")
+    known = ", ".join(p.stem for p in _spec_files())
+    aliases = ", ".join(sorted(index))
+    raise SimulatorError(f"unknown device {text!r}; known: {known} (aliases: {aliases})")
+
+
+@functools.lru_cache(maxsize=8)
+def _alias_index(folder: Path, files: tuple) -> dict[str, str]:
+    """alias -> id, read without validating, so one broken spec breaks only itself."""
+    index = {}
+    for name, _mtime in files:
+        try:
+            raw = yaml.safe_load((folder / name).read_text())
+        except yaml.YAMLError:
+            continue
+        aliases = raw.get("aliases") if isinstance(raw, dict) else None
+        for alias in aliases if isinstance(aliases, list) else []:
+            index[str(alias).lower()] = name.removesuffix(".yaml")
+    return index

@@ -1,0 +1,62 @@
+"""Figures. Imported only when a plot is asked for, so ``import simulator`` stays light."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the CLI and tests write files, never open windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simulator.hardware import load_hw  # noqa: E402
+
+KERNEL_COLORS = {
+    "dense": "tab:blue", "masked-dense": "tab:gray", "sparse-tc": "tab:red", "nm-whatif": "tab:pink",
+    "csr-spmm": "tab:orange", "bitmap-tc": "tab:green", "bsr-tc": "tab:purple",
+}
+
+
+def roofline_figure(hw, df=None, dtype: str = "bf16"):
+    """Log-log roofline of ``hw`` for ``dtype``: HBM (and L2 where known) slopes, dense and
+    sparse compute ceilings, and the rows of a GEMM DataFrame as points (effective FLOP/s of
+    dense-equivalent work against FLOP per byte)."""
+    hw = load_hw(hw)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    x = np.logspace(-1, 4.5, 400)
+    bw = hw.memory_bandwidth_bytes_per_s
+    ceilings = []
+    dense_peak = hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s(dtype)
+    if dense_peak:
+        ceilings.append((dense_peak, f"{dtype} dense peak {dense_peak / 1e12:.4g} TFLOP/s", "-"))
+    sparse_peak = hw.matrix_peak_flop_per_s(dtype, sparse=True)
+    if sparse_peak:
+        ceilings.append((sparse_peak, f"{dtype} {hw.sparse_pattern(dtype)} sparse peak "
+                         f"{sparse_peak / 1e12:.4g} TFLOP/s (dense-equivalent)", "--"))
+    vector_peak = hw.vector_peak_flop_per_s("fp32")
+    if vector_peak and vector_peak != dense_peak:
+        ceilings.append((vector_peak, f"fp32 vector peak {vector_peak / 1e12:.3g} TFLOP/s", ":"))
+    top = max(c[0] for c in ceilings)
+    slope = x[x <= top / bw]
+    ax.plot(slope, slope * bw, color="black", lw=1.5,
+            label=f"{hw.memory.type} {hw.memory.bandwidth_GBps / 1000:.3g} TB/s")
+    if hw.l2_bandwidth_bytes_per_s:
+        l2 = hw.l2_bandwidth_bytes_per_s
+        l2_slope = x[x <= top / l2]
+        ax.plot(l2_slope, l2_slope * l2, color="gray", lw=1, ls="-.",
+                label=f"L2 {l2 / 1e12:.3g} TB/s")
+    for (peak, label, style), color in zip(ceilings, ("tab:blue", "tab:red", "tab:olive")):
+        ridge = x[x >= peak / bw]
+        ax.plot(ridge, np.full_like(ridge, peak), color=color, lw=1.5, ls=style,
+                label=f"{label}; ridge {peak / bw:.0f} FLOP/B")
+    if df is not None and len(df):
+        for kernel, group in df.groupby("kernel", observed=True):
+            ax.scatter(group["arithmetic_intensity_flop_per_byte"], group["flop_per_s"], s=28, zorder=3,
+                       color=KERNEL_COLORS.get(kernel, "tab:brown"), label=f"{kernel} (model)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte, dense-equivalent work)")
+    ax.set_ylabel("FLOP/s (dense-equivalent)")
+    ax.set_title(f"Roofline: {hw.name}")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

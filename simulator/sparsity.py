@@ -1,0 +1,293 @@
+"""Sparsity formats: how dense a weight is, how it is stored, and which kernel family runs it.
+
+STYLE.md's three-part split, one class per format:
+- *density* (workload): the fraction of weights kept, ``density`` in (0, 1];
+- *storage* (format): the bytes of values and of metadata (indices, bitmaps, 2:4 selectors);
+- *kernel* (hardware): the family that executes it, named in ``kernel`` and costed in gemm.py.
+
+Formats are parsed from the CLI's strings with ``parse_sparsity``:
+``dense``, ``2:4``, ``N:M``, ``unstructured:0.9[:csr|bitmap|masked]``, ``block:32:0.9``,
+``structured:0.36[:n|k]``. Numeric parameters may be numpy arrays (for sweeps); they broadcast
+against the GEMM shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from simulator.dtypes import BYTES_PER_ELEMENT, SCALE_BYTES_PER_ELEMENT
+from simulator.errors import SimulatorError
+
+INDEX_BYTES = 4.0  # int32 column indices and row pointers (cuSPARSE / torch CSR and BSR default)
+
+
+def _dense_weight_bytes(n, k, dtype: str):
+    return n * k * (BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0))
+
+
+@dataclass(frozen=True)
+class SparsityFormat:
+    """Base class. Subclasses set ``family`` and implement the storage count."""
+
+    family: ClassVar[str] = ""
+
+    @property
+    def density(self):
+        return 1.0
+
+    @property
+    def kernel(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def weight_bytes(self, n, k, dtype: str, density):
+        """(value bytes, metadata bytes) of an N x K weight stored in this format.
+
+        ``density`` is this format's density already broadcast against ``n`` and ``k``
+        (gemm.py does the broadcasting once for every per-row quantity).
+        """
+        raise NotImplementedError
+
+    def effective_shape(self, n, k, density):
+        """The dense GEMM dims a kernel sees (only structured pruning changes them)."""
+        return n, k
+
+
+@dataclass(frozen=True)
+class Dense(SparsityFormat):
+    family: ClassVar[str] = "dense"
+
+    @property
+    def kernel(self) -> str:
+        return "dense"
+
+    @property
+    def label(self) -> str:
+        return "dense"
+
+    def weight_bytes(self, n, k, dtype, density):
+        return _dense_weight_bytes(n, k, dtype), np.zeros_like(np.asarray(n * k, dtype=float))
+
+
+@dataclass(frozen=True)
+class NM(SparsityFormat):
+    """N:M semi-structured: N non-zeros kept in every group of M consecutive K elements.
+
+    Storage follows the PTX sparse-operand format (ISA 9.1 §9.7.14.6.1): the N kept values plus
+    ``ceil(log2 M)`` bits of position per kept value. For 2:4 that is 2 x 2 = 4 bits per group
+    of 4, so fp16 stores 50% + 6.25% = 56.25% of dense bytes and int8/fp8 50% + 12.5% = 62.5%.
+    4:8 pair-wise (int4/fp4) keeps 2 of 4 pairs with 2 x 2 bits per 8 elements.
+    """
+
+    family: ClassVar[str] = "nm"
+    n: int = 2
+    m: int = 4
+    pairwise: bool = False
+
+    def __post_init__(self):
+        if not (isinstance(self.n, int) and isinstance(self.m, int)) or self.m < 2 or not (
+            1 <= self.n < self.m
+        ):
+            raise SimulatorError(
+                f"sparsity: N:M needs whole numbers 1 <= N < M with M >= 2, got {self.n}:{self.m}"
+            )
+        if self.pairwise and (self.n % 2 or self.m % 2):
+            raise SimulatorError(f"sparsity: pair-wise N:M needs even N and M, got {self.n}:{self.m}")
+
+    @property
+    def density(self):
+        return self.n / self.m
+
+    @property
+    def kernel(self) -> str:
+        return "sparse-tc"  # gemm.py downgrades to "nm-whatif" where the hardware lacks the pattern
+
+    @property
+    def label(self) -> str:
+        return f"{self.n}:{self.m}" + ("-pairwise" if self.pairwise else "")
+
+    @property
+    def metadata_bits_per_group(self) -> int:
+        if self.pairwise:  # positions of kept pairs among M/2 pairs
+            return (self.n // 2) * math.ceil(math.log2(self.m // 2))
+        return self.n * math.ceil(math.log2(self.m))
+
+    def weight_bytes(self, n, k, dtype, density):
+        values = _dense_weight_bytes(n, k, dtype) * density
+        metadata = n * k / self.m * self.metadata_bits_per_group / 8.0
+        return values, metadata
+
+
+UNSTRUCTURED_STORAGES = ("csr", "bitmap", "masked")
+
+
+@dataclass(frozen=True)
+class Unstructured(SparsityFormat):
+    """Unstructured sparsity ``sparsity`` (fraction of zeros) stored one of three ways.
+
+    - ``masked``: zeros stored in a dense tensor; a dense kernel runs it (nothing skipped).
+    - ``csr``: values + int32 column index per non-zero + int32 row pointers (cuSPARSE, torch).
+    - ``bitmap``: values + one bit per element (SpInfer-style; Flash-LLM's tiled CSL is similar),
+      loaded compressed and expanded to dense tiles for the tensor cores.
+    """
+
+    family: ClassVar[str] = "unstructured"
+    sparsity: object = 0.5
+    storage: str = "csr"
+
+    def __post_init__(self):
+        s = np.asarray(self.sparsity, dtype=float)
+        if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s >= 1):
+            raise SimulatorError(
+                f"sparsity: unstructured sparsity must lie in [0, 1), got {self.sparsity}"
+            )
+        if self.storage not in UNSTRUCTURED_STORAGES:
+            raise SimulatorError(
+                f"sparsity: unstructured storage {self.storage!r} unknown; "
+                f"allowed: {', '.join(UNSTRUCTURED_STORAGES)}"
+            )
+
+    @property
+    def density(self):
+        return 1.0 - np.asarray(self.sparsity, dtype=float)
+
+    @property
+    def kernel(self) -> str:
+        return {"csr": "csr-spmm", "bitmap": "bitmap-tc", "masked": "masked-dense"}[self.storage]
+
+    @property
+    def label(self) -> str:
+        return f"unstructured-{self.storage}"
+
+    def weight_bytes(self, n, k, dtype, density):
+        dense = _dense_weight_bytes(n, k, dtype)
+        if self.storage == "masked":
+            return dense, np.zeros_like(np.asarray(dense, dtype=float))
+        nnz = n * k * density
+        values = dense * density
+        if self.storage == "csr":
+            return values, nnz * INDEX_BYTES + (n + 1) * INDEX_BYTES
+        return values, n * k / 8.0
+
+
+@dataclass(frozen=True)
+class Block(SparsityFormat):
+    """Block-sparse (BSR): b x b blocks, a fraction ``sparsity`` of them zero and not stored."""
+
+    family: ClassVar[str] = "block"
+    block: int = 32
+    sparsity: object = 0.5
+
+    def __post_init__(self):
+        if not isinstance(self.block, (int, np.integer)) or self.block < 1:
+            raise SimulatorError(f"sparsity: block size must be a whole number >= 1, got {self.block}")
+        s = np.asarray(self.sparsity, dtype=float)
+        if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s >= 1):
+            raise SimulatorError(f"sparsity: block sparsity must lie in [0, 1), got {self.sparsity}")
+
+    @property
+    def density(self):
+        return 1.0 - np.asarray(self.sparsity, dtype=float)
+
+    @property
+    def kernel(self) -> str:
+        return "bsr-tc"
+
+    @property
+    def label(self) -> str:
+        return f"block{self.block}"
+
+    def weight_bytes(self, n, k, dtype, density):
+        values = _dense_weight_bytes(n, k, dtype) * density
+        blocks = n * k / self.block**2 * density
+        return values, blocks * INDEX_BYTES + (n / self.block + 1) * INDEX_BYTES
+
+
+@dataclass(frozen=True)
+class Structured(SparsityFormat):
+    """Structured pruning: a fraction of output channels (axis n) or input channels (axis k) is
+    removed, leaving a smaller dense GEMM. Kept dims are rounded to whole channels."""
+
+    family: ClassVar[str] = "structured"
+    fraction: object = 0.25
+    axis: str = "n"
+
+    def __post_init__(self):
+        f = np.asarray(self.fraction, dtype=float)
+        if not np.all(np.isfinite(f)) or np.any(f < 0) or np.any(f >= 1):
+            raise SimulatorError(f"sparsity: structured fraction must lie in [0, 1), got {self.fraction}")
+        if self.axis not in ("n", "k"):
+            raise SimulatorError(f"sparsity: structured axis must be 'n' or 'k', got {self.axis!r}")
+
+    @property
+    def density(self):
+        return 1.0 - np.asarray(self.fraction, dtype=float)
+
+    @property
+    def kernel(self) -> str:
+        return "dense"
+
+    @property
+    def label(self) -> str:
+        return f"structured-{self.axis}"
+
+    def effective_shape(self, n, k, density):
+        kept = lambda dim: np.maximum(1, np.round(dim * density))  # noqa: E731
+        return (kept(n), k) if self.axis == "n" else (n, kept(k))
+
+    def weight_bytes(self, n, k, dtype, density):
+        n_eff, k_eff = self.effective_shape(n, k, density)
+        return _dense_weight_bytes(n_eff, k_eff, dtype), np.zeros_like(np.asarray(n_eff * k_eff, dtype=float))
+
+
+FORMATS: dict[str, type[SparsityFormat]] = {
+    cls.family: cls for cls in (Dense, NM, Unstructured, Block, Structured)
+}
+
+SPEC_HELP = "dense, 2:4, N:M, unstructured:S[:csr|bitmap|masked], block:B:S, structured:F[:n|k]"
+
+
+def _fraction(text: str, what: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SimulatorError(f"sparsity {spec!r}: {what} {text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise SimulatorError(f"sparsity {spec!r}: {what} must lie in [0, 1), got {value}")
+    return value
+
+
+def parse_sparsity(spec: "str | SparsityFormat") -> SparsityFormat:
+    """Parse a sparsity string (see module docstring) into a format object."""
+    if isinstance(spec, SparsityFormat):
+        return spec
+    text = str(spec).strip().lower()
+    parts = text.split(":")
+    try:
+        if text == "dense":
+            return Dense()
+        if parts[0] == "unstructured" and len(parts) in (2, 3):
+            storage = parts[2] if len(parts) == 3 else "csr"
+            return Unstructured(sparsity=_fraction(parts[1], "sparsity", spec), storage=storage)
+        if parts[0] == "block" and len(parts) == 3:
+            if not parts[1].isdigit() or int(parts[1]) < 1:
+                raise SimulatorError(f"sparsity {spec!r}: block size {parts[1]!r} must be a whole number >= 1")
+            return Block(block=int(parts[1]), sparsity=_fraction(parts[2], "sparsity", spec))
+        if parts[0] == "structured" and len(parts) in (2, 3):
+            axis = parts[2] if len(parts) == 3 else "n"
+            return Structured(fraction=_fraction(parts[1], "fraction", spec), axis=axis)
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].removesuffix("-pairwise").isdigit():
+            pairwise = parts[1].endswith("-pairwise")
+            return NM(n=int(parts[0]), m=int(parts[1].removesuffix("-pairwise")), pairwise=pairwise)
+    except SimulatorError as err:
+        if str(err).startswith("sparsity "):
+            raise
+        raise SimulatorError(f"sparsity {spec!r}: {str(err).removeprefix('sparsity: ')}") from None
+    raise SimulatorError(f"sparsity {spec!r} not understood; allowed forms: {SPEC_HELP}")

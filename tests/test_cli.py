@@ -1,0 +1,116 @@
+"""The sparsim command: human output, JSON, sweeps, plots, and one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simulator.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_gemm_explains_the_estimate(capsys):
+    code, out, err = run(capsys, "gemm", "--hw", "h100", "-m", "16", "-n", "8192", "-k", "8192",
+                         "--dtype", "bf16", "--sparsity", "2:4")
+    assert code == 0 and err == ""
+    for word in ("sparse-tc", "intensity", "ridge point", "tiles", "wave", "memory-bound", "vs dense", "metadata"):
+        assert word in out, word
+
+
+def test_gemm_json_single_object(capsys):
+    code, out, _ = run(capsys, "gemm", "--hw", "a100", "-m", "3072", "-n", "3072", "-k", "10240",
+                       "--dtype", "fp16", "--json")
+    assert code == 0
+    record = json.loads(out)
+    assert isinstance(record, dict)
+    for key in ("time_s", "compute_time_s", "memory_time_s", "overhead_s", "flops", "bytes",
+                "arithmetic_intensity_flop_per_byte", "bound", "kernel"):
+        assert key in record
+    assert record["flops"] == 2 * 3072 * 3072 * 10240
+
+
+def test_gemm_json_sweep_is_a_list(capsys):
+    code, out, _ = run(capsys, "gemm", "-m", "1:64:x4", "-n", "4096,8192", "-k", "4096",
+                       "--sparsity", "unstructured:0.9:bitmap", "--json")
+    records = json.loads(out)
+    assert code == 0 and isinstance(records, list) and len(records) == 3 * 2
+    assert all(r["speedup_vs_dense"] > 0 for r in records)
+
+
+def test_gemm_sweep_table(capsys):
+    code, out, _ = run(capsys, "gemm", "-m", "1,4096", "-n", "8192", "-k", "8192", "--sparsity", "block:32:0.9")
+    assert code == 0 and "bsr-tc" in out and "vs_dense" in out
+
+
+def test_hw_list_and_show(capsys):
+    code, out, _ = run(capsys, "hw", "list")
+    assert code == 0
+    for device in ("a100-sxm4-40gb", "h200-sxm-141gb", "b200-sxm-180gb", "tegra-k1", "i7-5930k"):
+        assert device in out
+    code, out, _ = run(capsys, "hw", "show", "h200")
+    assert code == 0 and "h200-sxm-141gb" in out and "source" in out
+    code, out, _ = run(capsys, "hw", "show", "b200", "--json")
+    assert json.loads(out)["id"] == "b200-sxm-180gb"
+
+
+def test_roofline_writes_png(capsys, tmp_path):
+    path = tmp_path / "roof.png"
+    code, out, _ = run(capsys, "roofline", "--hw", "h100", "-m", "1,64,4096", "-n", "8192", "-k", "8192",
+                       "--sparsity", "2:4", "--out", str(path))
+    assert code == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
+    path = tmp_path / "my-gpu.yaml"
+    path.write_text(spec_text.replace("bandwidth_GBps: 3352", "bandwidth_GBps: 6704"))
+    code, out, _ = run(capsys, "gemm", "--hw", str(path), "-m", "1", "-n", "8192", "-k", "8192", "--json")
+    fast = json.loads(out)["memory_time_s"]
+    code, out, _ = run(capsys, "gemm", "--hw", "h100", "-m", "1", "-n", "8192", "-k", "8192", "--json")
+    assert fast == pytest.approx(json.loads(out)["memory_time_s"] / 2)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["gemm", "--hw", "h300", "-m", "1", "-n", "1", "-k", "1"], "unknown device 'h300'"),
+    (["gemm", "-m", "0", "-n", "1", "-k", "1"], "argument -m: must be a whole number >= 1, got 0"),
+    (["gemm", "-m", "x", "-n", "1", "-k", "1"], "argument -m"),
+    (["gemm", "-m", "1", "-n", "8", "-k", "8", "--sparsity", "unstructured:1.5"], "[0, 1)"),
+    (["gemm", "-m", "1", "-n", "8", "-k", "8", "--sparsity", "4:2"], "1 <= N < M"),
+    (["gemm", "-m", "1", "-n", "8", "-k", "8", "--dtype", "fp32", "--sparsity", "2:4"], "no sparse tensor-core mode"),
+    (["gemm", "-m", "1", "-n", "8", "-k", "6", "--sparsity", "2:4"], "multiple of 4"),
+    (["gemm", "-m", "1", "-n", "8", "-k", "8", "--dtype", "fp7"], "unknown dtype"),
+    (["gemm", "--hw", "missing.yaml", "-m", "1", "-n", "8", "-k", "8"], "does not exist"),
+    (["hw", "show", "h300"], "unknown device"),
+    (["frobnicate"], "invalid choice"),
+    (["gemm", "-n", "8", "-k", "8"], "required: -m"),
+])
+def test_bad_input_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert needle in err
+    assert err.count("\n") == 1 and err.startswith("sparsim: error: ")
+
+
+def test_bad_spec_file_via_cli(capsys, tmp_path, spec_text):
+    path = tmp_path / "broken.yaml"
+    path.write_text(spec_text.replace("capacity_GB: 80", "capacity_GB: -80"))
+    code, out, err = run(capsys, "hw", "show", str(path))
+    assert code == 2 and "broken.yaml" in err and "memory.capacity_GB" in err and err.count("\n") == 1
+
+
+def test_tour_runs_and_quotes_the_course(capsys, tmp_path):
+    code, out, _ = run(capsys, "tour", "--plots", str(tmp_path))
+    assert code == 0
+    assert "42 ms" in out and "does not fit" in out and "56.3%" in out
+    assert (tmp_path / "roofline-h100-2to4.png").exists()
+
+
+def test_console_script_entry_point():
+    result = subprocess.run([sys.executable, "-m", "simulator.cli", "gemm", "-m", "0", "-n", "1", "-k", "1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,193 @@
+"""Hand-derived numbers for the GEMM cost model (derivations in the comments), the course's
+checks, and agreement between the vectorized path and a scalar loop."""
+
+import numpy as np
+import pytest
+
+from simulator.errors import SimulatorError
+from simulator.gemm import crossover_sparsity, estimate_gemm
+from simulator.hardware import load_hw
+from simulator.workloads import anchor_table, load_layerset
+
+
+def test_flop_is_two_per_mac():
+    # 2 x 3 x 5 GEMM = 30 multiply-accumulates = 60 FLOP
+    row = estimate_gemm("h100", 2, 3, 5, "bf16").iloc[0]
+    assert row.flops == 60 and row.flops_executed == 60
+
+
+def test_dense_bytes_by_hand():
+    # M=16, N=4096, K=8192, bf16: W 4096*8192*2 = 67,108,864 B; x 16*8192*2 = 262,144 B;
+    # y 16*4096*2 = 131,072 B; total 67,502,080 B.
+    row = estimate_gemm("h100", 16, 4096, 8192, "bf16").iloc[0]
+    assert (row.bytes_weight, row.bytes_act_in, row.bytes_act_out) == (67_108_864, 262_144, 131_072)
+    assert row.bytes == 67_502_080
+    assert row.bytes_metadata == 0
+
+
+@pytest.mark.parametrize("dtype, pattern, device, fraction", [
+    # fp16 2:4: per group of 4 (64 bits dense) keep 2 x 16 bits + 2 x 2 bits index = 36 bits: 56.25%
+    ("fp16", "2:4", "a100", 0.5625),
+    ("bf16", "2:4", "h100", 0.5625),
+    # int8/fp8 2:4: 2 x 8 + 4 = 20 of 32 bits: 62.5%
+    ("int8", "2:4", "h100", 0.625),
+    ("fp8", "2:4", "h100", 0.625),
+    # tf32 1:2 (stored as fp32): 32 + 4 bits of metadata per pair... PTX: 4 bits per 2 elements = 36 of 64
+    ("tf32", "1:2", "a100", 0.5625),
+    # int4 4:8 pair-wise: keep 4 x 4 bits + 2 x 2 bits pair index = 20 of 32 bits: 62.5%
+    ("int4", "4:8-pairwise", "a100", 0.625),
+])
+def test_semi_structured_weight_bytes(dtype, pattern, device, fraction):
+    dense = estimate_gemm(device, 1, 4096, 4096, dtype, "dense").iloc[0]
+    sparse = estimate_gemm(device, 1, 4096, 4096, dtype, pattern).iloc[0]
+    assert sparse.kernel == "sparse-tc"
+    assert (sparse.bytes_weight + sparse.bytes_metadata) / dense.bytes_weight == pytest.approx(fraction)
+
+
+def test_course_c1_llama70b_decode_floor_on_h100():
+    # Course part C.1: 140 GB of fp16 weights / 3.35 TB/s ~ 42 ms per token, 24 tok/s.
+    # By hand with the exact LLaMA-2-70B GEMM shapes: 68,713,185,280 GEMM params x 2 B
+    # = 137.43 GB (+ ~27 MB of activations at M=1) / 3.352e12 B/s = 41.0 ms.
+    layers = load_layerset("llama-2-70b").table()
+    df = estimate_gemm("h100", 1, layers.n.to_numpy(), layers.k.to_numpy(), "fp16")
+    floor = float((df.memory_floor_s * layers["count"]).sum())
+    assert floor == pytest.approx(137.43e9 / 3.352e12, rel=0.005)
+    assert 40e-3 < floor < 42.5e-3
+    assert set(df.bound) == {"memory"}
+    time = float((df.time_s * layers["count"]).sum())
+    assert time > floor  # achievable bandwidth and launches only add
+
+
+def test_layerset_parameter_count_matches_published_total():
+    # LLaMA-2-70B: 68,976,648,192 parameters (GEMMs + embedding + norms, "68.98B")
+    assert load_layerset("llama-2-70b").parameters == 68_976_648_192
+
+
+@pytest.mark.parametrize("storage", ["masked", "csr"])
+def test_fifty_percent_unstructured_is_not_faster_on_a100(storage):
+    # Course: 50% unstructured sparsity buys nothing on a GPU. 4096x4096 fp16 decode (M=1):
+    # masked stores the zeros (same bytes, same kernel); CSR stores 2 B value + 4 B index per
+    # non-zero = 3 B per dense element > 2 B dense, on CUDA cores.
+    dense = estimate_gemm("a100", 1, 4096, 4096, "fp16").iloc[0]
+    sparse = estimate_gemm("a100", 1, 4096, 4096, "fp16", f"unstructured:0.5:{storage}").iloc[0]
+    assert sparse.time_s >= dense.time_s
+
+
+def test_csr_bytes_by_hand():
+    # 50% of 4096 x 4096: nnz = 8,388,608; values 2 B each = 16,777,216 B;
+    # col indices 4 B each = 33,554,432 B; row pointers 4097 x 4 = 16,388 B.
+    row = estimate_gemm("a100", 1, 4096, 4096, "fp16", "unstructured:0.5:csr").iloc[0]
+    assert row.bytes_weight == 16_777_216
+    assert row.bytes_metadata == 33_554_432 + 16_388
+
+
+def test_crossover_ordering():
+    # The compressed-load kernel (fewer bytes, tensor cores) breaks even long before CSR;
+    # masked dense never does.
+    bitmap = crossover_sparsity("a100", 1, 4096, 4096, "fp16", "bitmap").iloc[0]
+    csr = crossover_sparsity("a100", 1, 4096, 4096, "fp16", "csr").iloc[0]
+    masked = crossover_sparsity("a100", 1, 4096, 4096, "fp16", "masked").iloc[0]
+    assert bitmap.beats_dense and csr.beats_dense and not masked.beats_dense
+    assert np.isnan(masked.crossover_sparsity)
+    # bitmap bytes 2(1-s) + 1/8 < 2 once s > 1/16; CSR 6(1-s) < 2 needs s > 2/3
+    assert 1 / 16 <= bitmap.crossover_sparsity < 0.5
+    assert 2 / 3 <= csr.crossover_sparsity < 0.95
+
+
+def test_structured_is_dense_of_reduced_shape():
+    pruned = estimate_gemm("h100", 512, 14336, 4096, "bf16", "structured:0.357").iloc[0]
+    # round(14336 * 0.643) = 9218 output channels kept
+    assert pruned.n_eff == 9218 and pruned.k_eff == 4096
+    direct = estimate_gemm("h100", 512, 9218, 4096, "bf16").iloc[0]
+    assert pruned.time_s == pytest.approx(direct.time_s)
+    assert pruned.flops == 2 * 512 * 14336 * 4096  # the work the unpruned layer represents
+
+
+def _single_tile(device, tile):
+    spec = load_hw(device)
+    return spec.model_copy(update={"tiling": spec.tiling.model_copy(update={"tile_candidates": [tile]})})
+
+
+def test_wave_quantization_cliff_by_hand():
+    # One tile shape 128x128 on H100's 132 SMs, M=1024 (8 tile rows):
+    # N=4224 -> 33 tile columns -> 264 tiles = exactly 2 waves;
+    # N=4352 -> 34 columns -> 272 tiles = 3 waves: +3% of N costs +50% of compute time.
+    spec = _single_tile("h100", (128, 128))
+    df = estimate_gemm(spec, 1024, [4224, 4352], 8192, "bf16")
+    assert list(df.tiles) == [264, 272] and list(df.waves) == [2, 3]
+    assert df.compute_time_s[1] / df.compute_time_s[0] == pytest.approx(1.5)
+
+
+def test_split_k_fills_the_machine_for_skinny_shapes():
+    # 128x128 tiles, M=16, N=1024: 8 tiles on 132 SMs -> split-K floor(132/8) = 16 (the cap)
+    spec = _single_tile("h100", (128, 128))
+    row = estimate_gemm(spec, 16, 1024, 8192, "bf16").iloc[0]
+    assert row.tiles == 8 and row.split_k == 16 and row.waves == 1
+
+
+def test_vectorized_equals_scalar_loop():
+    m = np.array([1, 7, 64, 300, 4096])
+    n = np.array([4096, 1000, 28672, 512, 8192])
+    k = np.array([4096, 4096, 8192, 2048, 1024])
+    for sparsity in ("dense", "2:4", "unstructured:0.7:csr", "unstructured:0.7:bitmap", "block:32:0.8"):
+        vector = estimate_gemm("a100", m, n, k, "fp16", sparsity)
+        for i in range(len(m)):
+            scalar = estimate_gemm("a100", int(m[i]), int(n[i]), int(k[i]), "fp16", sparsity).iloc[0]
+            assert vector.time_s[i] == scalar.time_s, (sparsity, i)
+            assert vector.bytes[i] == scalar.bytes, (sparsity, i)
+
+
+def test_sweep_broadcasts_sparsity_arrays():
+    from simulator.sparsity import Unstructured
+
+    grid = np.array([0.0, 0.5, 0.9])
+    df = estimate_gemm("a100", 1, 4096, 4096, "fp16", Unstructured(sparsity=grid, storage="bitmap"))
+    assert list(df.density) == [1.0, 0.5, pytest.approx(0.1)]
+    assert df.bytes.is_monotonic_decreasing
+
+
+def test_published_gemm_anchors_within_tolerance():
+    # Rows 1-2 of shared/reference/published-anchors.csv, before any calibration:
+    # aim within 15% (issue 2); the dense row must hold 15%, 2:4 is allowed 20% and the
+    # docs say by how much it misses.
+    table = anchor_table().set_index("sparsity")
+    assert abs(table.loc["dense", "error"]) < 0.15
+    assert abs(table.loc["2:4", "error"]) < 0.20
+
+
+def test_cpu_device_gemv_is_memory_bound():
+    # i7-5930K fp32 GEMV 4096x4096: 67 MB of weights over ~68 GB/s DRAM, ~1 ms; compute 34 MFLOP.
+    row = estimate_gemm("i7-5930k", 1, 4096, 4096, "fp32").iloc[0]
+    assert row.bound == "memory"
+    assert 0.8e-3 < row.time_s < 2.0e-3
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: estimate_gemm("h100", 0, 1, 1), "m: must be a whole number >= 1, got 0"),
+    (lambda: estimate_gemm("h100", 1, 2.5, 1), "n: must be a whole number >= 1"),
+    (lambda: estimate_gemm("h100", 1, 1, 1, "fp12"), "unknown dtype 'fp12'"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "unstructured:1.0"), "[0, 1)"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "unstructured:-0.1"), "[0, 1)"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "4:4"), "1 <= N < M"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "5:4"), "1 <= N < M"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "fp32", "2:4"), "no sparse tensor-core mode for fp32"),
+    (lambda: estimate_gemm("h100", 1, 8, 10, "bf16", "2:4"), "multiple of 4, got 10"),
+    (lambda: estimate_gemm("a100", 1, 8, 8, "fp8"), "cannot multiply fp8"),
+    (lambda: estimate_gemm("i7-5930k", 1, 8, 8, "fp32", "2:4"), "no sparse tensor-core mode"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "block:0:0.5"), "block size"),
+    (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "sparse!"), "not understood"),
+    (lambda: estimate_gemm("h300", 1, 8, 8), "unknown device"),
+])
+def test_bad_input_is_one_clear_line(call, message):
+    with pytest.raises(SimulatorError) as info:
+        call()
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_whatif_nm_is_labelled_and_bounded():
+    # 1:4 on H100 is not a hardware pattern: priced as a what-if tensor core at 4x dense math,
+    # with 1 x 2 bits of metadata per group of 4 (fp16: 25% values + 3.125% metadata).
+    row = estimate_gemm("h100", 4096, 4096, 4096, "fp16", "1:4").iloc[0]
+    assert row.kernel == "nm-whatif"
+    assert (row.bytes_weight + row.bytes_metadata) / (4096 * 4096 * 2) == pytest.approx(0.28125)

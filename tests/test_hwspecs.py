@@ -1,0 +1,134 @@
+"""Every shipped spec loads and validates; malformed specs fail with one line naming file and field."""
+
+import pytest
+
+from simulator.errors import SimulatorError
+from simulator.hardware import hwspecs_dir, list_hw, load_hw
+
+EXPECTED_IDS = {
+    "a100-sxm4-40gb", "a100-sxm4-80gb", "a100-pcie-80gb", "h100-sxm5-80gb", "h100-pcie-80gb",
+    "h200-sxm-141gb", "b200-sxm-180gb", "rtx-4090", "l40s", "i7-5930k", "titan-x-maxwell", "tegra-k1",
+}
+
+
+def test_every_issue_device_is_shipped_and_valid():
+    ids = {spec.id for spec in list_hw()}
+    assert EXPECTED_IDS <= ids
+
+
+@pytest.mark.parametrize("alias, device", [
+    ("a100", "a100-sxm4-80gb"), ("h100", "h100-sxm5-80gb"), ("h200", "h200-sxm-141gb"),
+    ("b200", "b200-sxm-180gb"), ("H100", "h100-sxm5-80gb"),
+])
+def test_aliases_resolve(alias, device):
+    assert load_hw(alias).id == device
+
+
+def test_aliases_are_unique():
+    seen = {}
+    for spec in list_hw():
+        for name in [spec.id, *spec.aliases]:
+            assert name not in seen, f"{name} names both {seen[name]} and {spec.id}"
+            seen[name] = spec.id
+
+
+def test_si_conversion_h100():
+    h100 = load_hw("h100")
+    assert h100.memory_bandwidth_bytes_per_s == pytest.approx(3.352e12)
+    assert h100.l2_size_bytes == 50 * 2**20  # deviceQuery: 52,428,800 B
+    assert h100.matrix_peak_flop_per_s("bf16") == pytest.approx(989.4e12)
+    assert h100.matrix_peak_flop_per_s("bf16", sparse=True) == pytest.approx(1978.9e12)
+    assert h100.matrix_peak_flop_per_s("int4") is None  # Hopper lists no INT4 tensor rate
+
+
+@pytest.mark.parametrize("device, flop_per_clk_per_sm", [
+    # A100: 4 tensor cores x 256 FP16 FMA/clk x 2 FLOP = 2048 FLOP/clk/SM; 108 x 2048 x 1.41 GHz = 312 TF
+    ("a100-sxm4-80gb", 2048),
+    # H100 SXM: 4096 FLOP/clk/SM at the 1830 MHz tensor clock; 132 x 4096 x 1.83 GHz = 989.4 TF
+    ("h100-sxm5-80gb", 4096),
+])
+def test_dense_fp16_peak_matches_sm_arithmetic(device, flop_per_clk_per_sm):
+    spec = load_hw(device)
+    derived = spec.units * flop_per_clk_per_sm * spec.clock_hz
+    assert spec.matrix_peak_flop_per_s("fp16") == pytest.approx(derived, rel=0.005)
+
+
+def test_sparse_peaks_are_twice_dense_where_listed():
+    for spec in list_hw():
+        if spec.matrix is None:
+            continue
+        for dtype, peak in spec.matrix.peaks.items():
+            if peak.sparse_TFLOPS is not None:
+                assert peak.sparse_TFLOPS == pytest.approx(2 * peak.dense_TFLOPS, rel=0.01), (spec.id, dtype)
+
+
+def _write(tmp_path, text, name="my-gpu.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _load_error(tmp_path, text) -> str:
+    with pytest.raises(SimulatorError) as info:
+        load_hw(str(_write(tmp_path, text)))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_user_spec_file_loads(tmp_path, spec_text):
+    spec = load_hw(str(_write(tmp_path, spec_text)))
+    assert spec.id == "h100-sxm5-80gb"
+
+
+def test_negative_bandwidth_names_file_and_field(tmp_path, spec_text):
+    message = _load_error(tmp_path, spec_text.replace("bandwidth_GBps: 3352", "bandwidth_GBps: -5"))
+    assert "my-gpu.yaml" in message and "memory.bandwidth_GBps" in message and "-5" in message
+
+
+def test_sparse_peak_for_unsupported_dtype_is_rejected(tmp_path, spec_text):
+    text = spec_text.replace("fp64: {dense_TFLOPS: 66.9}",
+                             'fp64: {dense_TFLOPS: 66.9, sparse_TFLOPS: 133.8, sparse_pattern: "2:4"}')
+    message = _load_error(tmp_path, text)
+    assert "matrix.peaks.fp64.sparse_TFLOPS" in message and "hopper" in message
+
+
+def test_missing_source_is_rejected(tmp_path, spec_text):
+    text = spec_text.replace('  source: "[H100-DS]: up to 700 W (configurable)"\n', "")
+    message = _load_error(tmp_path, text)
+    assert "power.source" in message
+
+
+def test_unknown_key_lists_recognized_keys(tmp_path, spec_text):
+    message = _load_error(tmp_path, spec_text.replace("capacity_GB: 80", "capacity_GB: 80\n  capcity_GB: 81"))
+    assert "memory.capcity_GB" in message and "recognized keys" in message and "capacity_GB" in message
+
+
+def test_source_citing_undefined_reference_is_rejected(tmp_path, spec_text):
+    message = _load_error(tmp_path, spec_text.replace("[H100-DS]: up to 700 W", "[NOPE-DS]: up to 700 W"))
+    assert "[NOPE-DS]" in message
+
+
+def test_efficiency_outside_unit_interval_is_rejected(tmp_path, spec_text):
+    message = _load_error(tmp_path, spec_text.replace("hbm: {value: 0.85", "hbm: {value: 1.3"))
+    assert "efficiency" in message and "(0, 1]" in message
+
+
+def test_not_yaml_names_line(tmp_path):
+    message = _load_error(tmp_path, "id: [unclosed\n")
+    assert "my-gpu.yaml" in message and "YAML" in message
+
+
+def test_unknown_device_lists_known():
+    with pytest.raises(SimulatorError, match="unknown device 'h300'.*h100-sxm5-80gb"):
+        load_hw("h300")
+
+
+def test_missing_spec_file():
+    with pytest.raises(SimulatorError, match="does not exist"):
+        load_hw("nowhere/gpu.yaml")
+
+
+def test_every_spec_id_matches_its_file_name():
+    for path in sorted(hwspecs_dir().glob("*.yaml")):
+        assert load_hw(str(path)).id == path.stem
