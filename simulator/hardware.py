@@ -5,7 +5,8 @@ and carry a ``source`` next to every group of numbers. This module converts them
 everything the cost models read is in seconds, bytes, FLOP and their rates.
 
 Conventions (also stated at the top of every spec file):
-- GB, GBps and TFLOPS are decimal (1e9, 1e9 B/s, 1e12 FLOP/s); MiB is binary (2**20 B).
+- GBps and TFLOPS are decimal (1e9 B/s, 1e12 FLOP/s); MiB and GiB are binary (2**20, 2**30 B).
+  Memory capacity is binary because memory parts are: nvidia-smi reports an A100 80GB as 81,920 MiB.
 - Matrix (tensor-core) peaks are per dtype, dense; ``sparse_TFLOPS`` is the 2:4 (or 1:2 / 4:8
   pair-wise) peak counted in dense-equivalent FLOP, as NVIDIA quotes it.
 - FLOP = 2 x MAC for every dtype, integers included.
@@ -43,7 +44,7 @@ SPARSE_PATTERNS: dict[str, dict[str, str]] = {
                   "fp4": "4:8-pairwise"},
 }
 
-_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.+-]*)\]")
+_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]")
 
 
 class _Strict(BaseModel):
@@ -103,7 +104,7 @@ class VectorSpec(_Strict):
 
 class MemorySpec(_Strict):
     type: str = Field(min_length=1)
-    capacity_GB: float = Field(gt=0)
+    capacity_GiB: float = Field(gt=0)
     bandwidth_GBps: float = Field(gt=0)
     source: str = Field(min_length=3)
 
@@ -240,7 +241,7 @@ class HardwareSpec(_Strict):
 
     @property
     def memory_capacity_bytes(self) -> float:
-        return self.memory.capacity_GB * 1e9
+        return self.memory.capacity_GiB * 2**30
 
     @property
     def l2_size_bytes(self) -> Optional[float]:

@@ -83,7 +83,8 @@ class NM(SparsityFormat):
     Storage follows the PTX sparse-operand format (ISA 9.1 §9.7.14.6.1): the N kept values plus
     ``ceil(log2 M)`` bits of position per kept value. For 2:4 that is 2 x 2 = 4 bits per group
     of 4, so fp16 stores 50% + 6.25% = 56.25% of dense bytes and int8/fp8 50% + 12.5% = 62.5%.
-    4:8 pair-wise (int4/fp4) keeps 2 of 4 pairs with 2 x 2 bits per 8 elements.
+    4:8 pair-wise (int4/fp4) keeps 2 of 4 pairs with 2 x 2 bits per 8 elements; tf32 1:2 uses a
+    4-bit selector per pair (only 0b1110 and 0b0100 are valid), so it also stores 56.25%.
     """
 
     family: ClassVar[str] = "nm"
@@ -115,6 +116,8 @@ class NM(SparsityFormat):
 
     @property
     def metadata_bits_per_group(self) -> int:
+        if (self.n, self.m) == (1, 2):  # tf32 1:2: PTX still spends a 4-bit selector per pair
+            return 4
         if self.pairwise:  # positions of kept pairs among M/2 pairs
             return (self.n // 2) * math.ceil(math.log2(self.m // 2))
         return self.n * math.ceil(math.log2(self.m))

@@ -29,7 +29,8 @@ def section_decode_floor() -> str:
     return "\n".join([
         "1. Decode is memory-bound (course Part C.1): LLaMA-2-70B, fp16, batch 1, one H100 SXM",
         f"   weights {fmt_bytes(weights)} ({llama.parameters / 1e9:.2f} B params x 2 B) vs "
-        f"{hw.memory.capacity_GB:g} GB of HBM: does not fit one GPU (needs {weights / hw.memory_capacity_bytes:.2f}x)",
+        f"{hw.memory.capacity_GiB:g} GiB ({fmt_bytes(hw.memory_capacity_bytes)}) of HBM: does not fit one GPU "
+        f"(needs {weights / hw.memory_capacity_bytes:.2f}x its memory)",
         f"   bandwidth floor {fmt_bytes(weights)} / {hw.memory.bandwidth_GBps / 1000:.3g} TB/s = "
         f"{fmt_time(floor)} per token = {1 / floor:.1f} tok/s upper bound (slide: 140 GB / 3.35 TB/s ~ 42 ms, 24 tok/s)",
         f"   linear layers through the GEMM model: {fmt_time(time)} per token ({1 / time:.1f} tok/s) at "

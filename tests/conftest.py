@@ -23,3 +23,4 @@ def spec_text():
 @pytest.fixture(autouse=True)
 def _headless(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
+

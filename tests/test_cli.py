@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from _util import swap
 
 from simulator.cli import main
 
@@ -39,7 +40,7 @@ def test_gemm_json_sweep_is_a_list(capsys):
     code, out, _ = run(capsys, "gemm", "-m", "1:64:x4", "-n", "4096,8192", "-k", "4096",
                        "--sparsity", "unstructured:0.9:bitmap", "--json")
     records = json.loads(out)
-    assert code == 0 and isinstance(records, list) and len(records) == 3 * 2
+    assert code == 0 and isinstance(records, list) and len(records) == 4 * 2  # M = 1, 4, 16, 64
     assert all(r["speedup_vs_dense"] > 0 for r in records)
 
 
@@ -68,7 +69,7 @@ def test_roofline_writes_png(capsys, tmp_path):
 
 def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
     path = tmp_path / "my-gpu.yaml"
-    path.write_text(spec_text.replace("bandwidth_GBps: 3352", "bandwidth_GBps: 6704"))
+    path.write_text(swap(spec_text, "bandwidth_GBps: 3352", "bandwidth_GBps: 6704"))
     code, out, _ = run(capsys, "gemm", "--hw", str(path), "-m", "1", "-n", "8192", "-k", "8192", "--json")
     fast = json.loads(out)["memory_time_s"]
     code, out, _ = run(capsys, "gemm", "--hw", "h100", "-m", "1", "-n", "8192", "-k", "8192", "--json")
@@ -98,9 +99,9 @@ def test_bad_input_one_line_exit_2(capsys, argv, needle):
 
 def test_bad_spec_file_via_cli(capsys, tmp_path, spec_text):
     path = tmp_path / "broken.yaml"
-    path.write_text(spec_text.replace("capacity_GB: 80", "capacity_GB: -80"))
+    path.write_text(swap(spec_text, "capacity_GiB: 80", "capacity_GiB: -80"))
     code, out, err = run(capsys, "hw", "show", str(path))
-    assert code == 2 and "broken.yaml" in err and "memory.capacity_GB" in err and err.count("\n") == 1
+    assert code == 2 and "broken.yaml" in err and "memory.capacity_GiB" in err and err.count("\n") == 1
 
 
 def test_tour_runs_and_quotes_the_course(capsys, tmp_path):

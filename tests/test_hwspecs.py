@@ -1,6 +1,7 @@
 """Every shipped spec loads and validates; malformed specs fail with one line naming file and field."""
 
 import pytest
+from _util import swap
 
 from simulator.errors import SimulatorError
 from simulator.hardware import hwspecs_dir, list_hw, load_hw
@@ -82,35 +83,35 @@ def test_user_spec_file_loads(tmp_path, spec_text):
 
 
 def test_negative_bandwidth_names_file_and_field(tmp_path, spec_text):
-    message = _load_error(tmp_path, spec_text.replace("bandwidth_GBps: 3352", "bandwidth_GBps: -5"))
+    message = _load_error(tmp_path, swap(spec_text, "bandwidth_GBps: 3352", "bandwidth_GBps: -5"))
     assert "my-gpu.yaml" in message and "memory.bandwidth_GBps" in message and "-5" in message
 
 
 def test_sparse_peak_for_unsupported_dtype_is_rejected(tmp_path, spec_text):
-    text = spec_text.replace("fp64: {dense_TFLOPS: 66.9}",
+    text = swap(spec_text, "fp64: {dense_TFLOPS: 66.9}",
                              'fp64: {dense_TFLOPS: 66.9, sparse_TFLOPS: 133.8, sparse_pattern: "2:4"}')
     message = _load_error(tmp_path, text)
     assert "matrix.peaks.fp64.sparse_TFLOPS" in message and "hopper" in message
 
 
 def test_missing_source_is_rejected(tmp_path, spec_text):
-    text = spec_text.replace('  source: "[H100-DS]: up to 700 W (configurable)"\n', "")
+    text = swap(spec_text, '  source: "[H100-DS]: up to 700 W (configurable)"\n', "")
     message = _load_error(tmp_path, text)
     assert "power.source" in message
 
 
 def test_unknown_key_lists_recognized_keys(tmp_path, spec_text):
-    message = _load_error(tmp_path, spec_text.replace("capacity_GB: 80", "capacity_GB: 80\n  capcity_GB: 81"))
-    assert "memory.capcity_GB" in message and "recognized keys" in message and "capacity_GB" in message
+    message = _load_error(tmp_path, swap(spec_text, "capacity_GiB: 80", "capacity_GiB: 80\n  capcity_GiB: 81"))
+    assert "memory.capcity_GiB" in message and "recognized keys" in message and "capacity_GiB" in message
 
 
 def test_source_citing_undefined_reference_is_rejected(tmp_path, spec_text):
-    message = _load_error(tmp_path, spec_text.replace("[H100-DS]: up to 700 W", "[NOPE-DS]: up to 700 W"))
+    message = _load_error(tmp_path, swap(spec_text, "[H100-DS]: up to 700 W", "[NOPE-DS]: up to 700 W"))
     assert "[NOPE-DS]" in message
 
 
 def test_efficiency_outside_unit_interval_is_rejected(tmp_path, spec_text):
-    message = _load_error(tmp_path, spec_text.replace("hbm: {value: 0.85", "hbm: {value: 1.3"))
+    message = _load_error(tmp_path, swap(spec_text, "hbm: {value: 0.85", "hbm: {value: 1.3"))
     assert "efficiency" in message and "(0, 1]" in message
 
 

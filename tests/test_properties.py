@@ -63,7 +63,7 @@ def test_more_block_sparsity_never_adds_bytes_or_time(m, n, k, s1, s2, block):
     assert b.bytes <= a.bytes and b.time_s <= a.time_s
 
 
-@given(m=dims, n=dims, k=k_dims)
+@given(m=dims, n=dims, k=k_dims.map(lambda k: 2 * k))  # 1:8 needs K % 8 == 0
 def test_sparser_nm_patterns_store_fewer_bytes(m, n, k):
     by_pattern = {p: estimate_gemm("h100", m, n, k, "fp16", p).bytes[0] for p in ("dense", "2:4", "1:4", "1:8")}
     assert by_pattern["dense"] > by_pattern["2:4"] > by_pattern["1:4"] > by_pattern["1:8"]
