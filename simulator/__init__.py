@@ -22,6 +22,11 @@ _LAZY = {
     "load_hw": "simulator.hardware",
     "list_hw": "simulator.hardware",
     "parse_sparsity": "simulator.sparsity",
+    "Dense": "simulator.sparsity",
+    "NM": "simulator.sparsity",
+    "Unstructured": "simulator.sparsity",
+    "Block": "simulator.sparsity",
+    "Structured": "simulator.sparsity",
     "estimate_gemm": "simulator.gemm",
     "crossover_sparsity": "simulator.gemm",
 }

@@ -134,7 +134,14 @@ def cmd_hw_show(args) -> int:
     return 0
 
 
+def _headless_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI writes files and never opens windows
+
+
 def cmd_roofline(args) -> int:
+    _headless_plots()
     from simulator.plots import roofline_figure
 
     df, _ = _gemm_frames(args)
@@ -147,6 +154,8 @@ def cmd_roofline(args) -> int:
 def cmd_tour(args) -> int:
     from simulator.tour import run_tour
 
+    if args.plots:
+        _headless_plots()
     print(run_tour(plots_dir=args.plots))
     return 0
 

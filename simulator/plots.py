@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # headless: the CLI and tests write files, never open windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from simulator.hardware import load_hw  # noqa: E402
+from simulator.hardware import load_hw
 
 KERNEL_COLORS = {
     "dense": "tab:blue", "masked-dense": "tab:gray", "sparse-tc": "tab:red", "nm-whatif": "tab:pink",

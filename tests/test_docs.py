@@ -1,0 +1,35 @@
+"""Documentation that quotes output must match what the code prints today."""
+
+import re
+from pathlib import Path
+
+from simulator.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_worked_example_matches_cli(capsys):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"\n    \$ sparsim (gemm [^\n]+)\n((?:    [^\n]*\n)+)", readme)
+    assert block, "README lost its worked example"
+    argv = block.group(1).split()
+    expected = "\n".join(line[4:] for line in block.group(2).rstrip("\n").split("\n"))
+    assert main(argv) == 0
+    assert capsys.readouterr().out.rstrip("\n") == expected
+
+
+def test_readme_names_both_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e . && sparsim tour" in readme
+    assert 'pip install -e ".[test]" "torch==2.13.0" && python -m pytest' in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[test]" "torch==2.13.0"' in ci and "python -m pytest" in ci
+
+
+def test_anchor_doc_quotes_current_errors():
+    from simulator.workloads import anchor_table
+
+    doc = (ROOT / "docs" / "anchors.md").read_text()
+    for row in anchor_table().itertuples():
+        assert f"{row.model_time_s * 1e3:.3f} ms" in doc, row.anchor
+        assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
