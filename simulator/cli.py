@@ -90,6 +90,8 @@ def cmd_gemm(args) -> int:
         return 0
     if len(df) == 1:
         print(explain_gemm(df.iloc[0], hw, None if dense is None else dense.iloc[0]))
+        if df["format"].iloc[0].startswith("unstructured"):
+            print(_crossover_line(args, hw))
         return 0
     table = df[["m", "n", "k", "kernel"]].astype({"m": int, "n": int, "k": int})
     for col in ("time_s", "compute_time_s", "memory_time_s"):
@@ -100,6 +102,19 @@ def cmd_gemm(args) -> int:
     print(f"{len(df)} GEMMs on {hw.id}, {args.dtype}, {args.sparsity}")
     print(table.to_string(index=False))
     return 0
+
+
+def _crossover_line(args, hw) -> str:
+    from simulator.gemm import crossover_sparsity
+
+    parts = []
+    for storage in ("masked", "csr", "bitmap"):
+        try:
+            row = crossover_sparsity(hw, args.m, args.n, args.k, args.dtype, storage).iloc[0]
+        except SimulatorError:  # e.g. no tensor cores for the bitmap kernel on this device
+            continue
+        parts.append(f"{storage} from {row.crossover_sparsity:.0%}" if row.beats_dense else f"{storage} never")
+    return "  crossover     sparsity at which each unstructured kernel beats dense here: " + ", ".join(parts)
 
 
 def cmd_hw_list(args) -> int:

@@ -24,6 +24,12 @@ def test_gemm_explains_the_estimate(capsys):
         assert word in out, word
 
 
+def test_unstructured_shows_crossovers(capsys):
+    code, out, _ = run(capsys, "gemm", "--hw", "a100", "-m", "1", "-n", "4096", "-k", "4096", "--dtype", "fp16",
+                       "--sparsity", "unstructured:0.5:csr")
+    assert code == 0 and "crossover" in out and "masked never" in out and "bitmap from" in out
+
+
 def test_gemm_json_single_object(capsys):
     code, out, _ = run(capsys, "gemm", "--hw", "a100", "-m", "3072", "-n", "3072", "-k", "10240",
                        "--dtype", "fp16", "--json")

@@ -191,3 +191,12 @@ def test_whatif_nm_is_labelled_and_bounded():
     row = estimate_gemm("h100", 4096, 4096, 4096, "fp16", "1:4").iloc[0]
     assert row.kernel == "nm-whatif"
     assert (row.bytes_weight + row.bytes_metadata) / (4096 * 4096 * 2) == pytest.approx(0.28125)
+
+
+def test_tiny_24_gemm_is_slower_than_dense():
+    # M=1, 1024x1024 bf16 on H100: ~2 MB moves in < 1 us, so launches dominate; torch's 2:4
+    # path adds a kernel (sparse_kernel_extra_us), so 2:4 loses: small M can be slower than dense.
+    dense = estimate_gemm("h100", 1, 1024, 1024, "bf16").iloc[0]
+    sparse = estimate_gemm("h100", 1, 1024, 1024, "bf16", "2:4").iloc[0]
+    assert dense.bound == "overhead" and sparse.bound == "overhead"
+    assert sparse.time_s > dense.time_s
