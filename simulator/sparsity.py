@@ -25,6 +25,13 @@ from simulator.errors import SimulatorError
 INDEX_BYTES = 4.0  # int32 column indices and row pointers (cuSPARSE / torch CSR and BSR default)
 
 
+def _check_unit_interval(value, what: str) -> None:
+    """Every fraction a format takes lies in [0, 1): 1 would mean an empty weight."""
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr >= 1):
+        raise SimulatorError(f"sparsity: {what} must lie in [0, 1), got {value}")
+
+
 def _dense_weight_bytes(n, k, dtype: str):
     return n * k * (BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0))
 
@@ -146,11 +153,7 @@ class Unstructured(SparsityFormat):
     storage: str = "csr"
 
     def __post_init__(self):
-        s = np.asarray(self.sparsity, dtype=float)
-        if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s >= 1):
-            raise SimulatorError(
-                f"sparsity: unstructured sparsity must lie in [0, 1), got {self.sparsity}"
-            )
+        _check_unit_interval(self.sparsity, "unstructured sparsity")
         if self.storage not in UNSTRUCTURED_STORAGES:
             raise SimulatorError(
                 f"sparsity: unstructured storage {self.storage!r} unknown; "
@@ -191,9 +194,7 @@ class Block(SparsityFormat):
     def __post_init__(self):
         if not isinstance(self.block, (int, np.integer)) or self.block < 1:
             raise SimulatorError(f"sparsity: block size must be a whole number >= 1, got {self.block}")
-        s = np.asarray(self.sparsity, dtype=float)
-        if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s >= 1):
-            raise SimulatorError(f"sparsity: block sparsity must lie in [0, 1), got {self.sparsity}")
+        _check_unit_interval(self.sparsity, "block sparsity")
 
     @property
     def density(self):
@@ -223,9 +224,7 @@ class Structured(SparsityFormat):
     axis: str = "n"
 
     def __post_init__(self):
-        f = np.asarray(self.fraction, dtype=float)
-        if not np.all(np.isfinite(f)) or np.any(f < 0) or np.any(f >= 1):
-            raise SimulatorError(f"sparsity: structured fraction must lie in [0, 1), got {self.fraction}")
+        _check_unit_interval(self.fraction, "structured fraction")
         if self.axis not in ("n", "k"):
             raise SimulatorError(f"sparsity: structured axis must be 'n' or 'k', got {self.axis!r}")
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Capture the gpu-core trace suite on one H200 in a single command (see docs/traces.md).
+#   bash scripts/gpu_capture.sh            # writes into $OUT if set, else hwspecs/h200-sxm-141gb/traces/
+# Needs only torch (2.x with CUDA) and numpy. Takes about 7 minutes: a ~20 s pre-flight of every
+# code path on tiny shapes, then the suite under a 420 s budget (BUDGET_S to change it).
+# PYTHON picks the interpreter (default: python, else python3).
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+
+cd "$(dirname "$0")/.."
+out_dir="${OUT:-hwspecs/h200-sxm-141gb/traces}"
+budget_s="${BUDGET_S:-420}"
+py="${PYTHON:-$(command -v python || command -v python3)}"
+mkdir -p "$out_dir"
+
+nvidia-smi || echo "nvidia-smi not available"
+"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+
+# Pre-flight: one tiny case per code path (fp8, int8, 2:4 both backends, CSR, BSR, triton, each
+# attention backend, the layer). Its own CSV lands next to the main one; a failure here is data.
+"$py" -m simulator.capture --suite smoke --device cuda --out "$out_dir" || echo "smoke suite exited $?" >&2
+
+# The suite. If the process dies (a library crash, a lost CUDA context: exit 3), run it again with
+# --resume and the time left: it keeps the rows written so far, records the case that crashed as
+# error:crashed and skips the rest of that case's group.
+start=$SECONDS
+rc=0
+for attempt in 1 2 3; do
+  left=$(( budget_s - (SECONDS - start) ))
+  if (( left < 30 )); then
+    echo "no budget left for another attempt" >&2
+    break
+  fi
+  set +e
+  if (( attempt == 1 )); then
+    "$py" -m simulator.capture --suite gpu-core --out "$out_dir" --budget-s "$left"
+  else
+    "$py" -m simulator.capture --suite gpu-core --out "$out_dir" --budget-s "$left" --resume
+  fi
+  rc=$?
+  set -e
+  if (( rc == 0 || rc == 2 || rc == 130 )); then
+    break
+  fi
+  echo "gpu-core attempt $attempt exited $rc; resuming" >&2
+done
+
+nvidia-smi --query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,driver_version,name,power.limit --format=csv || true
+ls -la "$out_dir"
+exit "$rc"
