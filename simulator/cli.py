@@ -175,6 +175,92 @@ def cmd_tour(args) -> int:
     return 0
 
 
+def _devices_with_traces(args) -> list[str]:
+    from simulator.hardware import hwspecs_dir, list_hw
+
+    if args.hw:
+        return [args.hw]
+    found = [s.id for s in list_hw() if any((hwspecs_dir() / s.id / "traces").glob("*.csv"))]
+    if not found:
+        raise SimulatorError("no device has traces under hwspecs/<device>/traces/; see docs/traces.md")
+    return found
+
+
+def _error_lines(records, indent="  ") -> list[str]:
+    lines = [f"{indent}{'class':<18} {'n':>4} {'median APE':>11} {'p90 APE':>9} {'bias':>8}"]
+    for r in records:
+        if r.get("modelled", True) and r["median_ape"] is not None:
+            lines.append(f"{indent}{r['class']:<18} {r['n']:>4} {r['median_ape']:>11.1%} {r['p90_ape']:>9.1%} "
+                         f"{r['bias']:>+8.1%}")
+        else:
+            lines.append(f"{indent}{r['class']:<18} {r['n']:>4}   (no model yet: not validated)")
+    return lines
+
+
+def cmd_validate(args) -> int:
+    from simulator.hardware import load_hw
+    from simulator.validation import validate, validation_figure
+
+    results, failed = [], []
+    for device in _devices_with_traces(args):
+        hw = load_hw(device, calibrated=not args.uncalibrated)
+        result = validate(hw)
+        results.append(result)
+        over = [c["class"] for c in result["classes"]
+                if args.fail_above is not None and c["median_ape"] is not None and c["median_ape"] > args.fail_above]
+        failed += [f"{hw.id}:{c}" for c in over]
+        if args.plot:
+            _headless_plots()
+            path = args.plot if len(_devices_with_traces(args)) == 1 else f"{args.plot.rsplit('.', 1)[0]}-{hw.id}.png"
+            validation_figure(result).savefig(path, dpi=150, bbox_inches="tight")
+            result["plot"] = path
+    if args.json:
+        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+        print(json.dumps(clean[0] if len(clean) == 1 else clean, indent=2))
+    else:
+        for r in results:
+            state = "calibrated" if r["calibrated"] else "spec defaults (uncalibrated)"
+            print(f"{r['hw']}: held-out rows of {', '.join(r['traces'])}, {state}")
+            print(f"  split: {r['split']}")
+            print("\n".join(_error_lines(r["classes"])))
+            for c in r["ceilings"]:
+                print(f"  ceiling  {c['ceiling']}: measured {c['measured']:.4g} {c['unit']} = "
+                      f"{c['fraction']:.0%} of the spec's {c['spec']:.4g}")
+            if r["worst"]:
+                print("  worst held-out cases:")
+                for w in r["worst"][:5]:
+                    print(f"    {w['kernel_class']:<6} {w['dtype']:<5} m={w['m']:g} n={w['n']:g} k={w['k']:g} "
+                          f"density={w['density']:g}: measured {w['time_s_median']:.3g} s, model "
+                          f"{w['model_time_s']:.3g} s ({w['ape']:.0%} off)")
+            if "plot" in r:
+                print(f"  wrote {r['plot']}")
+    if failed:
+        print(f"sparsim: validate: median APE above {args.fail_above:.1%} for {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from simulator import calibration
+
+    result = calibration.fit(args.hw)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['device']}: fitted {len(result['parameters'])} parameters on {result['train_rows']} "
+              f"training rows; {result['holdout_rows']} rows held out ({result['split']})")
+        for name, p in result["parameters"].items():
+            print(f"  {name:<24} {p['prior']:>9.4g} -> {p['value']:.4g}")
+        for label, key in (("train, before", "train_before"), ("train, after", "train_after"),
+                           ("HELD OUT, before", "holdout_before"), ("HELD OUT, after (report this)", "holdout_after")):
+            print(f"  {label}:")
+            print("\n".join(_error_lines(result["errors"][key], indent="    ")))
+    if not args.dry_run:
+        path = calibration.write(result)
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def _add_gemm_args(p, require_out=False):
     p.add_argument("--hw", default="h100", help="device id, alias or path to a spec YAML (default h100)")
     p.add_argument("-m", type=_int_list("-m"), required=True,
@@ -210,6 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="device id, alias or spec path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_hw_show)
+
+    p = sub.add_parser("validate", help="model vs measured traces, held-out split, per kernel class")
+    p.add_argument("--hw", help="device with traces (default: every device that has some)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", metavar="PATH", help="write a predicted-vs-measured chart (log-log)")
+    p.add_argument("--uncalibrated", action="store_true", help="use the spec's default efficiencies")
+    p.add_argument("--fail-above", type=float, metavar="FRACTION",
+                   help="exit 1 when a class's held-out median APE exceeds this (e.g. 0.05)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("calibrate", help="fit efficiency parameters on the training split of the traces")
+    p.add_argument("--hw", required=True, help="device with traces under hwspecs/<id>/traces/")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="fit and report, but write nothing")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("tour", help="headline numbers from the course, computed on built-in data")
     p.add_argument("--plots", metavar="DIR", help="also write the tour's figures into DIR")

@@ -199,6 +199,8 @@ class HardwareSpec(_Strict):
     tiling: TilingSpec
     overhead: OverheadSpec
     efficiency: EfficiencySpec
+    # Set by load_hw when hwspecs/<id>/calibration.yaml was applied (never written in a spec file).
+    calibration: Optional[str] = None
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -384,24 +386,49 @@ def list_hw() -> list[HardwareSpec]:
     return specs
 
 
-def load_hw(name: "str | Path | HardwareSpec") -> HardwareSpec:
-    """A device by id (``h100-sxm5-80gb``), alias (``h100``) or path to a YAML spec."""
+def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> HardwareSpec:
+    """A device by id (``h100-sxm5-80gb``), alias (``h100``) or path to a YAML spec.
+
+    With ``calibrated`` (the default) a shipped device's fitted efficiencies from
+    ``hwspecs/<id>/calibration.yaml`` replace the spec's defaults when that file exists.
+    """
     if isinstance(name, HardwareSpec):
+        if not calibrated and name.calibration is not None:
+            return load_hw(name.id, calibrated=False)
         return name
     text = str(name)
     if text.endswith((".yaml", ".yml")) or os.sep in text:
-        return load_hw_file(text)
+        return load_hw_file(text)  # a user's own spec: no calibration is looked up
     key = text.strip().lower()
     folder = hwspecs_dir()
     direct = folder / f"{key}.yaml"
+    if not direct.is_file():
+        index = _alias_index(folder, tuple((p.name, p.stat().st_mtime) for p in _spec_files()))
+        if key in index:
+            direct = folder / f"{index[key]}.yaml"
     if direct.is_file():
-        return load_hw_file(direct)
+        spec = load_hw_file(direct)
+        calibration = folder / spec.id / "calibration.yaml"
+        if calibrated and calibration.is_file():
+            return _calibrated(direct.resolve(), direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
+        return spec
     index = _alias_index(folder, tuple((p.name, p.stat().st_mtime) for p in _spec_files()))
-    if key in index:
-        return load_hw_file(folder / f"{index[key]}.yaml")
     known = ", ".join(p.stem for p in _spec_files())
     aliases = ", ".join(sorted(index))
     raise SimulatorError(f"unknown device {text!r}; known: {known} (aliases: {aliases})")
+
+
+@functools.lru_cache(maxsize=32)
+def _calibrated(spec_path: Path, spec_mtime: float, path: Path, mtime: float) -> HardwareSpec:
+    from simulator.calibration import apply
+
+    spec = _load_file(spec_path, spec_mtime)
+    try:
+        data = yaml.safe_load(path.read_text())
+        return apply(spec, data)
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise SimulatorError(f"{path}: not a calibration file sparsim wrote ({exc!r}); "
+                             "refit with `sparsim calibrate`") from None
 
 
 @functools.lru_cache(maxsize=8)

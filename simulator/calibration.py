@@ -1,0 +1,189 @@
+"""Fit a device's achievable-efficiency parameters to its measured traces.
+
+What is fitted: only the fractions and overheads in the spec's ``efficiency`` and ``overhead``
+groups, never a datasheet peak, never a per-shape table. A parameter is free only when the
+training rows contain a kernel class that depends on it, so no class gets more free
+parameters than its rows can pin down. The fit is scipy's ``least_squares`` on log(model /
+measured) over the *training* split (validation.holdout_mask), with a soft-L1 loss so a few
+noisy rows cannot drag it, and bounds that keep every efficiency in (0, 1]. The result is
+written to ``hwspecs/<device>/calibration.yaml`` with the date, the trace files and the train
+and held-out errors; ``load_hw`` applies it. Reported accuracy is always the held-out number.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.optimize import least_squares
+
+from simulator.errors import SimulatorError
+from simulator.hardware import HardwareSpec, Sourced, hwspecs_dir, load_hw
+from simulator.validation import (
+    MODELLED_CLASSES,
+    SPLIT_RULE,
+    error_table,
+    holdout_mask,
+    load_traces,
+    predict,
+)
+
+# name -> (group, field, lower bound, upper bound). Efficiencies are fractions in (0, 1];
+# overheads are microseconds; bsr_half_block is a block edge in elements.
+PARAMETERS = {
+    "hbm": ("efficiency", "hbm", 0.02, 1.0),
+    "dense_matrix": ("efficiency", "dense_matrix", 0.02, 1.0),
+    "vector": ("efficiency", "vector", 0.02, 1.0),
+    "sparse_ratio": ("efficiency", "sparse_matrix", 0.02, 1.0),  # sparse_matrix / dense_matrix
+    "csr_compute": ("efficiency", "csr_compute", 0.001, 1.0),
+    "csr_memory": ("efficiency", "csr_memory", 0.02, 1.0),
+    "bsr_half_block": ("efficiency", "bsr_half_block", 0.1, 4096.0),
+    "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
+    "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
+}
+
+
+def calibration_path(hw: HardwareSpec) -> Path:
+    return hwspecs_dir() / hw.id / "calibration.yaml"
+
+
+def free_parameters(hw: HardwareSpec, traces) -> list[str]:
+    """The parameters the training rows can pin down, in a fixed order."""
+    names = set()
+    for kernel_class, dtype in set(zip(traces["kernel_class"], traces["dtype"])):
+        if kernel_class not in MODELLED_CLASSES:
+            continue
+        names |= {"kernel_launch_us", "hbm"}
+        on_matrix = hw.matrix_peak_flop_per_s(_model_dtype(dtype)) is not None
+        if kernel_class in ("dense", "bsr"):
+            names.add("dense_matrix" if on_matrix else "vector")
+        if kernel_class == "2:4":
+            names |= {"sparse_ratio", "sparse_kernel_extra_us"}
+        if kernel_class == "csr":
+            names |= {"csr_compute", "csr_memory"}
+        if kernel_class == "bsr":
+            names.add("bsr_half_block")
+    return [name for name in PARAMETERS if name in names]
+
+
+def _model_dtype(trace_dtype: str) -> str:
+    from simulator.validation import TRACE_DTYPES
+
+    return TRACE_DTYPES.get(trace_dtype, trace_dtype)
+
+
+def current_values(hw: HardwareSpec, names) -> np.ndarray:
+    values = []
+    for name in names:
+        group, field, _, _ = PARAMETERS[name]
+        value = getattr(getattr(hw, group), field).value
+        if name == "sparse_ratio":
+            value = value / hw.efficiency.dense_matrix.value
+        values.append(value)
+    return np.array(values, dtype=float)
+
+
+def with_parameters(hw: HardwareSpec, names, values, source: str) -> HardwareSpec:
+    """A copy of ``hw`` with the named parameters set (sparse_ratio scales dense_matrix)."""
+    updates: dict[str, dict] = {"efficiency": {}, "overhead": {}}
+    chosen = dict(zip(names, values))
+    dense = chosen.get("dense_matrix", hw.efficiency.dense_matrix.value)
+    for name, value in chosen.items():
+        group, field, _, _ = PARAMETERS[name]
+        if name == "sparse_ratio":
+            value = value * dense
+        updates[group][field] = Sourced(value=float(value), source=source)
+    return hw.model_copy(update={
+        group: getattr(hw, group).model_copy(update=fields) for group, fields in updates.items() if fields
+    })
+
+
+def fit(hw, traces=None, include_smoke: bool = False) -> dict:
+    """Fit on the training split; return the parameters and the before/after error tables.
+
+    ``traces`` defaults to the device's committed trace files (validation.load_traces).
+    """
+    prior = load_hw(hw, calibrated=False)
+    if traces is None:
+        traces = load_traces(prior, include_smoke)
+    traces = traces.reset_index(drop=True)
+    holdout = holdout_mask(traces)
+    train = ~holdout
+    before = predict(prior, traces)
+    usable = train & np.isfinite(before)
+    if usable.sum() == 0:
+        raise SimulatorError(f"--hw {prior.id}: no training rows of a modelled kernel class to fit")
+    names = free_parameters(prior, traces[usable])
+    lower = np.array([PARAMETERS[n][2] for n in names])
+    upper = np.array([PARAMETERS[n][3] for n in names])
+    x0 = np.clip(current_values(prior, names), lower, upper)
+    measured = traces["time_s_median"].to_numpy(float)
+    train_rows = traces[usable]
+
+    def residuals(x):
+        trial = with_parameters(prior, names, x, "trial")
+        return np.log(predict(trial, train_rows) / measured[usable])
+
+    # Fit in log space of the parameters so bounds and scales are comparable.
+    solution = least_squares(lambda z: residuals(np.exp(z)), np.log(x0), bounds=(np.log(lower), np.log(upper)),
+                             loss="soft_l1", f_scale=0.1, x_scale=1.0)
+    fitted = np.exp(solution.x)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    files = sorted(set(traces["trace_file"])) if "trace_file" in traces else ["(in-memory traces)"]
+    source = f"CALIBRATED {stamp} by `sparsim calibrate` on {', '.join(files)} (training split)"
+    after_spec = with_parameters(prior, names, fitted, source)
+    after = predict(after_spec, traces)
+    return {
+        "device": prior.id,
+        "fitted_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "traces": files,
+        "split": SPLIT_RULE,
+        "loss": "least squares on log(model/measured), soft-L1 with f_scale 0.1, parameters fitted in log space",
+        "train_rows": int(usable.sum()),
+        "holdout_rows": int((holdout & np.isfinite(before)).sum()),
+        "parameters": {
+            name: {"value": float(value), "prior": float(prior_value)}
+            for name, value, prior_value in zip(names, fitted, x0)
+        },
+        "errors": {
+            "train_before": _records(error_table(traces, before, train)),
+            "train_after": _records(error_table(traces, after, train)),
+            "holdout_before": _records(error_table(traces, before, holdout)),
+            "holdout_after": _records(error_table(traces, after, holdout)),
+        },
+        "converged": bool(solution.success),
+    }
+
+
+def _records(table):
+    keep = ["class", "n", "median_ape", "p90_ape", "bias"]
+    return [{k: (None if row[k] is None or (isinstance(row[k], float) and np.isnan(row[k])) else row[k])
+             for k in keep} for row in table[table["modelled"]].to_dict(orient="records")]
+
+
+def write(result: dict) -> Path:
+    hw = load_hw(result["device"], calibrated=False)
+    path = calibration_path(hw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Fitted by `sparsim calibrate --hw {d}`; do not edit by hand, refit instead.\n"
+              "# `parameters` override the spec's efficiency/overhead defaults (`prior`) when the spec is loaded.\n"
+              "# Errors are absolute percentage errors as fractions; report the holdout_after numbers.\n")
+    path.write_text(header.format(d=result["device"]) + yaml.safe_dump(result, sort_keys=False, width=110))
+    return path
+
+
+def apply(hw: HardwareSpec, calibration: dict) -> HardwareSpec:
+    """The spec with a calibration file's parameters in place (called by load_hw)."""
+    names = list(calibration["parameters"])
+    unknown = [n for n in names if n not in PARAMETERS]
+    if unknown:
+        raise SimulatorError(f"{calibration_path(hw)}: parameters: unknown {', '.join(unknown)}; "
+                             f"known: {', '.join(PARAMETERS)}")
+    values = [calibration["parameters"][n]["value"] for n in names]
+    heldout = {row["class"]: row["median_ape"] for row in calibration["errors"]["holdout_after"]}
+    source = (f"CALIBRATED {calibration['fitted_utc'][:10]} on {', '.join(calibration['traces'])} "
+              f"(held-out median APE: {', '.join(f'{k} {v:.1%}' for k, v in heldout.items())})")
+    calibrated = with_parameters(hw, names, values, source)
+    return calibrated.model_copy(update={"calibration": source})

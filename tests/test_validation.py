@@ -1,0 +1,114 @@
+"""Traces -> validation -> calibration, on the committed CPU traces and on synthetic traces
+whose true parameters are known."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator import calibration
+from simulator.cli import main
+from simulator.hardware import HardwareSpec, load_hw
+from simulator.validation import MODELLED_CLASSES, holdout_mask, load_traces, predict, validate
+
+DEV = "epyc-zen4-vm-2vcpu"
+
+
+@pytest.fixture(scope="module")
+def traces():
+    return load_traces(DEV)
+
+
+def test_split_is_deterministic_disjoint_and_by_shape(traces):
+    first, second = holdout_mask(traces), holdout_mask(traces.sample(frac=1.0, random_state=1).sort_index())
+    assert (first == second).all()
+    assert 0.1 < first.mean() < 0.4
+    for kernel_class in ("dense", "csr"):
+        rows = (traces["kernel_class"] == kernel_class).to_numpy()
+        assert (rows & first).any() and (rows & ~first).any(), kernel_class
+    # the same shape never sits on both sides (here: bf16 and fp32 rows of one shape)
+    key = [f"{r.kernel_class}|{r.m}|{r.n}|{r.k}|{r.density}" for r in traces.itertuples()]
+    held = {k for k, h in zip(key, first) if h}
+    trained = {k for k, h in zip(key, first) if not h}
+    assert not held & trained
+
+
+def test_predictions_cover_modelled_classes_only(traces):
+    predicted = predict(load_hw(DEV), traces)
+    modelled = traces["kernel_class"].isin(MODELLED_CLASSES).to_numpy()
+    assert np.isfinite(predicted[modelled]).all() and (predicted[modelled] > 0).all()
+    assert np.isnan(predicted[~modelled]).all()  # copies are ceilings, not a validation class
+
+
+def _synthetic(traces, truth):
+    """Traces whose 'measured' times are the model's under known parameters."""
+    prior = load_hw(DEV, calibrated=False)
+    true_spec = calibration.with_parameters(prior, list(truth), list(truth.values()), "synthetic truth")
+    synthetic = traces[traces["kernel_class"].isin(MODELLED_CLASSES)].reset_index(drop=True).copy()
+    synthetic["time_s_median"] = predict(true_spec, synthetic)
+    return synthetic
+
+
+def test_calibration_recovers_known_parameters(traces):
+    truth = {"hbm": 0.6, "vector": 0.5, "csr_compute": 0.2, "csr_memory": 0.4, "kernel_launch_us": 3.0}
+    result = calibration.fit(DEV, traces=_synthetic(traces, truth))
+    assert result["converged"]
+    for name, value in truth.items():
+        assert result["parameters"][name]["value"] == pytest.approx(value, rel=0.02), name
+    for row in result["errors"]["holdout_after"]:
+        assert row["median_ape"] < 0.01
+
+
+def test_calibrated_spec_is_still_a_valid_spec():
+    spec = load_hw(DEV)
+    assert spec.calibration is not None and "CALIBRATED" in spec.efficiency.vector.source
+    HardwareSpec.model_validate(spec.model_dump())  # every efficiency still in (0, 1]
+    assert load_hw(DEV, calibrated=False).calibration is None
+
+
+def test_committed_calibration_reproduces_from_committed_traces():
+    committed = yaml.safe_load(calibration.calibration_path(load_hw(DEV)).read_text())
+    refit = calibration.fit(DEV)
+    assert set(refit["parameters"]) == set(committed["parameters"])
+    for name, p in committed["parameters"].items():
+        assert refit["parameters"][name]["value"] == pytest.approx(p["value"], rel=1e-4), name
+    assert refit["traces"] == committed["traces"]
+
+
+def test_calibration_improves_held_out_error():
+    before = {c["class"]: c["median_ape"] for c in validate(load_hw(DEV, calibrated=False))["classes"]}
+    after = {c["class"]: c["median_ape"] for c in validate(load_hw(DEV))["classes"]}
+    assert after["csr"] < before["csr"]
+    assert after["dense"] < before["dense"]
+
+
+def test_validate_json_contract(capsys, tmp_path):
+    plot = tmp_path / "val.png"
+    assert main(["validate", "--hw", DEV, "--json", "--plot", str(plot)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["hw"] == DEV and result["traces"] and plot.read_bytes()[:4] == b"\x89PNG"
+    classes = {c["class"]: c for c in result["classes"]}
+    for kernel_class in ("dense", "csr"):
+        c = classes[kernel_class]
+        assert c["n"] > 0 and 0 <= c["median_ape"] <= c["p90_ape"]
+
+
+def test_validate_fails_above_tolerance(capsys):
+    assert main(["validate", "--hw", DEV, "--fail-above", "0.001"]) == 1
+    assert "median APE above 0.1%" in capsys.readouterr().err
+
+
+def test_calibrate_dry_run_writes_nothing(capsys):
+    path = calibration.calibration_path(load_hw(DEV))
+    before = path.read_bytes()
+    assert main(["calibrate", "--hw", DEV, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "HELD OUT, after" in out and "wrote" not in out
+    assert path.read_bytes() == before
+
+
+def test_validate_device_without_traces_is_one_line(capsys):
+    assert main(["validate", "--hw", "b200"]) == 2
+    err = capsys.readouterr().err
+    assert "no traces" in err and err.count("\n") == 1
