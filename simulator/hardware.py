@@ -358,6 +358,9 @@ def _load_file(path: Path, mtime: float) -> HardwareSpec:
         raise SimulatorError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
     if not isinstance(raw, dict):
         raise SimulatorError(f"{path}: expected a mapping of spec fields at the top level")
+    if raw.get("kind") == "pe-array":
+        raise SimulatorError(f"{path}: {raw.get('id')} is a PE-array accelerator (kind: pe-array), not a GPU "
+                             "or CPU; it is modelled by `sparsim eie` (simulator.eie)")
     try:
         return HardwareSpec.model_validate(raw)
     except ValidationError as err:
@@ -371,8 +374,30 @@ def load_hw_file(path: str | Path) -> HardwareSpec:
     return _load_file(path.resolve(), path.stat().st_mtime)
 
 
+# Spec files of other kinds share hwspecs/ but not this schema: the EIE PE array
+# (`kind: pe-array`) is read by simulator/eie.py.
+GPU_CPU_KINDS = ("gpu", "cpu")
+
+
 def _spec_files() -> list[Path]:
-    return sorted(hwspecs_dir().glob("*.yaml"))
+    """GPU and CPU spec files (a file whose kind cannot be read stays in, to fail loudly)."""
+    folder = hwspecs_dir()
+    paths = sorted(folder.glob("*.yaml"))
+    kinds = _raw_kinds(folder, tuple((p.name, p.stat().st_mtime) for p in paths))
+    return [p for p in paths if kinds.get(p.stem) in GPU_CPU_KINDS + (None,)]
+
+
+@functools.lru_cache(maxsize=8)
+def _raw_kinds(folder: Path, files: tuple) -> dict[str, "str | None"]:
+    kinds = {}
+    for name, _mtime in files:
+        try:
+            raw = yaml.safe_load((folder / name).read_text())
+        except yaml.YAMLError:
+            raw = None
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        kinds[name.removesuffix(".yaml")] = kind if isinstance(kind, str) else None
+    return kinds
 
 
 def list_hw() -> list[HardwareSpec]:
