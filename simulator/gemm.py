@@ -150,13 +150,38 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     }
 
 
-def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> dict[str, np.ndarray]:
+def _quantization_scale_bytes(n, k, weight_dtype: str, group_size):
+    """Scale (+ zero-point) bytes of integer weight-only quantization.
+
+    Group-wise (GPTQ/AWQ style): one fp16 scale and one zero-point of the weight's width per
+    ``group_size`` input elements of each output row; without a group size, one fp16 scale per
+    output row (per-channel). Float formats carry their own block scales (dtypes.py).
+    """
+    if weight_dtype not in ("int8", "int4"):
+        return 0.0
+    zero_bytes = BYTES_PER_ELEMENT[weight_dtype]
+    if group_size is None:
+        return n * 2.0
+    return n * np.ceil(k / group_size) * (2.0 + zero_bytes)
+
+
+def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
+                 weight_group_size: "int | None" = None) -> dict[str, np.ndarray]:
     """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
 
+    ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
+    the weights are stored, for weight-only quantization (e.g. int4 weights, bf16 math: the
+    weights are dequantized in the kernel, as Marlin/gpt-fast kernels do, at no modelled cost).
     Use this inside other cost models (whole-model estimates) to skip DataFrame overhead.
     """
     hw = load_hw(hw)
     check_dtype(dtype)
+    weight_dtype = check_dtype(weight_dtype, "weight_dtype") if weight_dtype is not None else dtype
+    if BYTES_PER_ELEMENT[weight_dtype] > BYTES_PER_ELEMENT[dtype]:
+        raise SimulatorError(f"weight_dtype: {weight_dtype} weights are wider than the {dtype} math; "
+                             "weight-only quantization stores weights narrower than the compute dtype")
+    if weight_group_size is not None and (int(weight_group_size) != weight_group_size or weight_group_size < 1):
+        raise SimulatorError(f"weight_group_size: must be a whole number >= 1, got {weight_group_size}")
     fmt = parse_sparsity(sparsity)
     m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
     density = np.asarray(fmt.density, dtype=float)
@@ -169,7 +194,10 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> dict[str
     k_eff = np.broadcast_to(k_eff, m.shape).astype(float)
 
     act_el = BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0)
-    w_values, w_meta = (np.broadcast_to(a, m.shape).astype(float) for a in fmt.weight_bytes(n, k, dtype, density))
+    w_values, w_meta = (np.broadcast_to(a, m.shape).astype(float)
+                        for a in fmt.weight_bytes(n, k, weight_dtype, density))
+    if weight_dtype != dtype:  # weight-only quantization carries its scales
+        w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size)
     bytes_act_in = m * k_eff * act_el
     bytes_act_out = m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
     base_bytes = w_values + w_meta + bytes_act_in + bytes_act_out
@@ -216,6 +244,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> dict[str
     return {
         "device": const(hw.id),
         "dtype": const(dtype),
+        "weight_dtype": const(weight_dtype),
         "format": const(fmt.label),
         "kernel": const(kernel),
         "m": m,
@@ -250,15 +279,17 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> dict[str
     }
 
 
-def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense") -> pd.DataFrame:
+def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
+                  weight_group_size: "int | None" = None) -> pd.DataFrame:
     """Estimate y = x . W^T (x: M x K tokens, W: N x K weights) on ``hw``.
 
     ``hw`` is a device id, alias, spec path or HardwareSpec; ``m``, ``n``, ``k`` are integers
     or arrays that broadcast together (and with array-valued sparsity parameters);
     ``sparsity`` is a string such as ``"2:4"`` or ``"unstructured:0.9:bitmap"`` or a format
-    object. Returns one row per shape; times in seconds, bytes in bytes, work in FLOP.
+    object; ``weight_dtype``/``weight_group_size`` describe weight-only quantization (see
+    ``gemm_columns``). Returns one row per shape; times in seconds, bytes in bytes, work in FLOP.
     """
-    return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity))
+    return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, weight_group_size))
 
 
 def crossover_sparsity(hw, m, n, k, dtype: str = "fp16", storage: str = "csr",

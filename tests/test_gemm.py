@@ -200,3 +200,19 @@ def test_tiny_24_gemm_is_slower_than_dense():
     sparse = estimate_gemm("h100", 1, 1024, 1024, "bf16", "2:4").iloc[0]
     assert dense.bound == "overhead" and sparse.bound == "overhead"
     assert sparse.time_s > dense.time_s
+
+
+def test_weight_only_int4_bytes_by_hand():
+    # 4096 x 4096 int4 weights, group 128 (GPTQ/AWQ): values 16,777,216 x 0.5 B = 8,388,608 B;
+    # per row 32 groups x (2 B fp16 scale + 0.5 B zero-point) = 80 B -> 4096 x 80 = 327,680 B.
+    row = estimate_gemm("a100", 1, 4096, 4096, "bf16", weight_dtype="int4", weight_group_size=128).iloc[0]
+    assert (row.bytes_weight, row.bytes_metadata) == (8_388_608, 327_680)
+    assert row["dtype"] == "bf16" and row["weight_dtype"] == "int4"
+    dense = estimate_gemm("a100", 1, 4096, 4096, "bf16").iloc[0]
+    assert row.compute_floor_s == dense.compute_floor_s  # the math still runs in bf16
+    assert row.time_s < dense.time_s
+
+
+def test_weights_wider_than_math_are_rejected():
+    with pytest.raises(SimulatorError, match="narrower than the compute dtype"):
+        estimate_gemm("a100", 1, 64, 64, "bf16", weight_dtype="fp32")
