@@ -115,10 +115,29 @@ class CacheSpec(_Strict):
     source: str = Field(min_length=3)
 
 
+class CollectiveSpec(_Strict):
+    """Ring all-reduce over ``link``: 2(p-1) steps of latency, 2(p-1)/p of the data over the
+    link's one-way bandwidth x ``bus_efficiency`` (NCCL's protocol overhead)."""
+
+    link: Literal["nvlink", "pcie"]
+    step_latency_us: float = Field(gt=0)
+    bus_efficiency: float = Field(gt=0, le=1)
+    source: str = Field(min_length=3)
+
+
 class InterconnectSpec(_Strict):
     nvlink_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     pcie_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     source: str = Field(min_length=3)
+    collective: Optional[CollectiveSpec] = None
+
+    @model_validator(mode="after")
+    def _link_exists(self):
+        if self.collective is not None:
+            bw = self.nvlink_bidirectional_GBps if self.collective.link == "nvlink" else self.pcie_bidirectional_GBps
+            if bw is None:
+                raise ValueError(f"collective.link: {self.collective.link!r} has no bandwidth in this group")
+        return self
 
 
 class PowerSpec(_Strict):
@@ -266,6 +285,22 @@ class HardwareSpec(_Strict):
     @property
     def operand_feed_bytes_per_s_per_unit(self) -> float:
         return self.tiling.operand_feed_bytes_per_clk_per_unit * self.clock_hz
+
+    def allreduce_time_s(self, message_bytes, tp: int):
+        """Ring all-reduce of ``message_bytes`` (per GPU) over ``tp`` GPUs, in seconds."""
+        if tp == 1:
+            return message_bytes * 0.0
+        coll = self.interconnect.collective if self.interconnect else None
+        if coll is None:
+            from simulator.errors import SimulatorError
+
+            raise SimulatorError(f"--tp {tp}: {self.id}'s spec has no interconnect.collective parameters, "
+                                 "so multi-GPU communication cannot be estimated on it")
+        bidirectional = (self.interconnect.nvlink_bidirectional_GBps if coll.link == "nvlink"
+                         else self.interconnect.pcie_bidirectional_GBps)
+        one_way = bidirectional * 1e9 / 2.0
+        steps = 2 * (tp - 1)
+        return steps * coll.step_latency_us * 1e-6 + steps / tp * message_bytes / (one_way * coll.bus_efficiency)
 
     def matrix_peak_flop_per_s(self, dtype: str, sparse: bool = False) -> Optional[float]:
         """Tensor-core peak for ``dtype`` in FLOP/s (dense-equivalent when sparse), or None."""
