@@ -261,6 +261,41 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_model(args) -> int:
+    from simulator.llm import estimate_model
+    from simulator.report import fmt_bytes, fmt_time
+
+    est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
+                         args.weights, args.recipe, args.kv_dtype)
+    s = est.summary
+    if args.json:
+        out = dict(s)
+        out["ops"] = _json_records(est.ops)
+        print(json.dumps(out, indent=2))
+        return 0
+    what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
+    gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
+    print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
+          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}")
+    print(f"  time          {fmt_time(s['time_s'])} per {'step' if s['phase'] == 'decode' else 'prefill'}: "
+          f"{s['tokens_per_s']:.4g} tokens/s")
+    verdict = "fits" if s["fits"] else (f"does not fit: needs {fmt_bytes(s['memory_bytes_per_gpu'])}, "
+                                        f"has {fmt_bytes(s['memory_capacity_bytes'])}")
+    print(f"  memory/GPU    {fmt_bytes(s['memory_bytes_per_gpu'])} = weights {fmt_bytes(s['weight_bytes_per_gpu'])}"
+          f" + KV cache {fmt_bytes(s['kv_cache_bytes_per_gpu'])} + activations "
+          f"{fmt_bytes(s['activation_bytes_per_gpu'])} of {fmt_bytes(s['memory_capacity_bytes'])}: {verdict}")
+    parts = [f"{name} {fmt_time(t)} ({t / s['time_s']:.0%})" for name, t in s["time_by_category_s"].items() if t > 0]
+    print("  time goes to  " + ", ".join(parts))
+    table = est.ops[["scope", "op", "kind", "count", "time_s", "total_time_s", "bound"]].copy()
+    table = table[table["count"] > 0]
+    table["count"] = table["count"].map(lambda c: f"{c:g}")
+    table["time_s"] = table["time_s"].map(fmt_time)
+    table["share"] = (est.ops["total_time_s"] / s["time_s"]).map(lambda x: f"{x:.1%}")
+    table["total_time_s"] = table["total_time_s"].map(fmt_time)
+    print(table.rename(columns={"time_s": "each", "total_time_s": "total"}).to_string(index=False))
+    return 0
+
+
 def _add_gemm_args(p, require_out=False):
     p.add_argument("--hw", default="h100", help="device id, alias or path to a spec YAML (default h100)")
     p.add_argument("-m", type=_int_list("-m"), required=True,
@@ -296,6 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="device id, alias or spec path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_hw_show)
+
+    p = sub.add_parser("model", help="a whole LLM for one phase: time, tokens/s, memory, where the time goes")
+    p.add_argument("--model", required=True, help="model id, e.g. llama-2-70b (see workloads/models/)")
+    p.add_argument("--hw", default="h100", help="device id, alias or spec path (default h100)")
+    p.add_argument("--phase", default="decode", help="prefill or decode (default decode)")
+    p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
+    p.add_argument("--context", type=int, default=4096,
+                   help="prefill: prompt tokens; decode: tokens in the KV cache (default 4096)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel GPUs (default 1)")
+    p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
+    p.add_argument("--weights", help="weight storage: int8, int4, int4:g128, fp8, fp4 (default: --dtype)")
+    p.add_argument("--kv-dtype", help="KV-cache dtype (default: --dtype)")
+    p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "
+                   "width:0.3, depth:0.25, joined with '+'")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("validate", help="model vs measured traces, held-out split, per kernel class")
     p.add_argument("--hw", help="device with traces (default: every device that has some)")

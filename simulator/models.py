@@ -1,0 +1,318 @@
+"""The LLM model zoo: one strict schema over ``workloads/models/<id>.yaml``, exact parameter counts.
+
+A model file states the architecture the way its Hugging Face ``config.json`` (or paper table)
+does, plus the few facts a config leaves implicit (which projections carry a bias, how many norms
+a layer has, whether the output matrix is the embedding). From those fields alone this module
+counts parameters exactly and sizes the KV cache; the per-phase op graph is built on top of it.
+
+Conventions (also stated at the top of every model file):
+- Counts are parameters (elements), never bytes; bytes appear only in ``kv_bytes_per_token``.
+- Linear layers are y = x.W^T (+ b); q/k/v/o are hidden x heads*head_dim, hidden x
+  kv_heads*head_dim (k and v each) and heads*head_dim x hidden. ``head_dim`` is explicit because
+  heads*head_dim need not equal hidden (Minitron-4B-Width: 32 x 128 = 4096 vs hidden 3072).
+- rmsnorm has a weight (hidden); layernorm a weight and a bias (2 x hidden).
+- mlp "gated" is gate+up+down (3 x hidden x ffn, LLaMA); "plain" is up+down (2 x hidden x ffn).
+  ``mlp_bias`` puts a bias on every MLP projection (gated: 2 x ffn + hidden; plain: ffn + hidden).
+- MoE: every expert is one full MLP; the router is a hidden x experts linear without bias.
+- Learned position tables have max_position_embeddings + learned_position_offset rows (OPT keeps
+  2 extra rows).
+- A decoder's lm_head is vocab x hidden unless tied to the token embedding (then it adds nothing).
+  An encoder is counted as the bare encoder (BertModel: embeddings, layers, pooler): no LM or task
+  head, so an encoder file must say ``tied_embeddings: true`` and ``lm_head_bias: false``.
+- ``parameters()`` counts each distinct tensor once: a tied lm_head is not counted again even when a
+  checkpoint stores it as its own tensor (``published_includes_tied_lm_head`` says when the
+  published total does).
+- Encoders keep no KV cache (no autoregressive decode): ``kv_bytes_per_token`` raises for them
+  rather than returning 0, so a decode-phase caller cannot silently price an encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from simulator.errors import SimulatorError
+
+_ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
+
+PARTS = ("embedding", "position", "attention", "mlp", "router", "norms", "lm_head", "pooler")
+
+
+class _Strict(BaseModel):
+    # strict: a count written as "32", 32.0 or true is a typo, not a number to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Moe(_Strict):
+    """Mixture of experts: every layer's MLP is ``experts`` copies, ``experts_per_token`` of them run."""
+
+    experts: int = Field(ge=2)
+    experts_per_token: int = Field(ge=1)
+
+    @field_validator("experts_per_token")
+    @classmethod
+    def _top_k_within_experts(cls, value: int, info: ValidationInfo) -> int:
+        experts = info.data.get("experts")
+        if experts is not None and value > experts:
+            raise ValueError(f"experts_per_token ({value}) exceeds experts ({experts})")
+        return value
+
+
+class ModelConfig(_Strict):
+    """One model's architecture, as its config.json states it; see the module docstring for conventions."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str = Field(min_length=1)
+    aliases: list[str] = []
+    family: str = Field(pattern=r"^[a-z0-9]+$")
+    kind: Literal["decoder", "encoder"]
+    source: str = Field(min_length=3)
+    published_parameters: int = Field(gt=0)
+    published_parameters_source: str = Field(min_length=3)
+    published_includes_tied_lm_head: bool = False
+
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    ffn: int = Field(gt=0)
+    vocab: int = Field(gt=0)
+
+    mlp: Literal["gated", "plain"]
+    activation: Literal["silu", "gelu", "relu"]
+    norm: Literal["rmsnorm", "layernorm"]
+    norms_per_layer: int = Field(ge=0)
+    final_norm: bool
+    embedding_norm: bool = False
+    parallel_attention: bool
+
+    qkv_bias: bool
+    o_bias: bool
+    mlp_bias: bool
+    lm_head_bias: bool
+
+    position: Literal["rope", "learned", "alibi"]
+    rotary_dim: Optional[int] = Field(default=None, gt=0)
+    max_position_embeddings: int = Field(gt=0)
+    learned_position_offset: int = Field(default=0, ge=0)
+    sliding_window: Optional[int] = Field(default=None, gt=0)
+    token_type_vocab: int = Field(default=0, ge=0)
+    pooler: bool = False
+
+    tied_embeddings: bool
+    moe: Optional[Moe] = None
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_are_ids(cls, value: list[str]) -> list[str]:
+        for alias in value:
+            if not re.match(_ID_PATTERN, alias):
+                raise ValueError(f"alias {alias!r} is not lower-case hyphenated (pattern {_ID_PATTERN})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"aliases repeat: {value}")
+        return value
+
+    @field_validator("kv_heads")
+    @classmethod
+    def _kv_heads_divide_heads(cls, value: int, info: ValidationInfo) -> int:
+        heads = info.data.get("heads")
+        if heads is not None and heads % value != 0:
+            raise ValueError(f"heads ({heads}) is not a multiple of kv_heads ({value})")
+        return value
+
+    @field_validator("rotary_dim")
+    @classmethod
+    def _rotary_dim_fits(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        if value is None:
+            return value
+        head_dim = info.data.get("head_dim")
+        if info.data.get("position") != "rope":
+            raise ValueError("rotary_dim applies only to position: rope")
+        if head_dim is not None and (value > head_dim or value % 2):
+            raise ValueError(f"rotary_dim ({value}) must be even and at most head_dim ({head_dim})")
+        return value
+
+    @field_validator("learned_position_offset")
+    @classmethod
+    def _offset_needs_learned(cls, value: int, info: ValidationInfo) -> int:
+        if value and info.data.get("position") != "learned":
+            raise ValueError("learned_position_offset applies only to position: learned")
+        return value
+
+    @field_validator("pooler", "token_type_vocab")
+    @classmethod
+    def _encoder_only(cls, value, info: ValidationInfo):
+        if value and info.data.get("kind") != "encoder":
+            raise ValueError(f"{info.field_name} applies only to kind: encoder")
+        return value
+
+    @field_validator("sliding_window")
+    @classmethod
+    def _window_decoder_only(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        if value is not None and info.data.get("kind") != "decoder":
+            raise ValueError("sliding_window applies only to kind: decoder")
+        return value
+
+    @field_validator("tied_embeddings")
+    @classmethod
+    def _encoder_has_no_head(cls, value: bool, info: ValidationInfo) -> bool:
+        if info.data.get("kind") == "encoder" and (not value or info.data.get("lm_head_bias")):
+            raise ValueError("an encoder is counted without an LM head: set tied_embeddings: true "
+                             "and lm_head_bias: false")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ModelConfig":
+        if self.published_includes_tied_lm_head and not self.tied_embeddings:
+            raise ValueError("published_includes_tied_lm_head needs tied_embeddings: true")
+        if self.id in self.aliases:
+            raise ValueError(f"aliases repeat the id {self.id!r}")
+        return self
+
+    # ---- counts -------------------------------------------------------------------------------
+
+    def _norm_size(self) -> int:
+        return self.hidden if self.norm == "rmsnorm" else 2 * self.hidden
+
+    def _mlp_parameters(self) -> int:
+        """One MLP (one expert), weights and biases."""
+        if self.mlp == "gated":
+            weights, biases = 3 * self.hidden * self.ffn, 2 * self.ffn + self.hidden
+        else:
+            weights, biases = 2 * self.hidden * self.ffn, self.ffn + self.hidden
+        return weights + (biases if self.mlp_bias else 0)
+
+    def parameters_by_part(self) -> dict[str, int]:
+        """Exact parameter count per part (elements), the keys of ``PARTS``; they sum to ``parameters()``.
+
+        embedding: token (+ BERT token-type) embeddings; position: the learned position table (0 for
+        rope/alibi); attention: q/k/v/o and their biases; mlp: all experts' MLPs; router: MoE
+        routers; norms: per-layer, final and embedding norms; lm_head: the untied output matrix and
+        its bias; pooler: BERT's dense + bias.
+        """
+        q_out = self.heads * self.head_dim
+        kv_out = self.kv_heads * self.head_dim
+        attention = self.hidden * q_out + 2 * self.hidden * kv_out + q_out * self.hidden
+        if self.qkv_bias:
+            attention += q_out + 2 * kv_out
+        if self.o_bias:
+            attention += self.hidden
+
+        experts = self.moe.experts if self.moe else 1
+        router = self.hidden * self.moe.experts if self.moe else 0
+
+        positions = (self.max_position_embeddings + self.learned_position_offset
+                     if self.position == "learned" else 0)
+        embedding = (self.vocab + self.token_type_vocab) * self.hidden
+
+        norms = self._norm_size() * (self.layers * self.norms_per_layer + int(self.final_norm)
+                                     + int(self.embedding_norm))
+
+        lm_head = 0
+        if self.kind == "decoder":
+            lm_head = (0 if self.tied_embeddings else self.vocab * self.hidden)
+            lm_head += self.vocab if self.lm_head_bias else 0
+
+        return {
+            "embedding": embedding,
+            "position": positions * self.hidden,
+            "attention": self.layers * attention,
+            "mlp": self.layers * experts * self._mlp_parameters(),
+            "router": self.layers * router,
+            "norms": norms,
+            "lm_head": lm_head,
+            "pooler": self.hidden * self.hidden + self.hidden if self.pooler else 0,
+        }
+
+    def parameters(self) -> int:
+        """Exact number of distinct parameters (elements) implied by the fields."""
+        return sum(self.parameters_by_part().values())
+
+    def active_parameters_per_token(self) -> int:
+        """Parameters one token touches: all of them for a dense model, top-k experts for MoE."""
+        if self.moe is None:
+            return self.parameters()
+        idle = self.moe.experts - self.moe.experts_per_token
+        return self.parameters() - self.layers * idle * self._mlp_parameters()
+
+    def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
+        """KV-cache bytes per token of context: layers x 2 (K and V) x kv_heads x head_dim x bytes.
+
+        No sliding-window cap is applied here (see ``sliding_window``). Encoders keep no KV cache
+        and raise ``SimulatorError``.
+        """
+        if self.kind != "decoder":
+            raise SimulatorError(f"model {self.id!r} is an encoder: it keeps no KV cache "
+                                 f"(no autoregressive decode)")
+        if not bytes_per_element > 0:
+            raise SimulatorError(f"bytes_per_element must be > 0, got {bytes_per_element!r}")
+        return float(self.layers * 2 * self.kv_heads * self.head_dim * bytes_per_element)
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+def models_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "workloads" / "models"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_file(path: Path) -> ModelConfig:
+    if not path.is_file():
+        raise SimulatorError(f"{path}: no such model file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        problem = " ".join(str(err).split())
+        raise SimulatorError(f"{path}: not valid YAML ({problem})") from None
+    try:
+        model = ModelConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise SimulatorError(f"{path}: {loc}: {msg}") from None
+    if model.id != path.stem:
+        raise SimulatorError(f"{path}: id: {model.id!r} does not match the file name {path.stem!r}")
+    return model
+
+
+def list_models() -> list[ModelConfig]:
+    """Every shipped model, sorted by id; ids and aliases are checked to be unique across files."""
+    models = [_load_file(p.resolve()) for p in sorted(models_dir().glob("*.yaml"))]
+    seen: dict[str, str] = {}
+    for m in models:
+        for name in (m.id, *m.aliases):
+            if name in seen:
+                raise SimulatorError(f"{models_dir() / (m.id + '.yaml')}: aliases: {name!r} "
+                                     f"is already used by model {seen[name]!r}")
+            seen[name] = m.id
+    return models
+
+
+def load_model(name_or_path: str) -> ModelConfig:
+    """A model by id, alias, or path to a ``.yaml`` file (whose stem must equal its id)."""
+    if str(name_or_path).endswith(".yaml"):
+        return _load_file(Path(name_or_path).resolve())
+    direct = models_dir() / f"{name_or_path}.yaml"
+    if direct.is_file():
+        return _load_file(direct.resolve())
+    models = list_models()
+    for m in models:
+        if name_or_path in m.aliases:
+            return m
+    known = ", ".join(m.id for m in models)
+    raise SimulatorError(f"unknown model {name_or_path!r}; known: {known}")
