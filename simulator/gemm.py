@@ -166,13 +166,15 @@ def _quantization_scale_bytes(n, k, weight_dtype: str, group_size):
 
 
 def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
-                 weight_group_size: "int | None" = None) -> dict[str, np.ndarray]:
+                 weight_group_size: "int | None" = None, numeric_only: bool = False) -> dict[str, np.ndarray]:
     """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
 
     ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
     the weights are stored, for weight-only quantization (e.g. int4 weights, bf16 math: the
     weights are dequantized in the kernel, as Marlin/gpt-fast kernels do, at no modelled cost).
-    Use this inside other cost models (whole-model estimates) to skip DataFrame overhead.
+    Use this inside other cost models (whole-model estimates) to skip DataFrame overhead;
+    ``numeric_only`` also skips the label columns and returns ``bound_code`` (0 compute,
+    1 memory, 2 overhead) and the ``kernel`` name instead.
     """
     hw = load_hw(hw)
     check_dtype(dtype)
@@ -237,6 +239,13 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     roof = np.maximum(compute_time, memory_time)
     time = roof + overhead
     bound_code = np.where(overhead > roof, 2, np.where(compute_time >= memory_time, 0, 1))
+
+    if numeric_only:
+        return {
+            "kernel": kernel, "flops": flops, "flops_executed": flops_executed, "bytes_weight": w_values,
+            "bytes_metadata": w_meta, "bytes": total_bytes, "compute_time_s": compute_time,
+            "memory_time_s": memory_time, "overhead_s": overhead, "time_s": time, "bound_code": bound_code,
+        }
 
     def const(value):
         return pd.Categorical.from_codes(np.zeros(m.size, dtype=np.int8), categories=[value])

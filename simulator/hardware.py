@@ -417,9 +417,16 @@ GPU_CPU_KINDS = ("gpu", "cpu")
 def _spec_files() -> list[Path]:
     """GPU and CPU spec files (a file whose kind cannot be read stays in, to fail loudly)."""
     folder = hwspecs_dir()
+    return list(_spec_files_cached(folder, folder.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _spec_files_cached(folder: Path, folder_mtime_ns: int) -> tuple:
+    # Keyed on the folder's mtime: adding, removing or renaming a spec invalidates it; editing
+    # a file in place is caught by _load_file's own (path, mtime) key.
     paths = sorted(folder.glob("*.yaml"))
     kinds = _raw_kinds(folder, tuple((p.name, p.stat().st_mtime) for p in paths))
-    return [p for p in paths if kinds.get(p.stem) in GPU_CPU_KINDS + (None,)]
+    return tuple(p for p in paths if kinds.get(p.stem) in GPU_CPU_KINDS + (None,))
 
 
 @functools.lru_cache(maxsize=8)
@@ -463,7 +470,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
     folder = hwspecs_dir()
     direct = folder / f"{key}.yaml"
     if not direct.is_file():
-        index = _alias_index(folder, tuple((p.name, p.stat().st_mtime) for p in _spec_files()))
+        index = _alias_index(folder, folder.stat().st_mtime_ns)
         if key in index:
             direct = folder / f"{index[key]}.yaml"
     if direct.is_file():
@@ -472,7 +479,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
         if calibrated and calibration.is_file():
             return _calibrated(direct.resolve(), direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
         return spec
-    index = _alias_index(folder, tuple((p.name, p.stat().st_mtime) for p in _spec_files()))
+    index = _alias_index(folder, folder.stat().st_mtime_ns)
     known = ", ".join(p.stem for p in _spec_files())
     aliases = ", ".join(sorted(index))
     raise SimulatorError(f"unknown device {text!r}; known: {known} (aliases: {aliases})")
@@ -492,12 +499,14 @@ def _calibrated(spec_path: Path, spec_mtime: float, path: Path, mtime: float) ->
 
 
 @functools.lru_cache(maxsize=8)
-def _alias_index(folder: Path, files: tuple) -> dict[str, str]:
-    """alias -> id, read without validating, so one broken spec breaks only itself."""
+def _alias_index(folder: Path, folder_mtime_ns: int) -> dict[str, str]:
+    """alias -> id, read without validating, so one broken spec breaks only itself.
+    (Aliases live in the files; editing one in place needs a new process or a file rename.)"""
     index = {}
-    for name, _mtime in files:
+    for path in _spec_files():
+        name = path.name
         try:
-            raw = yaml.safe_load((folder / name).read_text())
+            raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError:
             continue
         aliases = raw.get("aliases") if isinstance(raw, dict) else None

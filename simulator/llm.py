@@ -6,15 +6,19 @@ decode is q_len = 1 at a given context. Per layer the ops are
     norm -> QKV GEMM -> attention -> O GEMM -> [all-reduce] -> norm -> MLP GEMMs (+ act) -> [all-reduce]
 
 plus the embedding gather, the final norm and the LM head (logits for the last token of each
-sequence). Every GEMM goes through gemm.gemm_columns with the recipe's sparsity format and the
-weight storage dtype; attention, element-wise ops and all-reduces through ops.py. Identical
-layers are one row with ``count`` = number of layers. Tensor parallelism (Megatron-style)
-splits heads and FFN columns over ``tp`` GPUs, with two all-reduces per layer.
+sequence). GEMMs go through gemm.gemm_columns with the recipe's sparsity format and the weight
+storage dtype; attention, element-wise ops and all-reduces through ops.py. Identical layers
+are one row with ``count`` = number of layers (OWL's non-uniform sparsity makes a few groups).
+Tensor parallelism (Megatron-style) splits heads and FFN columns over ``tp`` GPUs, with two
+all-reduces per layer.
+
+Everything is vectorized over *points* (batch, context, phase): ``estimate_model`` is one
+point with its op table; ``sweep`` prices thousands of points per (model, hw, recipe) group in
+one pass; ``estimate_request`` integrates decode steps over a growing context.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -24,29 +28,54 @@ import pandas as pd
 from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
-from simulator.hardware import HardwareSpec, load_hw
+from simulator.hardware import load_hw
 from simulator.ops import allreduce_columns, attention_columns, memory_op_columns
 from simulator.sparsity import parse_sparsity
 
 PHASES = ("prefill", "decode")
 STRUCTURED_AXES = {"width": "FFN channels (LLM-Pruner)", "heads": "attention heads, whole KV groups",
                    "hidden": "embedding/hidden dimension (SliceGPT)", "depth": "whole layers (ShortGPT, LaCo)"}
-RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B:S | width:F | heads:F | "
-               "hidden:F | depth:F, joined with '+' (e.g. '2:4+depth:0.25')")
+RECIPE_ALIASES = {  # method names of the course -> the format they produce
+    "sparsegpt": "unstructured:0.5", "wanda": "unstructured:0.5",
+    "sparsegpt-2:4": "2:4", "wanda-2:4": "2:4",
+}
+OWL_DEFAULT_LAMBDA = 0.08  # OWL (Yin et al., ICML'24) limits layer sparsities to S +- lambda; 0.08 in its LLaMA runs
+OWL_GROUPS = 8
+RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B:S | sparsegpt[:kernel] | "
+               "wanda[:kernel] | owl:S[:lambda][:kernel] | width:F | heads:F | hidden:F | depth:F, joined "
+               "with '+' (e.g. '2:4+depth:0.25')")
 TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication")
+_BOUNDS = ("compute", "memory", "overhead", "communication")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A pruning recipe: a sparsity format for the linear layers plus structured cuts."""
+    """A pruning recipe: the linear layers' sparsity (one format, or OWL's per-layer groups)
+    plus structured cuts along four axes (fractions kept)."""
 
     sparsity: str = "dense"
     keep: dict = field(default_factory=lambda: {axis: 1.0 for axis in STRUCTURED_AXES})
+    owl: "tuple | None" = None  # (mean sparsity, lambda, storage)
     text: str = "dense"
+
+    def layer_groups(self, layers: int) -> list[tuple[float, str]]:
+        """(number of layers, sparsity string) groups covering the kept layers."""
+        if self.owl is None:
+            return [(float(layers), self.sparsity)]
+        mean, lam, storage = self.owl
+        # OWL gives layers with more activation outliers less sparsity; outlier ratios fall with
+        # depth (OWL, Fig. 2), so the assumed profile is a linear ramp S - lambda -> S + lambda.
+        per_layer = np.clip(mean + lam * np.linspace(-1.0, 1.0, layers), 0.0, 0.99)
+        bins = np.minimum((np.arange(layers) * OWL_GROUPS) // layers, OWL_GROUPS - 1)
+        groups = []
+        for b in np.unique(bins):
+            members = per_layer[bins == b]
+            groups.append((float(len(members)), f"unstructured:{members.mean():.6f}:{storage}"))
+        return groups
 
 
 def parse_recipe(text: str = "dense") -> Recipe:
-    sparsity, keep = "dense", {axis: 1.0 for axis in STRUCTURED_AXES}
+    sparsity, keep, owl = "dense", {axis: 1.0 for axis in STRUCTURED_AXES}, None
     for part in [p.strip().lower() for p in str(text).split("+") if p.strip()] or ["dense"]:
         axis, _, value = part.partition(":")
         if axis in STRUCTURED_AXES:
@@ -58,8 +87,14 @@ def parse_recipe(text: str = "dense") -> Recipe:
                 raise SimulatorError(f"--recipe {text!r}: {axis} fraction must lie in [0, 1), got {fraction}")
             keep[axis] = 1.0 - fraction
             continue
-        if sparsity != "dense":
+        if sparsity != "dense" or owl is not None:
             raise SimulatorError(f"--recipe {text!r}: one sparsity format at a time ({sparsity!r} and {part!r})")
+        if axis == "owl":
+            owl = _parse_owl(text, value)
+            continue
+        if axis in ("sparsegpt", "wanda"):
+            part = RECIPE_ALIASES[axis] + (f":{value}" if value else "")
+        part = RECIPE_ALIASES.get(part, part)
         try:
             fmt = parse_sparsity(part)
         except SimulatorError as err:
@@ -67,7 +102,23 @@ def parse_recipe(text: str = "dense") -> Recipe:
         if fmt.family == "structured":
             raise SimulatorError(f"--recipe {text!r}: use width:/heads:/hidden:/depth: for structured pruning")
         sparsity = part
-    return Recipe(sparsity=sparsity, keep=keep, text=str(text))
+    return Recipe(sparsity=sparsity, keep=keep, owl=owl, text=str(text))
+
+
+def _parse_owl(text, value):
+    fields = [f for f in value.split(":") if f]
+    storage = "csr"
+    if fields and fields[-1] in ("csr", "bitmap", "masked"):
+        storage = fields.pop()
+    try:
+        mean = float(fields[0])
+        lam = float(fields[1]) if len(fields) > 1 else OWL_DEFAULT_LAMBDA
+    except (ValueError, IndexError):
+        raise SimulatorError(f"--recipe {text!r}: write owl:S[:lambda][:csr|bitmap|masked], e.g. owl:0.7") from None
+    if not (0.0 < mean < 1.0 and 0.0 <= lam < min(mean, 1.0 - mean) + 1e-12):
+        raise SimulatorError(f"--recipe {text!r}: OWL needs 0 < S < 1 and 0 <= lambda <= min(S, 1 - S), "
+                             f"got S={mean}, lambda={lam}")
+    return (mean, lam, storage)
 
 
 def parse_weights(text: "str | None", dtype: str):
@@ -87,7 +138,7 @@ def parse_weights(text: "str | None", dtype: str):
 class ModelEstimate:
     """The op table and the summary of one (model, hardware, phase, batch, context) point."""
 
-    ops: pd.DataFrame
+    ops: "pd.DataFrame | None"  # None when estimated with with_ops=False
     summary: dict
 
     def __repr__(self):
@@ -106,36 +157,38 @@ def _divide(what: str, value: int, tp: int) -> float:
     return value / tp
 
 
-def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
-                   dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
-                   kv_dtype: "str | None" = None) -> ModelEstimate:
-    """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw``.
+def _check_points(phase, batch, context):
+    phase = np.atleast_1d(np.asarray(phase, dtype=object))
+    bad = [p for p in set(phase.tolist()) if p not in PHASES]
+    if bad:
+        raise SimulatorError(f"--phase: {bad[0]!r} unknown; allowed: {', '.join(PHASES)}")
+    arrays = []
+    for name, value in (("--batch", batch), ("--context", context)):
+        arr = np.atleast_1d(np.asarray(value, dtype=float))
+        if np.any(~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))):
+            shown = arr[~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))][0]
+            raise SimulatorError(f"{name}: must be a whole number >= 1, got {shown:g}")
+        arrays.append(arr)
+    phase, batch, context = np.broadcast_arrays(phase, *arrays)
+    return phase.ravel(), batch.ravel().astype(float), context.ravel().astype(float)
 
-    ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
-    one token per sequence with ``context`` tokens in the KV cache. ``dtype`` is the activation
-    and math dtype, ``weights`` the weight storage ('int4:g128', ...), ``kv_dtype`` the cache's.
-    Time is per phase (prefill: the whole prompt; decode: one step).
-    """
-    from simulator.models import load_model
 
-    cfg = load_model(model) if isinstance(model, str) else model
-    hw = load_hw(hw)
+def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
+    """The op table as a list of ops whose numeric columns are arrays over the points."""
     check_dtype(dtype)
     kv_dtype = check_dtype(kv_dtype, "--kv-dtype") if kv_dtype else dtype
     weight_dtype, group = parse_weights(weights, dtype)
     rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
-    if phase not in PHASES:
-        raise SimulatorError(f"--phase: {phase!r} unknown; allowed: {', '.join(PHASES)}")
-    for name, value in (("--batch", batch), ("--context", context), ("--tp", tp)):
-        if int(value) != value or value < 1:
-            raise SimulatorError(f"{name}: must be a whole number >= 1, got {value}")
-    if cfg.kind == "encoder" and phase == "decode":
+    if int(tp) != tp or tp < 1:
+        raise SimulatorError(f"--tp: must be a whole number >= 1, got {tp}")
+    tp = int(tp)
+    phase, batch, context = _check_points(phase, batch, context)
+    if cfg.kind == "encoder" and np.any(phase == "decode"):
         raise SimulatorError(f"--phase decode: {cfg.id} is an encoder; it has no decode phase (use prefill)")
-    if phase == "decode" and context > cfg.max_position_embeddings and cfg.position == "learned":
-        raise SimulatorError(f"--context {context}: {cfg.id} has learned positions up to "
+    if cfg.position == "learned" and np.any(context > cfg.max_position_embeddings):
+        raise SimulatorError(f"--context {int(context.max())}: {cfg.id} has learned positions up to "
                              f"{cfg.max_position_embeddings} tokens")
 
-    # Structured cuts, in whole channels / heads / layers.
     layers = _kept(cfg.layers, rec.keep["depth"])
     hidden = _kept(cfg.hidden, rec.keep["hidden"])
     ffn = _kept(cfg.ffn, rec.keep["width"])
@@ -150,118 +203,278 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
 
     act = BYTES_PER_ELEMENT[dtype]
     kv_el = BYTES_PER_ELEMENT[kv_dtype]
-    q_len = context if phase == "prefill" else 1
+    q_len = np.where(phase == "prefill", context, 1.0)
     tokens = batch * q_len
-    rows = []
+    ops = []
 
-    def add(op, kind, count, columns, m=np.nan, n=np.nan, k=np.nan, resident_weight=0.0, scope="layers"):
-        row = {key: float(np.asarray(v).ravel()[0]) for key, v in columns.items()
-               if key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s",
-                          "comm_time_s", "bytes_weight", "bytes_metadata", "bytes_kv")}
-        code = int(np.asarray(columns.get("bound_code", [-1])).ravel()[0])
-        bound = columns["bound"][0] if "bound" in columns else ("compute", "memory", "overhead", "communication")[code]
-        row.update(scope=scope, op=op, kind=kind, count=float(count), m=m, n=n, k=k, bound=bound,
-                   resident_weight_bytes=float(resident_weight))
-        rows.append(row)
+    def add(op, kind, count, columns, m=None, n=None, k=None, resident_total=0.0, scope="layers"):
+        """``resident_total``: bytes of weights this row keeps in memory, all its copies."""
+        ops.append({"scope": scope, "op": op, "kind": kind, "count": count, "columns": columns,
+                    "m": m, "n": n, "k": k, "resident_total": float(resident_total),
+                    "bytes_kv": columns.get("bytes_kv", 0.0)})
 
-    def gemm(op, m, n, k, count, sparsity, scope="layers", resident_factor=1.0):
-        cols = gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, group)
-        resident = (cols["bytes_weight"][0] + cols["bytes_metadata"][0]) * resident_factor
-        add(op, "gemm", count, cols, m, n, k, resident, scope)
+    pending = []  # GEMMs are priced together, one vectorized call per sparsity format
 
-    linear = rec.sparsity
-    # --- embedding -------------------------------------------------------------------------
-    embed_bytes = cfg.vocab * hidden * act / tp  # vocab-parallel embedding table
-    add("embedding", "memory", 1, memory_op_columns(hw, 2 * tokens * hidden * act), scope="embedding",
-        resident_weight=embed_bytes + cfg.parameters_by_part().get("position", 0) * act)
-    # --- one decoder layer ---------------------------------------------------------------
-    norm_bytes = 2 * tokens * hidden * act + hidden * act
+    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None):
+        add(op, "gemm", count, {}, m, n, k, 0.0, scope)
+        copies = count if weight_copies is None else weight_copies
+        pending.append((ops[-1], sparsity, copies))
+
+    add("embedding", "memory", 1.0, memory_op_columns(hw, 2 * tokens * hidden * act), scope="embedding",
+        resident_total=(cfg.vocab * hidden / tp + cfg.parameters_by_part()["position"]) * act)
     norm_params = hidden * (2 if cfg.norm == "layernorm" else 1)
-    add("norms", "memory", layers * cfg.norms_per_layer, memory_op_columns(hw, norm_bytes),
-        resident_weight=norm_params * act)
-    gemm("qkv", tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, layers, linear)
-    attention = attention_columns(hw, batch, heads_gpu, kv_heads_gpu, head_dim, q_len, context, dtype,
-                                  kv_el, act)
-    add("attention", "attention", layers, attention)
-    gemm("o_proj", tokens, hidden, heads_gpu * head_dim, layers, linear)
+    norms = float(layers * cfg.norms_per_layer)
+    add("norms", "memory", norms, memory_op_columns(hw, 2 * tokens * hidden * act + norm_params * act),
+        resident_total=norms * norm_params * act)
+    attention = attention_columns(hw, batch, heads_gpu, kv_heads_gpu, head_dim, q_len, context, dtype, kv_el, act)
+    add("attention", "attention", float(layers), attention)
     if tp > 1:
-        add("allreduce", "comm", 2 * layers, allreduce_columns(hw, tokens * hidden * act, tp))
-    if cfg.moe is None:
-        if cfg.mlp == "gated":
-            gemm("gate_up", tokens, 2 * ffn_gpu, hidden, layers, linear)
-            act_bytes = 3 * tokens * ffn_gpu * act
+        add("allreduce", "comm", float(2 * layers), allreduce_columns(hw, tokens * hidden * act, tp))
+    groups = rec.layer_groups(layers)
+    for index, (count, sparsity) in enumerate(groups):
+        tag = "" if len(groups) == 1 else f"[{index}]"
+        gemm("qkv" + tag, tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity)
+        gemm("o_proj" + tag, tokens, hidden, heads_gpu * head_dim, count, sparsity)
+        if cfg.moe is None:
+            up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
+            gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, tokens, up_n, hidden, count, sparsity)
+            gemm("down" + tag, tokens, hidden, ffn_gpu, count, sparsity)
         else:
-            gemm("up", tokens, ffn_gpu, hidden, layers, linear)
-            act_bytes = 2 * tokens * ffn_gpu * act
-        add("activation", "memory", layers, memory_op_columns(hw, act_bytes))
-        gemm("down", tokens, hidden, ffn_gpu, layers, linear)
-    else:
-        experts, top_k = cfg.moe.experts, cfg.moe.experts_per_token
-        # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
-        touched = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
-        per_expert_tokens = max(1.0, round(tokens * top_k / touched))
-        gemm("router", tokens, experts, hidden, layers, "dense")
-        up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
-        gemm("experts_up", per_expert_tokens, up_n, hidden, layers * touched, linear,
-             resident_factor=experts / touched)
-        add("activation", "memory", layers, memory_op_columns(hw, (up_n + ffn_gpu) * tokens * top_k * act))
-        gemm("experts_down", per_expert_tokens, hidden, ffn_gpu, layers * touched, linear,
-             resident_factor=experts / touched)
-    # --- head --------------------------------------------------------------------------------
-    add("final_norm", "memory", 1 if cfg.final_norm else 0, memory_op_columns(hw, 2 * batch * hidden * act),
-        scope="head", resident_weight=norm_params * act)
-    gemm("lm_head", batch, cfg.vocab / tp, hidden, 1, "dense", scope="head",
-         resident_factor=0.0 if cfg.tied_embeddings else 1.0)
+            experts, top_k = cfg.moe.experts, cfg.moe.experts_per_token
+            # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
+            touched = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+            per_expert = np.maximum(1.0, np.round(tokens * top_k / touched))
+            up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
+            gemm("router" + tag, tokens, experts, hidden, count, "dense")
+            gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
+                 weight_copies=count * experts)
+            gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
+                 weight_copies=count * experts)
+    up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
+    top_k = cfg.moe.experts_per_token if cfg.moe else 1
+    add("activation", "memory", float(layers), memory_op_columns(hw, (up_n + ffn_gpu) * tokens * top_k * act))
+    add("final_norm", "memory", 1.0 if cfg.final_norm else 0.0,
+        memory_op_columns(hw, 2 * batch * hidden * act), scope="head",
+        resident_total=(norm_params * act) if cfg.final_norm else 0.0)
+    gemm("lm_head", batch, cfg.vocab / tp, hidden, 1.0, "dense", scope="head",
+         weight_copies=0.0 if cfg.tied_embeddings else 1.0)  # tied: it reads the embedding table
 
-    ops = pd.DataFrame(rows)
-    ops["total_time_s"] = ops["time_s"] * ops["count"]
-    ops["comm_time_s"] = ops.get("comm_time_s", 0.0)
-    ops = ops.fillna({"comm_time_s": 0.0, "bytes_kv": 0.0, "bytes_weight": 0.0, "bytes_metadata": 0.0})
-    ops["category"] = _categories(ops)
-    summary = _summary(cfg, hw, ops, phase, batch, context, tp, dtype, weight_dtype, group, kv_dtype, rec,
-                       layers, kv_heads_gpu, head_dim, hidden, ffn_gpu, heads_gpu, tokens)
-    return ModelEstimate(ops=ops, summary=summary)
+    n_points = len(batch)
+    for sparsity in dict.fromkeys(sp for _, sp, _ in pending):
+        group_ops = [(o, copies) for o, sp, copies in pending if sp == sparsity]
+        shape = lambda v: np.broadcast_to(np.asarray(v, float), (n_points,))  # noqa: E731
+        m = np.concatenate([shape(o["m"]) for o, _ in group_ops])
+        n = np.concatenate([shape(o["n"]) for o, _ in group_ops])
+        k = np.concatenate([shape(o["k"]) for o, _ in group_ops])
+        cols = gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, group, numeric_only=True)
+        for j, (o, copies) in enumerate(group_ops):
+            part = slice(j * n_points, (j + 1) * n_points)
+            o["columns"] = {key: (value[part] if isinstance(value, np.ndarray) else value)
+                            for key, value in cols.items()}
+            stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
+            o["resident_total"] = float(stored * copies)
+
+    # Memory per GPU (weights do not depend on the point; KV and activations do).
+    weights_gpu = sum(o["resident_total"] for o in ops)
+    kv_gpu = layers * 2 * kv_heads_gpu * head_dim * kv_el * context * batch
+    widest = max(hidden, up_n, (heads_gpu + 2 * kv_heads_gpu) * head_dim)
+    activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4  # two live buffers + fp32 logits
+    context_info = {
+        "rec": rec, "tp": tp, "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
+        "kv_dtype": kv_dtype, "layers": layers, "phase": phase, "batch": batch, "context": context,
+        "tokens_out": np.where(phase == "prefill", batch * context, batch),
+        "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
+    }
+    return ops, context_info
 
 
-def _categories(ops: pd.DataFrame) -> np.ndarray:
-    """Which resource each op's time is spent on: what the summary's breakdown adds up."""
-    cat = np.where(ops["kind"] == "comm", "communication",
-          np.where(ops["bound"] == "overhead", "overhead",
-          np.where(ops["bound"] == "compute", "compute",
-          np.where(ops["kind"] == "attention", "kv",
-          np.where(ops["kind"] == "gemm", "weights", "memory-ops")))))  # noqa: E128
-    return cat
-
-
-def _summary(cfg, hw, ops, phase, batch, context, tp, dtype, weight_dtype, group, kv_dtype, rec,
-             layers, kv_heads_gpu, head_dim, hidden, ffn_gpu, heads_gpu, tokens) -> dict:
-    time = float(ops["total_time_s"].sum())
-    weights = float((ops["resident_weight_bytes"] * ops["count"]).sum())
-    kv_per_gpu = layers * 2 * kv_heads_gpu * head_dim * BYTES_PER_ELEMENT[kv_dtype] * context * batch
-    # Live activations at the widest point of a layer (two buffers) plus fp32 logits.
-    widest = max(hidden, 2 * ffn_gpu, (heads_gpu + 2 * kv_heads_gpu) * head_dim)
-    activations = 2 * tokens * widest * BYTES_PER_ELEMENT[dtype] + batch * cfg.vocab / tp * 4
-    per_gpu = weights + kv_per_gpu + activations
-    capacity = hw.memory_capacity_bytes
-    produced = batch * (context if phase == "prefill" else 1)
-    by_category = ops.groupby("category")["total_time_s"].sum()
-    kv_read = float((ops["bytes_kv"] * ops["count"]).sum())
+def _totals(ops, info, hw):
+    """Per-point sums over the op table: time, categories, memory, fit."""
+    n_points = len(info["batch"])
+    time = np.zeros(n_points)
+    by_category = {c: np.zeros(n_points) for c in TIME_CATEGORIES}
+    flops = np.zeros(n_points)
+    bytes_ = np.zeros(n_points)
+    kv_read = np.zeros(n_points)
+    for o in ops:  # numpy broadcasting spreads scalar columns over the points
+        cols = o["columns"]
+        count = o["count"]
+        total = cols["time_s"] * count
+        time += total
+        flops += cols["flops"] * count
+        bytes_ += cols["bytes"] * count
+        kv_read += o["bytes_kv"] * count
+        for category, share in _category_masks(o).items():
+            by_category[category] += total * share
+    memory = info["weights_gpu"] + info["kv_gpu"] + info["activations"]
     return {
-        "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": batch, "context": context,
-        "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""), "kv_dtype": kv_dtype,
-        "recipe": rec.text, "sparsity": rec.sparsity, "layers": layers,
-        "time_s": time,
-        "tokens_per_s": produced / time,
-        "time_by_category_s": {c: float(by_category.get(c, 0.0)) for c in TIME_CATEGORIES},
-        "flops": float((ops["flops"] * ops["count"]).sum()),
-        "bytes": float((ops["bytes"] * ops["count"]).sum()),
-        "weight_bytes_per_gpu": weights,
-        "kv_cache_bytes": kv_per_gpu * tp,  # summed over GPUs (replicated KV heads count per copy)
-        "kv_cache_bytes_per_gpu": kv_per_gpu,
-        "kv_read_bytes_per_step": kv_read * tp if phase == "decode" else 0.0,
-        "activation_bytes_per_gpu": activations,
-        "memory_bytes_per_gpu": per_gpu,
-        "memory_capacity_bytes": capacity,
-        "fits": bool(per_gpu <= capacity),
-        "shortfall_bytes": float(max(0.0, per_gpu - capacity)),
+        "time_s": time, "by_category": by_category, "flops": flops, "bytes": bytes_, "kv_read": kv_read,
+        "memory": memory, "fits": memory <= hw.memory_capacity_bytes,
+        "shortfall": np.maximum(0.0, memory - hw.memory_capacity_bytes),
+    }
+
+
+def _category_masks(op):
+    """Which resource each op's time is spent on (what the breakdown adds up)."""
+    code = np.asarray(op["columns"]["bound_code"])
+    if op["kind"] == "comm":
+        return {"communication": 1.0}
+    memory_name = {"attention": "kv", "gemm": "weights"}.get(op["kind"], "memory-ops")
+    return {"compute": (code == 0).astype(float), memory_name: (code == 1).astype(float),
+            "overhead": (code == 2).astype(float)}
+
+
+def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
+                   dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
+                   kv_dtype: "str | None" = None, with_ops: bool = True) -> ModelEstimate:
+    """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
+
+    ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
+    one token per sequence with ``context`` tokens in the KV cache. ``dtype`` is the activation
+    and math dtype, ``weights`` the weight storage ('int4:g128', ...), ``kv_dtype`` the cache's.
+    Times are per phase (prefill: the whole prompt; decode: one step), in seconds.
+    ``with_ops=False`` skips building the op DataFrame (the summary alone is ~3x faster).
+    """
+    from simulator.models import load_model
+
+    cfg = load_model(model) if isinstance(model, str) else model
+    hw = load_hw(hw)
+    ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype)
+    totals = _totals(ops, info, hw)
+    summary = _summary(cfg, hw, info, totals, 0)
+    if not with_ops:
+        return ModelEstimate(ops=None, summary=summary)
+    table = {name: [] for name in OP_COLUMNS}
+    for o in ops:
+        c = o["columns"]
+        count = _first(o["count"])
+        values = {
+            "scope": o["scope"], "op": o["op"], "kind": o["kind"], "kernel": c.get("kernel", o["kind"]),
+            "count": count, "m": _first(o["m"]), "n": _first(o["n"]), "k": _first(o["k"]),
+            "comm_time_s": _first(c.get("comm_time_s", 0.0)), "bytes_weight": _first(c.get("bytes_weight", 0.0)),
+            "bytes_metadata": _first(c.get("bytes_metadata", 0.0)), "bytes_kv": _first(o["bytes_kv"]),
+            "resident_weight_bytes": o["resident_total"], "bound": _BOUNDS[int(_first(c["bound_code"]))],
+        }
+        for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s"):
+            values[key] = _first(c[key])
+        values["total_time_s"] = values["time_s"] * count
+        for name in OP_COLUMNS:
+            table[name].append(values[name])
+    return ModelEstimate(ops=pd.DataFrame(table), summary=summary)
+
+
+OP_COLUMNS = ("scope", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
+              "bytes_metadata", "bytes_kv", "resident_weight_bytes", "compute_time_s", "memory_time_s",
+              "overhead_s", "comm_time_s", "time_s", "total_time_s", "bound")
+
+
+def _first(value):
+    if value is None:
+        return np.nan
+    if isinstance(value, np.ndarray):
+        return float(value.flat[0])
+    return float(value)
+
+
+def _summary(cfg, hw, info, totals, i) -> dict:
+    tp = info["tp"]
+    rec = info["rec"]
+    phase = str(info["phase"][i])
+    return {
+        "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
+        "context": int(info["context"][i]), "dtype": info["dtype"], "weights": info["weights"],
+        "kv_dtype": info["kv_dtype"], "recipe": rec.text, "layers": info["layers"],
+        "time_s": float(totals["time_s"][i]),
+        "tokens_per_s": float(info["tokens_out"][i] / totals["time_s"][i]),
+        "time_by_category_s": {c: float(v[i]) for c, v in totals["by_category"].items()},
+        "flops": float(totals["flops"][i]), "bytes": float(totals["bytes"][i]),
+        "weight_bytes_per_gpu": float(info["weights_gpu"]),
+        "kv_cache_bytes": float(np.broadcast_to(info["kv_gpu"], info["batch"].shape)[i] * tp),
+        "kv_cache_bytes_per_gpu": float(np.broadcast_to(info["kv_gpu"], info["batch"].shape)[i]),
+        "kv_read_bytes_per_step": float(totals["kv_read"][i] * tp) if phase == "decode" else 0.0,
+        "activation_bytes_per_gpu": float(np.broadcast_to(info["activations"], info["batch"].shape)[i]),
+        "memory_bytes_per_gpu": float(totals["memory"][i]),
+        "memory_capacity_bytes": float(hw.memory_capacity_bytes),
+        "fits": bool(totals["fits"][i]),
+        "shortfall_bytes": float(totals["shortfall"][i]),
+    }
+
+
+SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype")
+
+
+def sweep(points: pd.DataFrame) -> pd.DataFrame:
+    """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
+    optionally tp, dtype, weights, recipe, kv_dtype; points sharing those are priced in one
+    vectorized pass. Returns one row per point (same order) with time_s, tokens_per_s,
+    memory_bytes_per_gpu, fits, shortfall_bytes, kv_cache_bytes and the time categories."""
+    from simulator.models import load_model
+
+    frame = points.reset_index(drop=True).copy()
+    defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None}
+    for key, value in defaults.items():
+        if key not in frame:
+            frame[key] = value
+    missing = [c for c in ("model", "hw", "phase", "batch", "context") if c not in frame]
+    if missing:
+        raise SimulatorError(f"sweep: points need columns {', '.join(missing)}")
+    out = {name: np.zeros(len(frame)) for name in
+           ("time_s", "tokens_per_s", "memory_bytes_per_gpu", "shortfall_bytes", "kv_cache_bytes",
+            "weight_bytes_per_gpu", *[f"time_{c}_s" for c in TIME_CATEGORIES])}
+    fits = np.zeros(len(frame), dtype=bool)
+    keyed = frame[list(SWEEP_KEYS)].astype(object)
+    for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype = (
+            None if isinstance(v, float) and np.isnan(v) else v for v in key)
+        rows = frame.loc[index]
+        cfg, hw = load_model(model), load_hw(hw_name)
+        ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
+                          rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype)
+        totals = _totals(ops, info, hw)
+        idx = np.asarray(index)
+        out["time_s"][idx] = totals["time_s"]
+        out["tokens_per_s"][idx] = info["tokens_out"] / totals["time_s"]
+        out["memory_bytes_per_gpu"][idx] = totals["memory"]
+        out["shortfall_bytes"][idx] = totals["shortfall"]
+        out["kv_cache_bytes"][idx] = np.broadcast_to(info["kv_gpu"], idx.shape) * info["tp"]
+        out["weight_bytes_per_gpu"][idx] = info["weights_gpu"]
+        for c in TIME_CATEGORIES:
+            out[f"time_{c}_s"][idx] = totals["by_category"][c]
+        fits[idx] = totals["fits"]
+    result = frame.assign(**out)
+    result["fits"] = fits
+    return result
+
+
+def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1, tp: int = 1,
+                     dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33) -> dict:
+    """A whole request for a batch: time to first token (the prefill), the time per output token
+    as the context grows from ``prompt`` to ``prompt + output_tokens - 1``, and throughput.
+
+    Decode steps are priced at ``samples`` contexts and interpolated linearly in between (decode
+    time is piecewise linear in context: KV bytes grow linearly, weight bytes are constant).
+    """
+    if int(output_tokens) != output_tokens or output_tokens < 1:
+        raise SimulatorError(f"--output-tokens: must be a whole number >= 1, got {output_tokens}")
+    steps = np.arange(int(output_tokens), dtype=float)
+    sampled = np.unique(np.round(np.linspace(0, output_tokens - 1, min(samples, int(output_tokens)))))
+    points = pd.DataFrame({
+        "model": model, "hw": hw, "tp": tp, "dtype": dtype, "weights": weights, "recipe": recipe,
+        "kv_dtype": kv_dtype, "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
+        "context": np.concatenate([[prompt], prompt + sampled]),
+    })
+    result = sweep(points)
+    ttft = float(result["time_s"].iloc[0])
+    per_step = np.interp(steps, sampled, result["time_s"].iloc[1:].to_numpy())
+    decode_total = float(per_step.sum())
+    return {
+        "model": model if isinstance(model, str) else model.id, "hw": hw if isinstance(hw, str) else hw.id,
+        "prompt": int(prompt), "output_tokens": int(output_tokens), "batch": int(batch),
+        "ttft_s": ttft,
+        "tpot_first_s": float(per_step[0]), "tpot_last_s": float(per_step[-1]),
+        "tpot_mean_s": decode_total / len(steps),
+        "latency_s": ttft + decode_total,
+        "output_tokens_per_s": batch * len(steps) / decode_total,
+        "fits": bool(result["fits"].all()),
+        "peak_memory_bytes_per_gpu": float(result["memory_bytes_per_gpu"].max()),
     }

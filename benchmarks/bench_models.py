@@ -1,0 +1,54 @@
+"""How fast are whole-model estimates? Prints one estimate's time and a 10,000-point sweep rate.
+
+    python benchmarks/bench_models.py [--points 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+from simulator.llm import estimate_model, sweep
+
+
+def best_of(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=10000)
+    args = parser.parse_args()
+    estimate_model("llama-2-70b", "h100")  # load specs and models once
+    print(f"{'what':<58} {'seconds':>9} {'per point':>12}")
+    for label, kwargs in (("one estimate, LLaMA-2-70B decode, with op table", {}),
+                          ("one estimate, summary only (with_ops=False)", {"with_ops": False})):
+        t = best_of(lambda: [estimate_model("llama-2-70b", "h100", "decode", 1, 4096, **kwargs) for _ in range(100)], 3)
+        print(f"{label:<58} {t / 100:>9.5f} {t / 100 * 1e3:>9.3f} ms")
+    rng = np.random.default_rng(0)
+    n = args.points
+    points = pd.DataFrame({
+        "model": rng.choice(["llama-2-7b", "llama-2-70b", "llama-3.1-8b", "mixtral-8x7b", "opt-30b"], n),
+        "hw": rng.choice(["a100", "h100", "h200", "b200"], n),
+        "phase": rng.choice(["prefill", "decode"], n),
+        "batch": rng.integers(1, 65, n),
+        "context": rng.integers(128, 2049, n),
+        "recipe": rng.choice(["dense", "2:4", "unstructured:0.6:bitmap", "owl:0.7", "depth:0.25"], n),
+        "weights": rng.choice([None, "int4:g128"], n),
+    })
+    groups = points.groupby(["model", "hw", "recipe", "weights"], dropna=False).ngroups
+    t = best_of(lambda: sweep(points), 3)
+    print(f"{f'sweep of {n} (model, hw, phase, batch, context, recipe, weights) points':<58} {t:>9.3f} "
+          f"{t / n * 1e6:>9.1f} us  ({groups} vectorized groups)")
+
+
+if __name__ == "__main__":
+    main()

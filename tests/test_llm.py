@@ -1,0 +1,201 @@
+"""Whole-model estimates: the course's numbers, hand-derived memory, code paths that must agree."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.cli import main
+from simulator.errors import SimulatorError
+from simulator.llm import estimate_model, estimate_request, parse_recipe, sweep
+from simulator.models import load_model
+
+GIB = 2**30
+
+
+def decode(model="llama-2-70b", hw="h100", **kw):
+    kw.setdefault("dtype", "fp16")
+    return estimate_model(model, hw, "decode", kw.pop("batch", 1), kw.pop("context", 4096), **kw)
+
+
+def test_course_llama70b_fp16_needs_more_than_one_h100():
+    # 68,976,648,192 params x 2 B = 137.95 GB of weights > 80 GiB (85.9 GB) of HBM.
+    s = decode().summary
+    assert s["weight_bytes_per_gpu"] == pytest.approx(68_976_648_192 * 2, rel=1e-6)
+    assert not s["fits"] and s["shortfall_bytes"] > 50e9
+
+
+def test_course_24_weights_about_79_gb():
+    # Course: 2:4 brings LLaMA-70B's weights from 140 to ~80 GB. By hand: the GEMM weights
+    # (68,713,185,280 params, lm_head included) ... the recipe prunes the decoder's linear layers
+    # (68,451,041,280 params) to 56.25% of 2 B = 77.0 GB; embedding and lm_head stay dense
+    # (2 x 262,144,000 x 2 B = 1.05 GB); norms 2.6 MB. Total 78.06 GB.
+    s = decode(recipe="2:4").summary
+    linear = 68_451_041_280 * 2 * 0.5625
+    dense_rest = 2 * 262_144_000 * 2 + 161 * 8192 * 2
+    assert s["weight_bytes_per_gpu"] == pytest.approx(linear + dense_rest, rel=1e-6)
+    assert 75e9 < s["weight_bytes_per_gpu"] < 80e9
+
+
+def test_course_decode_is_bandwidth_bound_near_24_tokens_per_s():
+    # Course C.1: 140 GB / 3.35 TB/s ~ 42 ms -> 24 tok/s on one H100 (bandwidth alone).
+    s = decode().summary
+    floor = 68_976_648_192 * 2 / 3.352e12
+    assert s["tokens_per_s"] < 1 / floor  # never faster than the bandwidth floor (24.3 tok/s)
+    assert s["tokens_per_s"] > 0.8 / floor
+    assert s["time_by_category_s"]["weights"] > 0.9 * s["time_s"]
+
+
+def test_kv_cache_course_figures():
+    # LLaMA-2-70B: 80 layers x 2 x 8 KV heads x 128 x 2 B = 327,680 B per token; x 131,072 tokens
+    # = 40 GiB at batch 1 and 320 GiB at batch 8 (course L3; the slide's "640 KB/token" is 2x off).
+    one = decode(context=131072).summary
+    eight = decode(context=131072, batch=8, hw="h200", tp=8).summary
+    assert one["kv_cache_bytes"] == 40 * GIB
+    assert eight["kv_cache_bytes"] == 320 * GIB
+    assert eight["kv_cache_bytes_per_gpu"] == 40 * GIB
+    assert one["kv_read_bytes_per_step"] == pytest.approx(40 * GIB)
+
+
+def test_time_is_the_sum_of_the_op_table():
+    est = decode(recipe="2:4", tp=2)
+    assert est.summary["time_s"] == pytest.approx(est.ops["total_time_s"].sum())
+    assert sum(est.summary["time_by_category_s"].values()) == pytest.approx(est.summary["time_s"])
+    assert est.ops.loc[est.ops.op == "allreduce", "count"].item() == 160
+
+
+def test_prefill_of_one_token_equals_decode_at_context_one():
+    a = estimate_model("llama-3.1-8b", "h100", "prefill", 4, 1).summary
+    b = estimate_model("llama-3.1-8b", "h100", "decode", 4, 1).summary
+    assert a["time_s"] == b["time_s"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["prefill", "decode"]), st.integers(1, 64), st.integers(1, 32768)),
+                min_size=1, max_size=6),
+       st.sampled_from(["llama-2-7b", "mixtral-8x7b", "opt-6.7b", "gpt-j-6b"]),
+       st.sampled_from(["dense", "2:4", "unstructured:0.7:bitmap", "owl:0.6", "depth:0.25+width:0.2"]))
+def test_sweep_equals_single_estimates(points, model, recipe):
+    cfg = load_model(model)
+    points = [(p, b, min(c, cfg.max_position_embeddings)) for p, b, c in points]
+    frame = pd.DataFrame(points, columns=["phase", "batch", "context"]).assign(model=model, hw="a100", recipe=recipe)
+    result = sweep(frame)
+    for row, (phase, batch, context) in zip(result.itertuples(), points):
+        single = estimate_model(model, "a100", phase, batch, context, recipe=recipe, with_ops=False).summary
+        assert row.time_s == pytest.approx(single["time_s"], rel=1e-12)
+        assert row.memory_bytes_per_gpu == pytest.approx(single["memory_bytes_per_gpu"], rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 64), st.integers(16, 16384), st.integers(1, 64))
+def test_time_grows_with_batch_and_context(batch, context, extra):
+    a = estimate_model("llama-2-7b", "h100", "decode", batch, context, with_ops=False).summary
+    b = estimate_model("llama-2-7b", "h100", "decode", batch + extra, context, with_ops=False).summary
+    c = estimate_model("llama-2-7b", "h100", "decode", batch, context + extra, with_ops=False).summary
+    assert b["time_s"] >= a["time_s"] and c["time_s"] >= a["time_s"]
+    assert b["memory_bytes_per_gpu"] >= a["memory_bytes_per_gpu"]
+
+
+def test_tensor_parallel_splits_weights_and_adds_communication():
+    one = decode(hw="h200").summary
+    two = decode(hw="h200", tp=2).summary
+    assert two["weight_bytes_per_gpu"] == pytest.approx(one["weight_bytes_per_gpu"] / 2, rel=0.001)
+    assert two["time_by_category_s"]["communication"] > 0 and one["time_by_category_s"]["communication"] == 0
+    assert two["time_s"] < one["time_s"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(model="llama-9b"), "unknown model"),
+    (dict(tp=3), "not divisible"),
+    (dict(model="falcon-40b", tp=3), "not divisible"),  # 128 query heads do not split 3 ways
+    (dict(recipe="2:4+3:4"), "one sparsity format"),
+    (dict(recipe="width:1.2"), "[0, 1)"),
+    (dict(recipe="owl:0.5:0.7"), "lambda"),
+    (dict(recipe="structured:0.3"), "width:/heads:/hidden:/depth:"),
+    (dict(weights="int3"), "unknown dtype"),
+    (dict(weights="int4:128"), "g<N>"),
+    (dict(batch=0), "--batch"),
+    (dict(hw="titan-x-maxwell", tp=2), "collective"),
+])
+def test_bad_requests_are_one_line(kwargs, message):
+    kwargs = {"model": "llama-2-70b", **kwargs}
+    model = kwargs.pop("model")
+    with pytest.raises(SimulatorError) as info:
+        decode(model, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_encoder_has_no_decode_and_learned_positions_cap_context():
+    with pytest.raises(SimulatorError, match="encoder"):
+        estimate_model("bert-base", "a100", "decode", 1, 128)
+    assert estimate_model("bert-base", "a100", "prefill", 8, 512).summary["fits"]
+    with pytest.raises(SimulatorError, match="learned positions up to 2048"):
+        estimate_model("opt-6.7b", "a100", "decode", 1, 4096)
+
+
+def test_moe_reads_only_the_experts_a_batch_touches():
+    # Mixtral-8x7B, top-2 of 8: one token touches 2 experts per layer; 64 tokens nearly all 8
+    # (8 x (1 - (6/8)^64) = 7.99999).
+    one = estimate_model("mixtral-8x7b", "h100", "decode", 1, 1024, tp=2).ops
+    many = estimate_model("mixtral-8x7b", "h100", "decode", 64, 1024, tp=2).ops
+    up_one = one.loc[one.op == "experts_up", "count"].item()
+    up_many = many.loc[many.op == "experts_up", "count"].item()
+    assert up_one == pytest.approx(32 * 2) and up_many == pytest.approx(32 * 8, rel=1e-6)
+    # resident weights do not depend on the batch: all 8 experts stay in memory
+    assert one.resident_weight_bytes.sum() == pytest.approx(many.resident_weight_bytes.sum())
+
+
+def test_structured_axes():
+    base = decode(model="llama-2-7b").summary
+    depth = decode(model="llama-2-7b", recipe="depth:0.25")
+    assert depth.summary["layers"] == 24 and depth.summary["kv_cache_bytes"] == base["kv_cache_bytes"] * 0.75
+    width = decode(model="llama-2-7b", recipe="width:0.5").ops
+    assert width.loc[width.op == "down", "k"].item() == 5504
+    # SliceGPT cuts the hidden (embedding) dimension: K/V projections shrink along their input,
+    # but their outputs (KV heads x head_dim) and hence the KV cache stay the same size.
+    hidden = decode(model="llama-2-7b", recipe="hidden:0.25")
+    assert hidden.summary["kv_cache_bytes"] == base["kv_cache_bytes"]
+    assert hidden.ops.loc[hidden.ops.op == "qkv", "k"].item() == 3072
+    heads = decode(model="llama-2-70b", recipe="heads:0.25").ops
+    assert heads.loc[heads.op == "o_proj", "k"].item() == 48 * 128  # 6 of 8 KV groups x 8 query heads
+
+
+def test_owl_keeps_the_mean_sparsity():
+    recipe = parse_recipe("owl:0.7:0.08:bitmap")
+    groups = recipe.layer_groups(80)
+    sparsities = np.array([float(s.split(":")[1]) for _, s in groups])
+    counts = np.array([c for c, _ in groups])
+    assert counts.sum() == 80 and len(groups) == 8
+    assert np.average(sparsities, weights=counts) == pytest.approx(0.7, abs=1e-6)
+    assert sparsities[0] < 0.7 < sparsities[-1]  # more outliers early: less sparsity there
+
+
+def test_weight_only_quantization_and_24_compose():
+    dense = decode(model="llama-2-7b").summary["weight_bytes_per_gpu"]
+    int4 = decode(model="llama-2-7b", weights="int4:g128").summary["weight_bytes_per_gpu"]
+    both = decode(model="llama-2-7b", weights="int4:g128", recipe="2:4").summary["weight_bytes_per_gpu"]
+    assert int4 < 0.35 * dense and both < int4
+
+
+def test_request_integrates_decode_over_context():
+    r = estimate_request("llama-2-7b", "h100", prompt=2048, output_tokens=256, batch=4)
+    assert r["ttft_s"] == pytest.approx(estimate_model("llama-2-7b", "h100", "prefill", 4, 2048).summary["time_s"])
+    assert r["tpot_last_s"] >= r["tpot_first_s"]
+    assert r["latency_s"] == pytest.approx(r["ttft_s"] + 256 * r["tpot_mean_s"])
+
+
+def test_cli_model_json_and_text(capsys):
+    assert main(["model", "--model", "llama-2-70b", "--hw", "h100", "--phase", "decode", "--batch", "1",
+                 "--context", "4096", "--tp", "2", "--dtype", "bf16", "--recipe", "2:4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("time_s", "tokens_per_s", "memory_bytes_per_gpu", "fits", "ops", "kv_cache_bytes",
+                "kv_read_bytes_per_step"):
+        assert key in out
+    assert main(["model", "--model", "llama-2-70b", "--hw", "h100", "--dtype", "fp16"]) == 0
+    text = capsys.readouterr().out
+    assert "does not fit: needs" in text and "time goes to" in text and "weights" in text
+    assert main(["model", "--model", "llama-2-70b", "--tp", "3"]) == 2
+    assert "not divisible" in capsys.readouterr().err
