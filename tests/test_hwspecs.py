@@ -131,5 +131,16 @@ def test_missing_spec_file():
 
 
 def test_every_spec_id_matches_its_file_name():
-    for path in sorted(hwspecs_dir().glob("*.yaml")):
+    from simulator.hardware import _spec_files
+
+    paths = _spec_files()
+    assert len(paths) >= len(EXPECTED_IDS)
+    for path in paths:
         assert load_hw(str(path)).id == path.stem
+
+
+def test_pe_array_specs_are_not_gpus():
+    for path in sorted(hwspecs_dir().glob("*.yaml")):
+        if "kind: pe-array" in path.read_text():
+            with pytest.raises(SimulatorError, match="sparsim eie"):
+                load_hw(path.stem)
