@@ -98,9 +98,25 @@ def section_anchors() -> str:
     return "\n".join(lines)
 
 
+def section_capacity() -> str:
+    from simulator.llm import estimate_model
+
+    lines = ["6. Capacity planning: does LLaMA-2-70B fit one H200 at 32k context, and how fast does it decode?",
+             "   batch  recipe             weights        memory/GPU        fits   decode tok/s"]
+    for batch in (1, 8):
+        for recipe, weights in (("dense", None), ("2:4", None), ("2:4", "int4:g128")):
+            s = estimate_model("llama-2-70b", "h200", "decode", batch, 32768, 1, "bf16", weights, recipe,
+                               with_ops=False).summary
+            verdict = "yes" if s["fits"] else f"no (-{fmt_bytes(s['shortfall_bytes'])})"
+            lines.append(f"   {batch:>5}  {recipe:<17}  {s['weights']:<13}  {fmt_bytes(s['memory_bytes_per_gpu']):>9}  "
+                         f"{verdict:>16}   {s['tokens_per_s']:>8.1f}")
+    lines.append("   (KV-cache methods such as H2O shrink the KV share; they come with issue 5)")
+    return "\n".join(lines)
+
+
 def run_tour(plots_dir: "str | None" = None) -> str:
     sections = [section_decode_floor(), section_24_vs_m(), section_unstructured(), section_structured(),
-                section_anchors()]
+                section_anchors(), section_capacity()]
     if plots_dir:
         from simulator.plots import roofline_figure
 

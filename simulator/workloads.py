@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from typing import Literal, Optional
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import SimulatorError
@@ -55,6 +57,24 @@ class GemmAnchors(_Strict):
     anchors: list[GemmAnchor]
 
 
+class ModelAnchor(_Strict):
+    id: str
+    anchor_row: int
+    model: str
+    hw: str
+    metric: Literal["decode_tokens_per_s", "ttft_s"]
+    value: float = Field(gt=0)
+    batch: int = Field(gt=0)
+    context: int = Field(gt=0)
+    dtype: str
+    weights: Optional[str] = None
+    source: str = Field(min_length=3)
+
+
+class ModelAnchors(_Strict):
+    anchors: list[ModelAnchor]
+
+
 def workloads_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads"
 
@@ -97,4 +117,24 @@ def anchor_table() -> pd.DataFrame:
             "m": a.m, "n": a.n, "k": a.k, "published_time_s": a.time_s, "model_time_s": est.time_s,
             "error": est.time_s / a.time_s - 1.0, "bound": est.bound,
         })
+    return pd.DataFrame(rows)
+
+
+def load_model_anchors() -> list[ModelAnchor]:
+    return _load((workloads_dir() / "anchors" / "llm.yaml").resolve(), ModelAnchors).anchors
+
+
+def model_anchor_table() -> pd.DataFrame:
+    """Model vs published for every whole-model anchor (spec defaults; no GPU calibration yet)."""
+    from simulator.llm import estimate_model
+
+    rows = []
+    for a in load_model_anchors():
+        phase = "prefill" if a.metric == "ttft_s" else "decode"
+        s = estimate_model(a.model, a.hw, phase, a.batch, a.context, dtype=a.dtype, weights=a.weights,
+                           with_ops=False).summary
+        model_value = s["time_s"] if a.metric == "ttft_s" else s["tokens_per_s"]
+        rows.append({"anchor": a.id, "row": a.anchor_row, "model": a.model, "hw": a.hw, "metric": a.metric,
+                     "dtype": a.dtype, "weights": a.weights or a.dtype, "context": a.context,
+                     "published": a.value, "estimate": model_value, "error": model_value / a.value - 1.0})
     return pd.DataFrame(rows)

@@ -33,3 +33,11 @@ def test_anchor_doc_quotes_current_errors():
     for row in anchor_table().itertuples():
         assert f"{row.model_time_s * 1e3:.3f} ms" in doc, row.anchor
         assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
+
+
+def test_llm_doc_quotes_current_anchor_errors():
+    from simulator.workloads import model_anchor_table
+
+    doc = (ROOT / "docs" / "llm.md").read_text()
+    for row in model_anchor_table().itertuples():
+        assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
