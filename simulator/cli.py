@@ -262,8 +262,22 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from simulator.llm import estimate_model
+    from simulator.llm import estimate_model, estimate_request
     from simulator.report import fmt_bytes, fmt_time
+
+    if args.output_tokens is not None:
+        r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
+                             args.dtype, args.weights, args.recipe, args.kv_dtype)
+        if args.json:
+            print(json.dumps(r, indent=2))
+            return 0
+        print(f"{r['model']} on {args.tp} x {r['hw']}: a request of {r['prompt']} prompt + {r['output_tokens']} "
+              f"output tokens, batch {r['batch']}")
+        print(f"  TTFT {fmt_time(r['ttft_s'])}; TPOT {fmt_time(r['tpot_first_s'])} -> {fmt_time(r['tpot_last_s'])} "
+              f"(mean {fmt_time(r['tpot_mean_s'])}); latency {fmt_time(r['latency_s'])}; "
+              f"{r['output_tokens_per_s']:.4g} output tokens/s; peak memory/GPU "
+              f"{fmt_bytes(r['peak_memory_bytes_per_gpu'])} ({'fits' if r['fits'] else 'does not fit'})")
+        return 0
 
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype)
@@ -343,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
     p.add_argument("--weights", help="weight storage: int8, int4, int4:g128, fp8, fp4 (default: --dtype)")
     p.add_argument("--kv-dtype", help="KV-cache dtype (default: --dtype)")
+    p.add_argument("--output-tokens", type=int, metavar="N",
+                   help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "
                    "width:0.3, depth:0.25, joined with '+'")
     p.add_argument("--json", action="store_true")

@@ -199,3 +199,11 @@ def test_cli_model_json_and_text(capsys):
     assert "does not fit: needs" in text and "time goes to" in text and "weights" in text
     assert main(["model", "--model", "llama-2-70b", "--tp", "3"]) == 2
     assert "not divisible" in capsys.readouterr().err
+
+
+def test_cli_request_mode(capsys):
+    assert main(["model", "--model", "llama-3.1-8b", "--hw", "h100", "--context", "1024", "--output-tokens", "128",
+                 "--batch", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["output_tokens"] == 128 and r["ttft_s"] > 0 and r["latency_s"] > r["ttft_s"]
+    assert main(["model", "--model", "llama-3.1-8b", "--output-tokens", "0"]) == 2
