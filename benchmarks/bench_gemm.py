@@ -8,23 +8,14 @@ Run on one core for comparable numbers: OMP_NUM_THREADS=1 python benchmarks/benc
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of
 
 from simulator.gemm import estimate_gemm, gemm_columns
 from simulator.hardware import load_hw
 
 FORMATS = ["dense", "2:4", "unstructured:0.7:csr", "unstructured:0.7:bitmap", "block:32:0.8", "structured:0.3"]
-
-
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
