@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _timing import best_of
 
 from simulator.gemm import estimate_gemm, gemm_columns
 from simulator.hardware import load_hw
+
+from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 
 FORMATS = ["dense", "2:4", "unstructured:0.7:csr", "unstructured:0.7:bitmap", "block:32:0.8", "structured:0.3"]
 

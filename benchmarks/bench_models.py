@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _timing import best_of
 import pandas as pd
 
 from simulator.llm import estimate_model, sweep
+
+from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 
 
 def main():
