@@ -379,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="fit and report, but write nothing")
     p.set_defaults(func=cmd_calibrate)
 
+    from simulator.eie_cli import add_parser as add_eie_parser
+
+    add_eie_parser(sub)
+
     p = sub.add_parser("tour", help="headline numbers from the course, computed on built-in data")
     p.add_argument("--plots", metavar="DIR", help="also write the tour's figures into DIR")
     p.set_defaults(func=cmd_tour)
