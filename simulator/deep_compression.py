@@ -30,15 +30,14 @@ codebook and sparse indexes".
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.datafiles import load_yaml
 from simulator.errors import SimulatorError
 
 FP32_BYTES = 4.0
@@ -86,24 +85,12 @@ def _data_path() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads" / "eie" / "deep-compression.yaml"
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: Path, mtime: float) -> DCFile:
-    try:
-        return DCFile.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SimulatorError(f"{path}: {loc}: {first['msg']}") from None
-    except yaml.YAMLError as err:
-        raise SimulatorError(f"{path}: not valid YAML ({err})") from None
-
-
 def load_networks() -> dict[str, DCNetwork]:
     """The networks of ``workloads/eie/deep-compression.yaml`` by id."""
     path = _data_path()
     if not path.is_file():
         raise SimulatorError(f"{path}: no such workload file")
-    return {n.id: n for n in _load(path, path.stat().st_mtime).networks}
+    return {n.id: n for n in load_yaml(path, DCFile).networks}
 
 
 def fillers_per_nonzero(density, index_bits) -> np.ndarray:

@@ -32,9 +32,9 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulator.datafiles import load_yaml, read_yaml, validate
 from simulator.errors import SimulatorError
 
 DEFAULT_SPEC = "eie-64pe"
@@ -234,38 +234,13 @@ def _root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    errors = err.errors()
-    # A typo shows up twice (the unknown key, the missing one): name the unknown key.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        model: type[BaseModel] = EIESpec
-        for part in first["loc"][:-1]:
-            ann = model.model_fields[part].annotation
-            model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
-                          and issubclass(a, BaseModel)), model)
-        msg = f"unrecognized key {first['loc'][-1]!r} (recognized keys: {', '.join(model.model_fields)})"
-    more = len(errors) - 1
-    return f"{path}: {loc}: {msg}" + (f" (+{more} more)" if more else "")
-
-
 @functools.lru_cache(maxsize=16)
 def _load_spec_file(path: Path, mtime: float) -> EIESpec:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SimulatorError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise SimulatorError(f"{path}: expected a mapping of spec fields at the top level")
-    if raw.get("kind") != "pe-array":
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and raw.get("kind") != "pe-array":
         raise SimulatorError(f"{path}: kind: {raw.get('kind')!r} is not a PE-array spec (kind: pe-array); "
                              "GPU and CPU specs are read by load_hw")
-    try:
-        return EIESpec.model_validate(raw)
-    except ValidationError as err:
-        raise SimulatorError(_format_error(path, err)) from None
+    return validate(path, raw, EIESpec)
 
 
 def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
@@ -379,22 +354,11 @@ class BaselinesFile(_Strict):
     baselines: list[Baseline] = Field(min_length=1)
 
 
-@functools.lru_cache(maxsize=8)
-def _load_workload(path: Path, mtime: float, model: type[BaseModel]):
-    try:
-        return model.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise SimulatorError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
-    except yaml.YAMLError as err:
-        raise SimulatorError(f"{path}: not valid YAML ({err})") from None
-
-
 def _workload(name: str, model):
     path = _root() / "workloads" / "eie" / name
     if not path.is_file():
         raise SimulatorError(f"{path}: no such workload file")
-    return _load_workload(path, path.stat().st_mtime, model)
+    return load_yaml(path, model)
 
 
 def load_layers() -> dict[str, EIELayer]:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from simulator.datafiles import Strict, read_yaml, validate
 from simulator.dtypes import Dtype
 from simulator.errors import SimulatorError
 
@@ -47,25 +48,21 @@ SPARSE_PATTERNS: dict[str, dict[str, str]] = {
 _SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Sourced(_Strict):
+class Sourced(Strict):
     """One number and where it comes from."""
 
     value: float = Field(gt=0)
     source: str = Field(min_length=3)
 
 
-class ComputeSpec(_Strict):
+class ComputeSpec(Strict):
     units: int = Field(gt=0, description="SMs on a GPU, cores on a CPU")
     unit_name: str = Field(min_length=1)
     clock_MHz: float = Field(gt=0, description="clock at which the matrix peaks are quoted")
     source: str = Field(min_length=3)
 
 
-class MatrixPeak(_Strict):
+class MatrixPeak(Strict):
     dense_TFLOPS: float = Field(gt=0)
     sparse_TFLOPS: Optional[float] = Field(default=None, gt=0)
     sparse_pattern: Optional[SparsePattern] = None
@@ -84,12 +81,12 @@ class MatrixPeak(_Strict):
         return self
 
 
-class MatrixSpec(_Strict):
+class MatrixSpec(Strict):
     peaks: dict[Dtype, MatrixPeak]
     source: str = Field(min_length=3)
 
 
-class VectorSpec(_Strict):
+class VectorSpec(Strict):
     peaks_TFLOPS: dict[Dtype, float]
     source: str = Field(min_length=3)
 
@@ -102,20 +99,20 @@ class VectorSpec(_Strict):
         return peaks
 
 
-class MemorySpec(_Strict):
+class MemorySpec(Strict):
     type: str = Field(min_length=1)
     capacity_GiB: float = Field(gt=0)
     bandwidth_GBps: float = Field(gt=0)
     source: str = Field(min_length=3)
 
 
-class CacheSpec(_Strict):
+class CacheSpec(Strict):
     size_MiB: float = Field(gt=0)
     bandwidth_GBps: Optional[float] = Field(default=None, gt=0)
     source: str = Field(min_length=3)
 
 
-class CollectiveSpec(_Strict):
+class CollectiveSpec(Strict):
     """Ring all-reduce over ``link``: 2(p-1) steps of latency, 2(p-1)/p of the data over the
     link's one-way bandwidth x ``bus_efficiency`` (NCCL's protocol overhead)."""
 
@@ -125,7 +122,7 @@ class CollectiveSpec(_Strict):
     source: str = Field(min_length=3)
 
 
-class InterconnectSpec(_Strict):
+class InterconnectSpec(Strict):
     nvlink_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     pcie_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     source: str = Field(min_length=3)
@@ -140,12 +137,12 @@ class InterconnectSpec(_Strict):
         return self
 
 
-class PowerSpec(_Strict):
+class PowerSpec(Strict):
     tdp_W: float = Field(gt=0)
     source: str = Field(min_length=3)
 
 
-class TilingSpec(_Strict):
+class TilingSpec(Strict):
     """What the GEMM libraries do with a shape: tiles (tokens x weights), split-K, operand feed."""
 
     tile_candidates: list[tuple[int, int]] = Field(min_length=1)
@@ -164,12 +161,12 @@ class TilingSpec(_Strict):
         return tiles
 
 
-class OverheadSpec(_Strict):
+class OverheadSpec(Strict):
     kernel_launch_us: Sourced
     sparse_kernel_extra_us: Sourced
 
 
-class EfficiencySpec(_Strict):
+class EfficiencySpec(Strict):
     """Achievable fractions of the datasheet peaks. Calibration refits these, never the peaks."""
 
     hbm: Sourced
@@ -199,7 +196,7 @@ class EfficiencySpec(_Strict):
         return self
 
 
-class HardwareSpec(_Strict):
+class HardwareSpec(Strict):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     name: str = Field(min_length=1)
     kind: Literal["gpu", "cpu"]
@@ -359,47 +356,13 @@ def hwspecs_dir() -> Path:
     return path
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        parent = first["loc"][:-1]
-        msg = f"unrecognized key {first['loc'][-1]!r}"
-        model = HardwareSpec
-        try:
-            for part in parent:
-                model = model.model_fields[part].annotation
-                model = getattr(model, "__args__", (model,))[0]
-            msg += f" (recognized keys: {', '.join(model.model_fields)})"
-        except (KeyError, AttributeError):
-            pass
-    elif "input" in first and first["type"] not in ("missing",) and not isinstance(
-        first["input"], dict
-    ):
-        msg += f" (got {first['input']!r})"
-    more = len(err.errors()) - 1
-    tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{path}: {loc}: {msg}{tail}"
-
-
 @functools.lru_cache(maxsize=64)
 def _load_file(path: Path, mtime: float) -> HardwareSpec:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SimulatorError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
-    if not isinstance(raw, dict):
-        raise SimulatorError(f"{path}: expected a mapping of spec fields at the top level")
-    if raw.get("kind") == "pe-array":
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and raw.get("kind") == "pe-array":
         raise SimulatorError(f"{path}: {raw.get('id')} is a PE-array accelerator (kind: pe-array), not a GPU "
                              "or CPU; it is modelled by `sparsim eie` (simulator.eie)")
-    try:
-        return HardwareSpec.model_validate(raw)
-    except ValidationError as err:
-        raise SimulatorError(_format_validation_error(path, err)) from None
+    return validate(path, raw, HardwareSpec)
 
 
 def load_hw_file(path: str | Path) -> HardwareSpec:

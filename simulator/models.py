@@ -28,22 +28,20 @@ Conventions (also stated at the top of every model file):
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from simulator.datafiles import load_yaml
 from simulator.errors import SimulatorError
 
 _ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
@@ -269,22 +267,8 @@ def models_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads" / "models"
 
 
-@functools.lru_cache(maxsize=64)
 def _load_file(path: Path) -> ModelConfig:
-    if not path.is_file():
-        raise SimulatorError(f"{path}: no such model file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        problem = " ".join(str(err).split())
-        raise SimulatorError(f"{path}: not valid YAML ({problem})") from None
-    try:
-        model = ModelConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        raise SimulatorError(f"{path}: {loc}: {msg}") from None
+    model = load_yaml(path, ModelConfig)
     if model.id != path.stem:
         raise SimulatorError(f"{path}: id: {model.id!r} does not match the file name {path.stem!r}")
     return model

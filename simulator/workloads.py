@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-
-import pandas as pd
-import yaml
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import pandas as pd
+from pydantic import Field
 
+from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LayerGemm(_Strict):
+class LayerGemm(Strict):
     name: str = Field(min_length=1)
     n: int = Field(gt=0)
     k: int = Field(gt=0)
     count: int = Field(gt=0)
 
 
-class LayerSet(_Strict):
+class LayerSet(Strict):
     id: str = Field(pattern=r"^[a-z0-9]+([.-][a-z0-9]+)*$")
     name: str
     source: str = Field(min_length=3)
@@ -40,7 +34,7 @@ class LayerSet(_Strict):
         return pd.DataFrame([g.model_dump() for g in self.gemms])
 
 
-class GemmAnchor(_Strict):
+class GemmAnchor(Strict):
     id: str
     anchor_row: int
     hw: str
@@ -53,11 +47,11 @@ class GemmAnchor(_Strict):
     source: str = Field(min_length=3)
 
 
-class GemmAnchors(_Strict):
+class GemmAnchors(Strict):
     anchors: list[GemmAnchor]
 
 
-class ModelAnchor(_Strict):
+class ModelAnchor(Strict):
     id: str
     anchor_row: int
     model: str
@@ -71,7 +65,7 @@ class ModelAnchor(_Strict):
     source: str = Field(min_length=3)
 
 
-class ModelAnchors(_Strict):
+class ModelAnchors(Strict):
     anchors: list[ModelAnchor]
 
 
@@ -79,30 +73,16 @@ def workloads_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads"
 
 
-@functools.lru_cache(maxsize=32)
-def _load(path: Path, model: type[BaseModel]):
-    if not path.is_file():
-        raise SimulatorError(f"{path}: no such workload file")
-    try:
-        return model.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SimulatorError(f"{path}: {loc}: {first['msg']}") from None
-    except yaml.YAMLError as err:
-        raise SimulatorError(f"{path}: not valid YAML ({err})") from None
-
-
 def load_layerset(name: str) -> LayerSet:
     path = Path(name) if name.endswith(".yaml") else workloads_dir() / "layersets" / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted((workloads_dir() / "layersets").glob("*.yaml")))
         raise SimulatorError(f"unknown layer set {name!r}; known: {known}")
-    return _load(path.resolve(), LayerSet)
+    return load_yaml(path.resolve(), LayerSet)
 
 
 def load_gemm_anchors() -> list[GemmAnchor]:
-    return _load((workloads_dir() / "anchors" / "gemm.yaml").resolve(), GemmAnchors).anchors
+    return load_yaml((workloads_dir() / "anchors" / "gemm.yaml").resolve(), GemmAnchors).anchors
 
 
 def anchor_table() -> pd.DataFrame:
@@ -121,7 +101,7 @@ def anchor_table() -> pd.DataFrame:
 
 
 def load_model_anchors() -> list[ModelAnchor]:
-    return _load((workloads_dir() / "anchors" / "llm.yaml").resolve(), ModelAnchors).anchors
+    return load_yaml((workloads_dir() / "anchors" / "llm.yaml").resolve(), ModelAnchors).anchors
 
 
 def model_anchor_table() -> pd.DataFrame:
