@@ -114,9 +114,23 @@ def section_capacity() -> str:
     return "\n".join(lines)
 
 
+def section_eie() -> str:
+    from simulator.eie import headline_gains
+
+    gains = headline_gains()
+    lines = ["7. EIE (course Part B): the 64-PE accelerator, simulated from its architecture, vs batch-1 GEMV",
+             "   vs                       speed-up (paper)       energy gain (paper)"]
+    for row in gains[gains["model"] == "dense"].itertuples():
+        paper_speed = f"{row.paper_speedup:.0f}x" if row.paper_speedup == row.paper_speedup else "-"
+        paper_energy = f"{row.paper_energy_gain:,.0f}x" if row.paper_energy_gain == row.paper_energy_gain else "-"
+        lines.append(f"   {row.label:<24} {row.speedup:>7.1f}x ({paper_speed:>5})   {row.energy_gain:>9,.0f}x ({paper_energy:>7})")
+    lines.append("   paper columns: geometric means of its own Table IV times; docs/eie.md explains the CPU gap")
+    return "\n".join(lines)
+
+
 def run_tour(plots_dir: "str | None" = None) -> str:
     sections = [section_decode_floor(), section_24_vs_m(), section_unstructured(), section_structured(),
-                section_anchors(), section_capacity()]
+                section_anchors(), section_capacity(), section_eie()]
     if plots_dir:
         from simulator.plots import roofline_figure
 
