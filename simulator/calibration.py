@@ -57,7 +57,7 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
             continue
         names |= {"kernel_launch_us", "hbm"}
         on_matrix = hw.matrix_peak_flop_per_s(_model_dtype(dtype)) is not None
-        if kernel_class in ("dense", "bsr"):
+        if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer"):
             names.add("dense_matrix" if on_matrix else "vector")
         if kernel_class == "2:4":
             names |= {"sparse_ratio", "sparse_kernel_extra_us"}

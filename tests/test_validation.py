@@ -112,3 +112,28 @@ def test_validate_device_without_traces_is_one_line(capsys):
     assert main(["validate", "--hw", "b200"]) == 2
     err = capsys.readouterr().err
     assert "no traces" in err and err.count("\n") == 1
+
+
+def test_attention_and_layer_rows_are_predicted_by_the_op_models():
+    import pandas as pd
+
+    from simulator.llm import estimate_model
+    from simulator.ops import attention_columns
+
+    rows = pd.DataFrame([
+        dict(kernel_class="attention-prefill", dtype="bf16", batch=1, heads=32, kv_heads=8, head_dim=128,
+             q_len=2048, kv_len=2048, causal=True, time_s_median=1e-3),
+        dict(kernel_class="attention-decode", dtype="bf16", batch=8, heads=32, kv_heads=8, head_dim=128,
+             q_len=1, kv_len=32768, causal=False, time_s_median=1e-3),
+        dict(kernel_class="layer", dtype="bf16", batch=16, heads=32, kv_heads=8, head_dim=128, q_len=1,
+             kv_len=4096, phase="decode", model_hidden=4096, model_ffn=14336, time_s_median=1e-3),
+    ])
+    hw = load_hw("h200")
+    predicted = predict(hw, rows)
+    prefill = attention_columns(hw, 1, 32, 8, 128, 2048, 2048, "bf16", 2.0, 2.0)["time_s"]
+    assert predicted[0] == pytest.approx(float(np.ravel(prefill)[0]))
+    # LLaMA-3.1-8B has exactly these layer dims: one layer of it is the prediction.
+    est = estimate_model("llama-3.1-8b", hw, "decode", 16, 4096)
+    per_layer = est.ops.loc[est.ops.scope == "layers", "total_time_s"].sum() / 32
+    assert predicted[2] == pytest.approx(per_layer, rel=1e-9)
+    assert np.isfinite(predicted).all()
