@@ -31,8 +31,9 @@ HOST_TIMED_LAYER = "layer-eager"
 TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
                 "fp8": "fp8", "int8": "int8"}
 HOLDOUT_BUCKETS = 4  # one shape in four is held out
-SPLIT_RULE = (f"held out when int(sha1('class|m|n|k|density|block_size'), 16) % {HOLDOUT_BUCKETS} == 0 "
-              "(deterministic, by shape; dtype and backend variants of a shape share its side)")
+SPLIT_RULE = (f"held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
+              f"kv_len'), 16) % {HOLDOUT_BUCKETS} == 0 (deterministic, by shape; dtype and backend variants "
+              "of a shape share its side)")
 
 
 def traces_dir(hw: HardwareSpec) -> Path:
@@ -64,11 +65,15 @@ def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
     return traces.reset_index(drop=True)
 
 
+SHAPE_COLUMNS = ("m", "n", "k", "density", "block_size", "batch", "heads", "kv_heads", "head_dim", "q_len",
+                 "kv_len")
+
+
 def _shape_key(row) -> str:
     def part(value):
         return "" if pd.isna(value) else f"{float(value):g}"
 
-    return "|".join([str(row.kernel_class)] + [part(getattr(row, c)) for c in ("m", "n", "k", "density", "block_size")])
+    return "|".join([str(row.kernel_class)] + [part(getattr(row, c, None)) for c in SHAPE_COLUMNS])
 
 
 def holdout_mask(traces: pd.DataFrame) -> np.ndarray:
