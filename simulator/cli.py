@@ -267,7 +267,7 @@ def cmd_model(args) -> int:
 
     if args.output_tokens is not None:
         r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
-                             args.dtype, args.weights, args.recipe, args.kv_dtype)
+                             args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method)
         if args.json:
             print(json.dumps(r, indent=2))
             return 0
@@ -280,7 +280,7 @@ def cmd_model(args) -> int:
         return 0
 
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
-                         args.weights, args.recipe, args.kv_dtype)
+                         args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method)
     s = est.summary
     if args.json:
         out = dict(s)
@@ -290,7 +290,7 @@ def cmd_model(args) -> int:
     what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
-          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}")
+          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, KV method {s['kv_method']}")
     print(f"  time          {fmt_time(s['time_s'])} per {'step' if s['phase'] == 'decode' else 'prefill'}: "
           f"{s['tokens_per_s']:.4g} tokens/s")
     verdict = "fits" if s["fits"] else (f"does not fit: needs {fmt_bytes(s['memory_bytes_per_gpu'])}, "
@@ -298,6 +298,9 @@ def cmd_model(args) -> int:
     print(f"  memory/GPU    {fmt_bytes(s['memory_bytes_per_gpu'])} = weights {fmt_bytes(s['weight_bytes_per_gpu'])}"
           f" + KV cache {fmt_bytes(s['kv_cache_bytes_per_gpu'])} + activations "
           f"{fmt_bytes(s['activation_bytes_per_gpu'])} of {fmt_bytes(s['memory_capacity_bytes'])}: {verdict}")
+    if s["phase"] == "decode":
+        print(f"  KV cache      {fmt_bytes(s['kv_cache_bytes'])} held (all GPUs), "
+              f"{fmt_bytes(s['kv_read_bytes_per_step'])} read per step")
     parts = [f"{name} {fmt_time(t)} ({t / s['time_s']:.0%})" for name, t in s["time_by_category_s"].items() if t > 0]
     print("  time goes to  " + ", ".join(parts))
     table = est.ops[["scope", "op", "kind", "count", "time_s", "total_time_s", "bound"]].copy()
@@ -357,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
     p.add_argument("--weights", help="weight storage: int8, int4, int4:g128, fp8, fp4 (default: --dtype)")
     p.add_argument("--kv-dtype", help="KV-cache dtype (default: --dtype)")
+    p.add_argument("--kv-method", help="KV-cache method(s), name[:key=value,...] joined with '+': h2o, streamingllm, "
+                   "snapkv, pyramidkv, adakv, quest, razorattention, kivi, minicache, lazyllm "
+                   "(e.g. snapkv:tokens=1024+kivi; default none; see docs/kv.md)")
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "

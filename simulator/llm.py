@@ -15,6 +15,11 @@ all-reduces per layer.
 Everything is vectorized over *points* (batch, context, phase): ``estimate_model`` is one
 point with its op table; ``sweep`` prices thousands of points per (model, hw, recipe) group in
 one pass; ``estimate_request`` integrates decode steps over a growing context.
+
+KV-cache methods (``kv_method``, simulator/kvcache.py) change what the attention holds, reads
+and computes per layer group and add their own kernels (score passes, page scans,
+quantization); LazyLLM also shrinks the tokens the later layers' GEMMs process. Attention is
+priced by the Flash-Decoding-style kernel model in kvcache.attention_columns.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
-from simulator.ops import allreduce_columns, attention_columns, memory_op_columns
+from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
+from simulator.ops import allreduce_columns, memory_op_columns
 from simulator.sparsity import parse_sparsity
 
 PHASES = ("prefill", "decode")
@@ -45,6 +51,10 @@ RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B
                "wanda[:kernel] | owl:S[:lambda][:kernel] | width:F | heads:F | hidden:F | depth:F, joined "
                "with '+' (e.g. '2:4+depth:0.25')")
 TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication")
+# Time by what an op does, whatever bounds it (launches included): the GEMMs, the attention with
+# a KV method's own kernels, and the rest (norms, activations, embedding, all-reduces).
+OP_KINDS = ("gemm", "attention", "other")
+_OP_KIND = {"gemm": "gemm", "attention": "attention", "kv-method": "attention"}
 _BOUNDS = ("compute", "memory", "overhead", "communication")
 
 
@@ -157,23 +167,27 @@ def _divide(what: str, value: int, tp: int) -> float:
     return value / tp
 
 
-def _check_points(phase, batch, context):
+def _check_points(phase, batch, context, generated=0):
     phase = np.atleast_1d(np.asarray(phase, dtype=object))
     bad = [p for p in set(phase.tolist()) if p not in PHASES]
     if bad:
         raise SimulatorError(f"--phase: {bad[0]!r} unknown; allowed: {', '.join(PHASES)}")
     arrays = []
-    for name, value in (("--batch", batch), ("--context", context)):
+    for name, value, low in (("--batch", batch, 1), ("--context", context, 1), ("generated", generated, 0)):
         arr = np.atleast_1d(np.asarray(value, dtype=float))
-        if np.any(~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))):
-            shown = arr[~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))][0]
-            raise SimulatorError(f"{name}: must be a whole number >= 1, got {shown:g}")
+        wrong = ~np.isfinite(arr) | (arr < low) | (arr != np.floor(arr))
+        if np.any(wrong):
+            raise SimulatorError(f"{name}: must be a whole number >= {low}, got {arr[wrong][0]:g}")
         arrays.append(arr)
-    phase, batch, context = np.broadcast_arrays(phase, *arrays)
-    return phase.ravel(), batch.ravel().astype(float), context.ravel().astype(float)
+    phase, batch, context, generated = (a.ravel() for a in np.broadcast_arrays(phase, *arrays))
+    if np.any((phase == "prefill") & (generated > 0)):
+        raise SimulatorError("generated: a prefill has generated no tokens yet (use phase decode)")
+    if np.any(generated >= context):
+        raise SimulatorError("generated: decode steps since the prefill must be fewer than the context")
+    return phase, batch.astype(float), context.astype(float), generated.astype(float)
 
 
-def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
+def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
     check_dtype(dtype)
     kv_dtype = check_dtype(kv_dtype, "--kv-dtype") if kv_dtype else dtype
@@ -182,9 +196,12 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
     if int(tp) != tp or tp < 1:
         raise SimulatorError(f"--tp: must be a whole number >= 1, got {tp}")
     tp = int(tp)
-    phase, batch, context = _check_points(phase, batch, context)
+    pipeline = parse_kv_method(kv_method)
+    phase, batch, context, generated = _check_points(phase, batch, context, generated)
     if cfg.kind == "encoder" and np.any(phase == "decode"):
         raise SimulatorError(f"--phase decode: {cfg.id} is an encoder; it has no decode phase (use prefill)")
+    if cfg.kind == "encoder" and pipeline.methods:
+        raise SimulatorError(f"--kv-method {pipeline.text}: {cfg.id} is an encoder; it keeps no KV cache")
     if cfg.position == "learned" and np.any(context > cfg.max_position_embeddings):
         raise SimulatorError(f"--context {int(context.max())}: {cfg.id} has learned positions up to "
                              f"{cfg.max_position_embeddings} tokens")
@@ -204,14 +221,18 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
     act = BYTES_PER_ELEMENT[dtype]
     kv_el = BYTES_PER_ELEMENT[kv_dtype]
     q_len = np.where(phase == "prefill", context, 1.0)
+    env = KVEnv(layers=layers, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim, hidden=hidden,
+                kv_el=kv_el, act_el=act, max_positions=cfg.max_position_embeddings, model=cfg.id,
+                batch=batch, context=context, q_len=q_len, generated=generated)
+    kv = pipeline.profile(env)
     tokens = batch * q_len
     ops = []
 
-    def add(op, kind, count, columns, m=None, n=None, k=None, resident_total=0.0, scope="layers"):
+    def add(op, kind, count, columns, m=None, n=None, k=None, resident_total=0.0, scope="layers", bytes_kv=None):
         """``resident_total``: bytes of weights this row keeps in memory, all its copies."""
         ops.append({"scope": scope, "op": op, "kind": kind, "count": count, "columns": columns,
                     "m": m, "n": n, "k": k, "resident_total": float(resident_total),
-                    "bytes_kv": columns.get("bytes_kv", 0.0)})
+                    "bytes_kv": columns.get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv})
 
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
 
@@ -223,36 +244,57 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
     add("embedding", "memory", 1.0, memory_op_columns(hw, 2 * tokens * hidden * act), scope="embedding",
         resident_total=(cfg.vocab * hidden / tp + cfg.parameters_by_part()["position"]) * act)
     norm_params = hidden * (2 if cfg.norm == "layernorm" else 1)
-    norms = float(layers * cfg.norms_per_layer)
-    add("norms", "memory", norms, memory_op_columns(hw, 2 * tokens * hidden * act + norm_params * act),
-        resident_total=norms * norm_params * act)
-    attention = attention_columns(hw, batch, heads_gpu, kv_heads_gpu, head_dim, q_len, context, dtype, kv_el, act)
-    add("attention", "attention", float(layers), attention)
-    if tp > 1:
-        add("allreduce", "comm", float(2 * layers), allreduce_columns(hw, tokens * hidden * act, tp))
-    groups = rec.layer_groups(layers)
-    for index, (count, sparsity) in enumerate(groups):
-        tag = "" if len(groups) == 1 else f"[{index}]"
-        gemm("qkv" + tag, tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity)
-        gemm("o_proj" + tag, tokens, hidden, heads_gpu * head_dim, count, sparsity)
-        if cfg.moe is None:
-            up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
-            gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, tokens, up_n, hidden, count, sparsity)
-            gemm("down" + tag, tokens, hidden, ffn_gpu, count, sparsity)
-        else:
-            experts, top_k = cfg.moe.experts, cfg.moe.experts_per_token
-            # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
-            touched = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
-            per_expert = np.maximum(1.0, np.round(tokens * top_k / touched))
-            up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
-            gemm("router" + tag, tokens, experts, hidden, count, "dense")
-            gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
-                 weight_copies=count * experts)
-            gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
-                 weight_copies=count * experts)
     up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
     top_k = cfg.moe.experts_per_token if cfg.moe else 1
-    add("activation", "memory", float(layers), memory_op_columns(hw, (up_n + ffn_gpu) * tokens * top_k * act))
+    # Layers split into token groups (LazyLLM: later layers process fewer prompt tokens) and
+    # recipe groups (OWL's per-layer sparsities); every per-layer op is priced per group.
+    keep = pipeline.keep_per_layer(layers)
+    recipe_groups = rec.layer_groups(layers)
+    recipe_index = np.repeat(np.arange(len(recipe_groups)), [int(c) for c, _ in recipe_groups])
+    keeps = list(dict.fromkeys(keep.tolist()))
+    for t_index, fraction in enumerate(keeps):
+        in_group = keep == fraction
+        t_tag = "" if len(keeps) == 1 else f"[s{t_index}]"
+        t_tokens = batch * (np.round(fraction * (q_len - 1.0)) + 1.0)  # as KVGroup.new
+        t_layers = float(in_group.sum())
+        norms = t_layers * cfg.norms_per_layer
+        add("norms" + t_tag, "memory", norms, memory_op_columns(hw, 2 * t_tokens * hidden * act + norm_params * act),
+            resident_total=norms * norm_params * act)
+        if tp > 1:
+            add("allreduce" + t_tag, "comm", 2 * t_layers, allreduce_columns(hw, t_tokens * hidden * act, tp))
+        for r_index, (_, sparsity) in enumerate(recipe_groups):
+            count = float(np.sum(in_group & (recipe_index == r_index)))
+            if count == 0:
+                continue
+            tag = ("" if len(recipe_groups) == 1 else f"[{r_index}]") + t_tag
+            gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity)
+            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity)
+            if cfg.moe is None:
+                gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, count, sparsity)
+                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity)
+            else:
+                experts = cfg.moe.experts
+                # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
+                touched = experts * (1.0 - (1.0 - top_k / experts) ** t_tokens)
+                per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
+                gemm("router" + tag, t_tokens, experts, hidden, count, "dense")
+                gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
+                     weight_copies=count * experts)
+                gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
+                     weight_copies=count * experts)
+        add("activation" + t_tag, "memory", t_layers,
+            memory_op_columns(hw, (up_n + ffn_gpu) * t_tokens * top_k * act))
+    for g in kv.groups:
+        add("attention" + g.label, "attention", g.count,
+            attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
+                              new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
+                              read_bytes=g.read_bytes, dtype=dtype, act_bytes=act, dequant_flops=g.dequant_flops))
+    for extra in kv.extra_ops:
+        if not (np.any(np.asarray(extra.flops) > 0) or np.any(np.asarray(extra.bytes) > 0)):
+            continue  # a kernel that runs at none of the points (SnapKV's selection while decoding)
+        add(extra.name, "kv-method", extra.count,
+            extra_op_columns(hw, extra.flops, extra.bytes, extra.unit, dtype, extra.launches),
+            bytes_kv=np.broadcast_to(np.asarray(extra.bytes_kv, float), batch.shape))
     add("final_norm", "memory", 1.0 if cfg.final_norm else 0.0,
         memory_op_columns(hw, 2 * batch * hidden * act), scope="head",
         resident_total=(norm_params * act) if cfg.final_norm else 0.0)
@@ -276,12 +318,15 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype):
 
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
-    kv_gpu = layers * 2 * kv_heads_gpu * head_dim * kv_el * context * batch
+    # the cache and the method's state held after the phase (dense: layers x 2 x KV heads x hd x context x batch)
+    kv_gpu = kv.held_bytes_per_gpu
     widest = max(hidden, up_n, (heads_gpu + 2 * kv_heads_gpu) * head_dim)
-    activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4  # two live buffers + fp32 logits
+    # two live buffers + fp32 logits + what a KV method keeps only during the phase
+    activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4 + kv.transient_bytes_per_gpu
     context_info = {
         "rec": rec, "tp": tp, "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
-        "kv_dtype": kv_dtype, "layers": layers, "phase": phase, "batch": batch, "context": context,
+        "kv_dtype": kv_dtype, "kv_method": pipeline.text, "layers": layers, "phase": phase, "batch": batch,
+        "context": context, "generated": generated,
         "tokens_out": np.where(phase == "prefill", batch * context, batch),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
     }
@@ -296,11 +341,13 @@ def _totals(ops, info, hw):
     flops = np.zeros(n_points)
     bytes_ = np.zeros(n_points)
     kv_read = np.zeros(n_points)
+    by_kind = {k: np.zeros(n_points) for k in OP_KINDS}
     for o in ops:  # numpy broadcasting spreads scalar columns over the points
         cols = o["columns"]
         count = o["count"]
         total = cols["time_s"] * count
         time += total
+        by_kind[_OP_KIND.get(o["kind"], "other")] += total
         flops += cols["flops"] * count
         bytes_ += cols["bytes"] * count
         kv_read += o["bytes_kv"] * count
@@ -308,7 +355,8 @@ def _totals(ops, info, hw):
             by_category[category] += total * share
     memory = info["weights_gpu"] + info["kv_gpu"] + info["activations"]
     return {
-        "time_s": time, "by_category": by_category, "flops": flops, "bytes": bytes_, "kv_read": kv_read,
+        "time_s": time, "by_category": by_category, "by_kind": by_kind, "flops": flops, "bytes": bytes_,
+        "kv_read": kv_read,
         "memory": memory, "fits": memory <= hw.memory_capacity_bytes,
         "shortfall": np.maximum(0.0, memory - hw.memory_capacity_bytes),
     }
@@ -319,19 +367,23 @@ def _category_masks(op):
     code = np.asarray(op["columns"]["bound_code"])
     if op["kind"] == "comm":
         return {"communication": 1.0}
-    memory_name = {"attention": "kv", "gemm": "weights"}.get(op["kind"], "memory-ops")
+    memory_name = {"attention": "kv", "kv-method": "kv", "gemm": "weights"}.get(op["kind"], "memory-ops")
     return {"compute": (code == 0).astype(float), memory_name: (code == 1).astype(float),
             "overhead": (code == 2).astype(float)}
 
 
 def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
-                   kv_dtype: "str | None" = None, with_ops: bool = True) -> ModelEstimate:
+                   kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
+                   generated: int = 0) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
     one token per sequence with ``context`` tokens in the KV cache. ``dtype`` is the activation
     and math dtype, ``weights`` the weight storage ('int4:g128', ...), ``kv_dtype`` the cache's.
+    ``kv_method`` is a KV-cache method ('snapkv+kivi', a KVMethod or KVPipeline; default none,
+    see simulator/kvcache.py); ``generated`` the decode steps already taken since the prefill
+    (methods that compress only the prompt, like SnapKV, hold their budget plus these).
     Times are per phase (prefill: the whole prompt; decode: one step), in seconds.
     ``with_ops=False`` skips building the op DataFrame (the summary alone is ~3x faster).
     """
@@ -339,7 +391,7 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
 
     cfg = load_model(model) if isinstance(model, str) else model
     hw = load_hw(hw)
-    ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype)
+    ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated)
     totals = _totals(ops, info, hw)
     summary = _summary(cfg, hw, info, totals, 0)
     if not with_ops:
@@ -383,10 +435,11 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     return {
         "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
         "context": int(info["context"][i]), "dtype": info["dtype"], "weights": info["weights"],
-        "kv_dtype": info["kv_dtype"], "recipe": rec.text, "layers": info["layers"],
+        "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"], "layers": info["layers"],
         "time_s": float(totals["time_s"][i]),
         "tokens_per_s": float(info["tokens_out"][i] / totals["time_s"][i]),
         "time_by_category_s": {c: float(v[i]) for c, v in totals["by_category"].items()},
+        "time_by_op_kind_s": {k: float(v[i]) for k, v in totals["by_kind"].items()},
         "flops": float(totals["flops"][i]), "bytes": float(totals["bytes"][i]),
         "weight_bytes_per_gpu": float(info["weights_gpu"]),
         "kv_cache_bytes": float(np.broadcast_to(info["kv_gpu"], info["batch"].shape)[i] * tp),
@@ -400,36 +453,51 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     }
 
 
-SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype")
+SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method")
 
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
-    optionally tp, dtype, weights, recipe, kv_dtype; points sharing those are priced in one
-    vectorized pass. Returns one row per point (same order) with time_s, tokens_per_s,
-    memory_bytes_per_gpu, fits, shortfall_bytes, kv_cache_bytes and the time categories."""
+    optionally tp, dtype, weights, recipe, kv_dtype, kv_method and generated (decode steps since
+    the prefill); points sharing the first ones are priced in one vectorized pass. Returns one
+    row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
+    shortfall_bytes, kv_cache_bytes, kv_read_bytes_per_step, the time categories (time_<bound
+    category>_s) and the time by op kind (time_gemm_ops_s, time_attention_ops_s, time_other_ops_s)."""
     from simulator.models import load_model
 
     frame = points.reset_index(drop=True).copy()
-    defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None}
+    defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
+                "generated": 0}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
     missing = [c for c in ("model", "hw", "phase", "batch", "context") if c not in frame]
     if missing:
         raise SimulatorError(f"sweep: points need columns {', '.join(missing)}")
+    # KV methods may be strings or objects: points are grouped by the pipeline's canonical text
+    pipelines, text_of = {}, {}
+    for value in frame["kv_method"].tolist():
+        key = _hashable(value)
+        if key not in text_of:
+            pipeline = parse_kv_method(None if isinstance(value, float) and np.isnan(value) else value)
+            text_of[key] = pipeline.text
+            pipelines.setdefault(pipeline.text, pipeline)
+    keyed = frame[list(SWEEP_KEYS)].astype(object)
+    keyed["kv_method"] = [text_of[_hashable(v)] for v in frame["kv_method"].tolist()]
     out = {name: np.zeros(len(frame)) for name in
            ("time_s", "tokens_per_s", "memory_bytes_per_gpu", "shortfall_bytes", "kv_cache_bytes",
-            "weight_bytes_per_gpu", *[f"time_{c}_s" for c in TIME_CATEGORIES])}
+            "kv_read_bytes_per_step", "weight_bytes_per_gpu", *[f"time_{c}_s" for c in TIME_CATEGORIES],
+            *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
-    keyed = frame[list(SWEEP_KEYS)].astype(object)
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
-        model, hw_name, tp, dtype, weights, recipe, kv_dtype = (
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         rows = frame.loc[index]
-        cfg, hw = load_model(model), load_hw(hw_name)
+        cfg = load_model(model) if isinstance(model, str) else model
+        hw = load_hw(hw_name)
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
-                          rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype)
+                          rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
+                          pipelines[kv_text], rows["generated"].to_numpy(float))
         totals = _totals(ops, info, hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]
@@ -437,31 +505,47 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
         out["memory_bytes_per_gpu"][idx] = totals["memory"]
         out["shortfall_bytes"][idx] = totals["shortfall"]
         out["kv_cache_bytes"][idx] = np.broadcast_to(info["kv_gpu"], idx.shape) * info["tp"]
+        out["kv_read_bytes_per_step"][idx] = np.where(info["phase"] == "decode", totals["kv_read"] * info["tp"], 0.0)
         out["weight_bytes_per_gpu"][idx] = info["weights_gpu"]
         for c in TIME_CATEGORIES:
             out[f"time_{c}_s"][idx] = totals["by_category"][c]
+        for k in OP_KINDS:
+            out[f"time_{k}_ops_s"][idx] = totals["by_kind"][k]
         fits[idx] = totals["fits"]
     result = frame.assign(**out)
     result["fits"] = fits
     return result
 
 
+def _hashable(value):
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
 def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1, tp: int = 1,
-                     dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33) -> dict:
+                     dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33,
+                     kv_method=None) -> dict:
     """A whole request for a batch: time to first token (the prefill), the time per output token
     as the context grows from ``prompt`` to ``prompt + output_tokens - 1``, and throughput.
 
     Decode steps are priced at ``samples`` contexts and interpolated linearly in between (decode
-    time is piecewise linear in context: KV bytes grow linearly, weight bytes are constant).
+    time is piecewise linear in context: KV bytes grow linearly, weight bytes are constant; a KV
+    method with a fixed budget makes it flat). Decode step ``s`` has ``s`` tokens generated
+    since the prefill, so prompt-only methods (SnapKV) hold their budget plus ``s``.
     """
     if int(output_tokens) != output_tokens or output_tokens < 1:
         raise SimulatorError(f"--output-tokens: must be a whole number >= 1, got {output_tokens}")
     steps = np.arange(int(output_tokens), dtype=float)
     sampled = np.unique(np.round(np.linspace(0, output_tokens - 1, min(samples, int(output_tokens)))))
+    pipeline = parse_kv_method(kv_method)
     points = pd.DataFrame({
-        "model": model, "hw": hw, "tp": tp, "dtype": dtype, "weights": weights, "recipe": recipe,
-        "kv_dtype": kv_dtype, "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
-        "context": np.concatenate([[prompt], prompt + sampled]),
+        "model": [model] * (1 + len(sampled)), "hw": hw, "tp": tp, "dtype": dtype, "weights": weights,
+        "recipe": recipe, "kv_dtype": kv_dtype, "kv_method": [pipeline] * (1 + len(sampled)),
+        "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
+        "context": np.concatenate([[prompt], prompt + sampled]), "generated": np.concatenate([[0], sampled]),
     })
     result = sweep(points)
     ttft = float(result["time_s"].iloc[0])
@@ -470,11 +554,12 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
     return {
         "model": model if isinstance(model, str) else model.id, "hw": hw if isinstance(hw, str) else hw.id,
         "prompt": int(prompt), "output_tokens": int(output_tokens), "batch": int(batch),
-        "ttft_s": ttft,
+        "kv_method": pipeline.text, "ttft_s": ttft,
         "tpot_first_s": float(per_step[0]), "tpot_last_s": float(per_step[-1]),
         "tpot_mean_s": decode_total / len(steps),
         "latency_s": ttft + decode_total,
         "output_tokens_per_s": batch * len(steps) / decode_total,
         "fits": bool(result["fits"].all()),
         "peak_memory_bytes_per_gpu": float(result["memory_bytes_per_gpu"].max()),
+        "kv_cache_bytes_last": float(result["kv_cache_bytes"].iloc[-1]),
     }
