@@ -267,7 +267,8 @@ def cmd_model(args) -> int:
 
     if args.output_tokens is not None:
         r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
-                             args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method)
+                             args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method,
+                             dynamic=args.dynamic)
         if args.json:
             print(json.dumps(r, indent=2))
             return 0
@@ -280,7 +281,7 @@ def cmd_model(args) -> int:
         return 0
 
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
-                         args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method)
+                         args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic)
     s = est.summary
     if args.json:
         out = dict(s)
@@ -290,7 +291,7 @@ def cmd_model(args) -> int:
     what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
-          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, KV method {s['kv_method']}")
+          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, KV method {s['kv_method']}, dynamic {s['dynamic']}")
     print(f"  time          {fmt_time(s['time_s'])} per {'step' if s['phase'] == 'decode' else 'prefill'}: "
           f"{s['tokens_per_s']:.4g} tokens/s")
     verdict = "fits" if s["fits"] else (f"does not fit: needs {fmt_bytes(s['memory_bytes_per_gpu'])}, "
@@ -363,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-method", help="KV-cache method(s), name[:key=value,...] joined with '+': h2o, streamingllm, "
                    "snapkv, pyramidkv, adakv, quest, razorattention, kivi, minicache, lazyllm "
                    "(e.g. snapkv:tokens=1024+kivi; default none; see docs/kv.md)")
+    p.add_argument("--dynamic", help="input-dependent weight sparsity: teal[:sparsity=0.5], "
+                   "dejavu[:mlp_sparsity=0.85,head_sparsity=0.5,predictor_rank=1000], "
+                   "naee[:keep_experts=6,skip_second_expert=0] (see simulator/dynamic.py)")
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
+from simulator.dynamic import parse_dynamic
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
@@ -187,9 +188,12 @@ def _check_points(phase, batch, context, generated=0):
     return phase, batch.astype(float), context.astype(float), generated.astype(float)
 
 
-def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0):
+def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
+          dynamic=None):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
     check_dtype(dtype)
+    dyn = parse_dynamic(dynamic)
+    cfg = dyn.transform_model(cfg)
     kv_dtype = check_dtype(kv_dtype, "--kv-dtype") if kv_dtype else dtype
     weight_dtype, group = parse_weights(weights, dtype)
     rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
@@ -236,16 +240,23 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
 
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
 
-    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None):
+    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None):
+        """``role`` (qkv, o, mlp_in, mlp_out): a dynamic method may read only part of the weight."""
+        full = float(np.max(n)) * float(np.max(k))
+        if role is not None and dyn.name != "none":
+            n_keep, k_keep = dyn.keep(role, m)
+            n = np.maximum(1.0, np.ceil(n * np.asarray(n_keep, float)))
+            k = np.maximum(1.0, np.ceil(k * np.asarray(k_keep, float)))
         add(op, "gemm", count, {}, m, n, k, 0.0, scope)
         copies = count if weight_copies is None else weight_copies
-        pending.append((ops[-1], sparsity, copies))
+        # resident weights are the whole matrix, however little of it a step reads
+        pending.append((ops[-1], sparsity, copies * full / (_first(n) * _first(k))))
 
     add("embedding", "memory", 1.0, memory_op_columns(hw, 2 * tokens * hidden * act), scope="embedding",
         resident_total=(cfg.vocab * hidden / tp + cfg.parameters_by_part()["position"]) * act)
     norm_params = hidden * (2 if cfg.norm == "layernorm" else 1)
     up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
-    top_k = cfg.moe.experts_per_token if cfg.moe else 1
+    top_k = dyn.experts_per_token(cfg) if cfg.moe else 1
     # Layers split into token groups (LazyLLM: later layers process fewer prompt tokens) and
     # recipe groups (OWL's per-layer sparsities); every per-layer op is priced per group.
     keep = pipeline.keep_per_layer(layers)
@@ -267,11 +278,15 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             if count == 0:
                 continue
             tag = ("" if len(recipe_groups) == 1 else f"[{r_index}]") + t_tag
-            gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity)
-            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity)
+            gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity,
+                 role="qkv")
+            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity, role="o")
+            for name, pred_n, pred_k in dyn.predictor_gemms(cfg, tp):  # Deja Vu's per-layer predictors
+                gemm(name + tag, t_tokens, pred_n, pred_k, count, "dense")
             if cfg.moe is None:
-                gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, count, sparsity)
-                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity)
+                gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, count, sparsity,
+                     role="mlp_in")
+                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity, role="mlp_out")
             else:
                 experts = cfg.moe.experts
                 # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
@@ -279,9 +294,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
                 gemm("router" + tag, t_tokens, experts, hidden, count, "dense")
                 gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
-                     weight_copies=count * experts)
+                     weight_copies=count * experts, role="mlp_in")
                 gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
-                     weight_copies=count * experts)
+                     weight_copies=count * experts, role="mlp_out")
         add("activation" + t_tag, "memory", t_layers,
             memory_op_columns(hw, (up_n + ffn_gpu) * t_tokens * top_k * act))
     for g in kv.groups:
@@ -325,7 +340,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4 + kv.transient_bytes_per_gpu
     context_info = {
         "rec": rec, "tp": tp, "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
-        "kv_dtype": kv_dtype, "kv_method": pipeline.text, "layers": layers, "phase": phase, "batch": batch,
+        "kv_dtype": kv_dtype, "kv_method": pipeline.text, "dynamic": dyn.describe() if dyn.name != "none" else "none",
+        "layers": layers, "phase": phase, "batch": batch,
         "context": context, "generated": generated,
         "tokens_out": np.where(phase == "prefill", batch * context, batch),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
@@ -375,7 +391,7 @@ def _category_masks(op):
 def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
                    kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
-                   generated: int = 0) -> ModelEstimate:
+                   generated: int = 0, dynamic=None) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
@@ -385,13 +401,15 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     see simulator/kvcache.py); ``generated`` the decode steps already taken since the prefill
     (methods that compress only the prompt, like SnapKV, hold their budget plus these).
     Times are per phase (prefill: the whole prompt; decode: one step), in seconds.
-    ``with_ops=False`` skips building the op DataFrame (the summary alone is ~3x faster).
+    ``dynamic`` is an input-dependent weight-sparsity method ('teal', 'dejavu:mlp_sparsity=0.9',
+    'naee'; simulator/dynamic.py). ``with_ops=False`` skips building the op DataFrame.
     """
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
     hw = load_hw(hw)
-    ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated)
+    ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
+                      dynamic)
     totals = _totals(ops, info, hw)
     summary = _summary(cfg, hw, info, totals, 0)
     if not with_ops:
@@ -435,7 +453,8 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     return {
         "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
         "context": int(info["context"][i]), "dtype": info["dtype"], "weights": info["weights"],
-        "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"], "layers": info["layers"],
+        "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"],
+        "dynamic": info["dynamic"], "layers": info["layers"],
         "time_s": float(totals["time_s"][i]),
         "tokens_per_s": float(info["tokens_out"][i] / totals["time_s"][i]),
         "time_by_category_s": {c: float(v[i]) for c, v in totals["by_category"].items()},
@@ -453,12 +472,12 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     }
 
 
-SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method")
+SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic")
 
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
-    optionally tp, dtype, weights, recipe, kv_dtype, kv_method and generated (decode steps since
+    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic and generated (decode steps since
     the prefill); points sharing the first ones are priced in one vectorized pass. Returns one
     row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
     shortfall_bytes, kv_cache_bytes, kv_read_bytes_per_step, the time categories (time_<bound
@@ -467,7 +486,7 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
 
     frame = points.reset_index(drop=True).copy()
     defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
-                "generated": 0}
+                "dynamic": None, "generated": 0}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
@@ -490,14 +509,14 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
             *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
-        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text = (
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         rows = frame.loc[index]
         cfg = load_model(model) if isinstance(model, str) else model
         hw = load_hw(hw_name)
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
                           rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
-                          pipelines[kv_text], rows["generated"].to_numpy(float))
+                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic)
         totals = _totals(ops, info, hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]
@@ -527,7 +546,7 @@ def _hashable(value):
 
 def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1, tp: int = 1,
                      dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33,
-                     kv_method=None) -> dict:
+                     kv_method=None, dynamic=None) -> dict:
     """A whole request for a batch: time to first token (the prefill), the time per output token
     as the context grows from ``prompt`` to ``prompt + output_tokens - 1``, and throughput.
 
@@ -543,7 +562,7 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
     pipeline = parse_kv_method(kv_method)
     points = pd.DataFrame({
         "model": [model] * (1 + len(sampled)), "hw": hw, "tp": tp, "dtype": dtype, "weights": weights,
-        "recipe": recipe, "kv_dtype": kv_dtype, "kv_method": [pipeline] * (1 + len(sampled)),
+        "recipe": recipe, "kv_dtype": kv_dtype, "kv_method": [pipeline] * (1 + len(sampled)), "dynamic": dynamic,
         "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
         "context": np.concatenate([[prompt], prompt + sampled]), "generated": np.concatenate([[0], sampled]),
     })

@@ -1,0 +1,131 @@
+"""Dynamic (input-dependent) weight sparsity: the channels a step reads."""
+
+import numpy as np
+import pytest
+
+from simulator.dynamic import REGISTRY, ROLES, DejaVu, Naee, Teal, parse_dynamic, union_keep
+from simulator.errors import SimulatorError
+from simulator.models import load_model
+
+
+def test_union_of_tokens_by_hand():
+    # A channel needed by each token with probability 1/2 is read by a step of 3 tokens unless
+    # all three skip it: 1 - (1/2)^3 = 7/8.
+    assert union_keep(0.5, 3) == pytest.approx(0.875)
+    assert union_keep(0.5, 1) == 0.5 and union_keep(0.0, 5) == 0.0 and union_keep(1.0, 1) == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_contract_every_method(name):
+    method = parse_dynamic(name)
+    tokens = np.array([1, 2, 8, 64, 4096])
+    for role in ROLES:
+        n, k = (np.broadcast_to(np.asarray(x, float), tokens.shape) for x in method.keep(role, tokens))
+        assert ((0 < n) & (n <= 1) & (0 < k) & (k <= 1)).all()
+        assert (np.diff(n) >= 0).all() and (np.diff(k) >= 0).all()  # more tokens never read less
+        assert n[-1] * k[-1] == pytest.approx(1.0)  # a long prefill reads everything
+
+
+def test_zero_sparsity_reads_everything():
+    for method in (Teal(sparsity=0.0), DejaVu(mlp_sparsity=0.0, head_sparsity=0.0)):
+        for role in ROLES:
+            n, k = method.keep(role, 1)
+            assert float(n) == 1.0 and float(k) == 1.0
+
+
+def test_teal_skips_input_channels_at_batch_one():
+    n, k = Teal(sparsity=0.4).keep("mlp_out", 1)
+    assert n == 1.0 and float(k) == pytest.approx(0.6)
+
+
+def test_naee_prunes_experts_of_moe_models_only():
+    mixtral = load_model("mixtral-8x7b")
+    pruned = Naee().transform_model(mixtral)
+    assert pruned.moe.experts == 6
+    assert Naee(skip_second_expert=0.3).experts_per_token(mixtral) == pytest.approx(1.7)
+    with pytest.raises(SimulatorError, match="not a mixture-of-experts"):
+        Naee().transform_model(load_model("llama-2-7b"))
+    with pytest.raises(SimulatorError, match="between top-k 2 and 8"):
+        Naee(keep_experts=1).transform_model(mixtral)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("powerinfer", "unknown method 'powerinfer'; known: teal, dejavu, naee"),
+    ("teal:sparsity=1", "[0, 1)"),
+    ("teal:sparsity", "not key=value"),
+    ("dejavu:predictor_rank=x", "not a number"),
+])
+def test_bad_parameters_are_one_line(text, message):
+    with pytest.raises(SimulatorError) as info:
+        parse_dynamic(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# ---- through the whole-model estimate ----------------------------------------------------------
+
+def _decode(model, hw, dynamic=None, batch=1, **kw):
+    from simulator.llm import estimate_model
+
+    return estimate_model(model, hw, "decode", batch, 1024, dynamic=dynamic, with_ops=False, **kw).summary
+
+
+def test_teal_speeds_up_batch_one_decode_but_not_batch_sixteen():
+    dense, teal = _decode("llama-2-7b", "a100"), _decode("llama-2-7b", "a100", "teal:sparsity=0.5")
+    # Linear layers read half their input channels; weights dominate batch-1 decode: close to 2x.
+    assert 1.5 < dense["time_s"] / teal["time_s"] < 2.0
+    assert teal["weight_bytes_per_gpu"] == dense["weight_bytes_per_gpu"]  # nothing leaves memory
+    dense16, teal16 = _decode("llama-2-7b", "a100", batch=16), _decode("llama-2-7b", "a100", "teal", batch=16)
+    assert teal16["time_s"] == pytest.approx(dense16["time_s"], rel=1e-3)  # 1 - 0.5^16: every channel read
+
+
+def test_teal_does_nothing_for_prefill():
+    from simulator.llm import estimate_model
+
+    a = estimate_model("llama-2-7b", "a100", "prefill", 1, 2048, with_ops=False).summary
+    b = estimate_model("llama-2-7b", "a100", "prefill", 1, 2048, dynamic="teal", with_ops=False).summary
+    assert b["time_s"] == pytest.approx(a["time_s"], rel=1e-9)
+
+
+def test_dejavu_adds_predictors_and_reads_fewer_weights():
+    from simulator.llm import estimate_model
+
+    est = estimate_model("opt-6.7b", "a100", "decode", 1, 1024, dynamic="dejavu")
+    ops = est.ops
+    assert {"predict_heads_in", "predict_mlp_out"} <= set(ops.op)
+    up = ops.loc[ops.op == "up"].iloc[0]
+    assert up.n == np.ceil(16384 * 0.15)  # 15% of the MLP neurons at batch 1
+    dense = _decode("opt-6.7b", "a100")
+    assert est.summary["time_s"] < dense["time_s"]
+    assert est.summary["weight_bytes_per_gpu"] > dense["weight_bytes_per_gpu"]  # predictors are resident
+
+
+def test_naee_fits_mixtral_on_one_80gb_gpu():
+    full, pruned = _decode("mixtral-8x7b", "h100"), _decode("mixtral-8x7b", "h100", "naee")
+    assert not full["fits"] and pruned["fits"]
+    skip = _decode("mixtral-8x7b", "h100", "naee:skip_second_expert=0.5")
+    assert skip["time_s"] < pruned["time_s"]
+
+
+def test_cli_dynamic_flag(capsys):
+    from simulator.cli import main
+
+    assert main(["model", "--model", "llama-2-7b", "--hw", "a100", "--dynamic", "teal:sparsity=0.4", "--json"]) == 0
+    assert "teal(sparsity=0.4)" in capsys.readouterr().out
+    assert main(["model", "--model", "llama-2-7b", "--dynamic", "naee"]) == 2
+    assert "not a mixture-of-experts" in capsys.readouterr().err
+
+
+def test_sweep_with_dynamic_column_equals_single_estimates():
+    import pandas as pd
+
+    from simulator.llm import sweep
+
+    points = pd.DataFrame({"model": "llama-2-7b", "hw": "h100", "phase": ["decode", "decode", "prefill"],
+                           "batch": [1, 4, 1], "context": [512, 4096, 256], "dynamic": ["teal", "dejavu", "teal"]})
+    result = sweep(points)
+    from simulator.llm import estimate_model
+
+    for row in result.itertuples():
+        s = estimate_model("llama-2-7b", "h100", row.phase, row.batch, row.context, dynamic=row.dynamic,
+                           with_ops=False).summary
+        assert row.time_s == pytest.approx(s["time_s"], rel=1e-12)
