@@ -1,7 +1,8 @@
-"""Cost models for the non-GEMM operators of a transformer: attention, memory-bound
-element-wise ops (norms, activations, residual adds, embedding gathers) and tensor-parallel
-all-reduces. Each returns the same columns as gemm.gemm_columns so a model's op table is one
-DataFrame: flops, bytes, compute/memory/overhead/time in seconds, and the bound.
+"""Cost models for the non-GEMM operators of a transformer: memory-bound element-wise ops
+(norms, activations, residual adds, embedding gathers) and tensor-parallel all-reduces
+(attention, with its KV-cache methods, is in kvcache.py). Each returns the same columns as
+gemm.gemm_columns so a model's op table is one DataFrame: flops, bytes, compute/memory/overhead/
+time in seconds, and the bound.
 """
 
 from __future__ import annotations
@@ -24,33 +25,6 @@ def _roofline(hw: HardwareSpec, flops, bytes_, peak, compute_eff, memory_eff):
         "flops": flops, "bytes": bytes_, "compute_time_s": compute, "memory_time_s": memory,
         "overhead_s": overhead, "time_s": roof + overhead, "bound_code": bound,
     }
-
-
-def causal_pairs(q_len, kv_len):
-    """Visible (query, key) pairs when the q_len queries are the last of kv_len positions."""
-    q_len, kv_len = np.asarray(q_len, float), np.asarray(kv_len, float)
-    return q_len * (kv_len - q_len) + q_len * (q_len + 1.0) / 2.0
-
-
-def attention_columns(hw: HardwareSpec, batch, heads, kv_heads, head_dim, q_len, kv_len, dtype: str,
-                      kv_bytes_per_element: float, act_bytes_per_element: float, kv_fraction=1.0):
-    """Fused attention (FlashAttention for prefill, FlashDecoding-style for decode): one formula
-    over q_len, so prefill (q_len = kv_len) and decode (q_len = 1) are the same code path.
-
-    FLOP = 4 x batch x heads x head_dim x visible pairs (QK^T and PV, causal). Bytes: Q in and O
-    out once, K and V of the ``kv_fraction`` of the context that is kept (KV methods, issue 5)
-    read once from HBM. Math runs on the tensor cores at the dense GEMM efficiency; the K/V
-    stream at the HBM efficiency.
-    """
-    pairs = causal_pairs(q_len, kv_len) * kv_fraction
-    flops = 4.0 * batch * heads * head_dim * pairs
-    kv_bytes = 2.0 * batch * kv_heads * head_dim * kv_len * kv_fraction * kv_bytes_per_element
-    qo_bytes = 2.0 * batch * heads * head_dim * q_len * act_bytes_per_element
-    peak = hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s(dtype)
-    eff = hw.efficiency.dense_matrix.value if hw.matrix_peak_flop_per_s(dtype) else hw.efficiency.vector.value
-    out = _roofline(hw, flops, kv_bytes + qo_bytes, peak, eff, hw.efficiency.hbm.value)
-    out["bytes_kv"] = np.broadcast_to(kv_bytes, out["flops"].shape).astype(float)
-    return out
 
 
 def memory_op_columns(hw: HardwareSpec, bytes_moved, flops=0.0):

@@ -118,14 +118,26 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
 
 
 def _attention_times(hw, rows, dtype) -> np.ndarray:
-    """sdpa rows through ops.attention_columns (causal prefill, or one decode query)."""
+    """sdpa rows through the same attention kernel model the LLM op graph uses (no KV method)."""
     from simulator.dtypes import BYTES_PER_ELEMENT
-    from simulator.ops import attention_columns
+    from simulator.kvcache import KVEnv, attention_columns, parse_kv_method
 
     get = {c: rows[c].to_numpy(float) for c in ("batch", "heads", "kv_heads", "head_dim", "q_len", "kv_len")}
-    times = attention_columns(hw, get["batch"], get["heads"], get["kv_heads"], get["head_dim"], get["q_len"],
-                              get["kv_len"], dtype, BYTES_PER_ELEMENT[dtype], BYTES_PER_ELEMENT[dtype])["time_s"]
-    times = np.broadcast_to(times, (len(rows),)).astype(float)
+    el = BYTES_PER_ELEMENT[dtype]
+    times = np.full(len(rows), np.nan)
+    for head_key in set(zip(get["heads"], get["kv_heads"], get["head_dim"])):
+        sel = (get["heads"] == head_key[0]) & (get["kv_heads"] == head_key[1]) & (get["head_dim"] == head_key[2])
+        heads, kv_heads, head_dim = head_key
+        env = KVEnv(layers=1, heads=heads, kv_heads=kv_heads, head_dim=int(head_dim), hidden=int(heads * head_dim),
+                    kv_el=el, act_el=el, max_positions=int(get["kv_len"][sel].max()), model="trace",
+                    batch=get["batch"][sel], context=get["kv_len"][sel], q_len=get["q_len"][sel],
+                    generated=np.zeros(int(sel.sum())))
+        (group,) = parse_kv_method(None).profile(env).groups
+        cols = attention_columns(hw, batch=env.batch, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+                                 new_tokens=group.new, pairs=group.pairs, read_tokens=group.read_tokens + group.new,
+                                 read_bytes=group.read_bytes, dtype=dtype, act_bytes=el,
+                                 dequant_flops=group.dequant_flops)
+        times[sel] = np.broadcast_to(cols["time_s"], (int(sel.sum()),))
     causal = rows["causal"].astype(str).str.lower().isin(("true", "1", "1.0")).to_numpy()
     return np.where(causal | (get["q_len"] == 1), times, np.nan)  # non-causal prefill: no model yet
 

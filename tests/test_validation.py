@@ -118,7 +118,6 @@ def test_validate_device_without_traces_is_one_line(capsys):
 def test_attention_and_layer_rows_are_predicted_by_the_op_models():
 
     from simulator.llm import estimate_model
-    from simulator.ops import attention_columns
 
     rows = pd.DataFrame([
         dict(kernel_class="attention-prefill", dtype="bf16", batch=1, heads=32, kv_heads=8, head_dim=128,
@@ -130,8 +129,11 @@ def test_attention_and_layer_rows_are_predicted_by_the_op_models():
     ])
     hw = load_hw("h200")
     predicted = predict(hw, rows)
-    prefill = attention_columns(hw, 1, 32, 8, 128, 2048, 2048, "bf16", 2.0, 2.0)["time_s"]
-    assert predicted[0] == pytest.approx(float(np.ravel(prefill)[0]))
+    # The attention kernel is the one the LLM op graph uses: LLaMA-3.1-8B has these head dims.
+    prefill = estimate_model("llama-3.1-8b", hw, "prefill", 1, 2048).ops
+    assert predicted[0] == pytest.approx(prefill.loc[prefill.kind == "attention", "time_s"].item())
+    decode = estimate_model("llama-3.1-8b", hw, "decode", 8, 32768).ops
+    assert predicted[1] == pytest.approx(decode.loc[decode.kind == "attention", "time_s"].item())
     # LLaMA-3.1-8B has exactly these layer dims: one layer of it is the prediction.
     est = estimate_model("llama-3.1-8b", hw, "decode", 16, 4096)
     per_layer = est.ops.loc[est.ops.scope == "layers", "total_time_s"].sum() / 32
