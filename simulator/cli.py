@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. snapkv:tokens=1024+kivi; default none; see docs/kv.md)")
     p.add_argument("--dynamic", help="input-dependent weight sparsity: teal[:sparsity=0.5], "
                    "dejavu[:mlp_sparsity=0.85,head_sparsity=0.5,predictor_rank=1000], "
-                   "naee[:keep_experts=6,skip_second_expert=0] (see simulator/dynamic.py)")
+                   "naee[:keep_experts=6,skip_second_expert=0], powerinfer[:gpu_fraction=0.2,cpu=i7-5930k], "
+                   "flash[:window=5,flash_GBps=6] (docs/dynamic.md)")
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "

@@ -51,12 +51,12 @@ OWL_GROUPS = 8
 RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B:S | sparsegpt[:kernel] | "
                "wanda[:kernel] | owl:S[:lambda][:kernel] | width:F | heads:F | hidden:F | depth:F, joined "
                "with '+' (e.g. '2:4+depth:0.25')")
-TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication")
+TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication", "offload")
 # Time by what an op does, whatever bounds it (launches included): the GEMMs, the attention with
 # a KV method's own kernels, and the rest (norms, activations, embedding, all-reduces).
 OP_KINDS = ("gemm", "attention", "other")
 _OP_KIND = {"gemm": "gemm", "attention": "attention", "kv-method": "attention"}
-_BOUNDS = ("compute", "memory", "overhead", "communication")
+_BOUNDS = ("compute", "memory", "overhead", "communication", "offload")
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             n = np.maximum(1.0, np.ceil(n * np.asarray(n_keep, float)))
             k = np.maximum(1.0, np.ceil(k * np.asarray(k_keep, float)))
         add(op, "gemm", count, {}, m, n, k, 0.0, scope)
-        copies = count if weight_copies is None else weight_copies
+        ops[-1]["role"] = role
+        copies = (count if weight_copies is None else weight_copies) * (dyn.resident_fraction(role) if role else 1.0)
         # resident weights are the whole matrix, however little of it a step reads
         pending.append((ops[-1], sparsity, copies * full / (_first(n) * _first(k))))
 
@@ -263,11 +264,13 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     recipe_groups = rec.layer_groups(layers)
     recipe_index = np.repeat(np.arange(len(recipe_groups)), [int(c) for c, _ in recipe_groups])
     keeps = list(dict.fromkeys(keep.tolist()))
+    ffn_groups = []  # (tokens, layers, first op index) of each token group: where offload waits go
     for t_index, fraction in enumerate(keeps):
         in_group = keep == fraction
         t_tag = "" if len(keeps) == 1 else f"[s{t_index}]"
         t_tokens = batch * (np.round(fraction * (q_len - 1.0)) + 1.0)  # as KVGroup.new
         t_layers = float(in_group.sum())
+        ffn_groups.append((t_tokens, t_layers, t_tag, len(ops)))
         norms = t_layers * cfg.norms_per_layer
         add("norms" + t_tag, "memory", norms, memory_op_columns(hw, 2 * t_tokens * hidden * act + norm_params * act),
             resident_total=norms * norm_params * act)
@@ -331,6 +334,21 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
             o["resident_total"] = float(stored * copies)
 
+    # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group.
+    offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
+    for t_tokens, t_layers, t_tag, start in ffn_groups:
+        extra = dyn.offload_seconds(offload_cfg, hw, t_tokens, dtype, tp, weight_dtype, group)
+        if extra is None:
+            continue
+        group_ops = [o for o in ops[start:] if o.get("role") in ("mlp_in", "mlp_out")]
+        device_ffn = sum(o["columns"]["time_s"] * o["count"] for o in group_ops) / t_layers
+        wait = np.maximum(0.0, extra - device_ffn) if dyn.overlaps_device else extra
+        wait = np.broadcast_to(np.asarray(wait, float), (n_points,)).copy()
+        zeros = np.zeros(n_points)
+        add("offload" + t_tag, "offload", t_layers,
+            {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
+             "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)})
+
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
     # the cache and the method's state held after the phase (dense: layers x 2 x KV heads x hd x context x batch)
@@ -383,6 +401,8 @@ def _category_masks(op):
     code = np.asarray(op["columns"]["bound_code"])
     if op["kind"] == "comm":
         return {"communication": 1.0}
+    if op["kind"] == "offload":
+        return {"offload": 1.0}
     memory_name = {"attention": "kv", "kv-method": "kv", "gemm": "weights"}.get(op["kind"], "memory-ops")
     return {"compute": (code == 0).astype(float), memory_name: (code == 1).astype(float),
             "overhead": (code == 2).astype(float)}
