@@ -241,3 +241,32 @@ def test_each_layer_adds_the_same_count(model_index, extra_layers):
     assert many_more.parameters() - model.parameters() == extra_layers * per_layer
     if model.kind == "decoder":
         assert many_more.kv_bytes_per_token() > model.kv_bytes_per_token()
+
+
+# Every decoder in the zoo, by hand: layers x 2 (K, V) x KV heads x head_dim x 2 B (fp16/bf16).
+KV_BYTES_PER_TOKEN_BY_HAND = {
+    "llama-2-7b": 32 * 2 * 32 * 128 * 2,        # 524,288 (MHA)
+    "llama-2-13b": 40 * 2 * 40 * 128 * 2,       # 819,200 (MHA)
+    "llama-2-70b": 80 * 2 * 8 * 128 * 2,        # 327,680
+    "llama-3.1-8b": 32 * 2 * 8 * 128 * 2,       # 131,072
+    "llama-3.1-70b": 80 * 2 * 8 * 128 * 2,      # 327,680
+    "llama-3.1-405b": 126 * 2 * 8 * 128 * 2,    # 516,096
+    "llama-3.1-minitron-4b-width": 32 * 2 * 8 * 128 * 2,  # 131,072 (width pruning keeps the KV heads)
+    "llama-3.1-minitron-4b-depth": 16 * 2 * 8 * 128 * 2,  # 65,536 (half the layers)
+    "mistral-7b": 32 * 2 * 8 * 128 * 2,         # 131,072
+    "mixtral-8x7b": 32 * 2 * 8 * 128 * 2,       # 131,072 (experts do not touch attention)
+    "opt-6.7b": 32 * 2 * 32 * 128 * 2,          # 524,288
+    "opt-30b": 48 * 2 * 56 * 128 * 2,           # 1,376,256
+    "opt-66b": 64 * 2 * 72 * 128 * 2,           # 2,359,296
+    "opt-175b": 96 * 2 * 96 * 128 * 2,          # 4,718,592
+    "gpt-j-6b": 28 * 2 * 16 * 256 * 2,          # 458,752 (head_dim 256)
+    "codellama-34b": 48 * 2 * 8 * 128 * 2,      # 196,608
+    "falcon-40b": 60 * 2 * 8 * 64 * 2,          # 122,880 (head_dim 64)
+}
+
+
+def test_kv_bytes_exact_for_every_decoder_in_the_zoo():
+    decoders = {m.id for m in list_models() if m.kind == "decoder"}
+    assert decoders == set(KV_BYTES_PER_TOKEN_BY_HAND)
+    for model_id, per_token in KV_BYTES_PER_TOKEN_BY_HAND.items():
+        assert load_model(model_id).kv_bytes_per_token() == per_token, model_id
