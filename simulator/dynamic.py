@@ -75,6 +75,11 @@ class DynamicMethod:
     # before it (LLM in a Flash's loads, modelled as not overlapped).
     overlaps_device = True
 
+    def read_efficiency(self, role: str) -> float:
+        """Fraction of the dense kernel's bandwidth the sparse kernel keeps while reading only the
+        selected rows/columns of the role's weight (1.0: as efficient as a dense GEMV)."""
+        return 1.0
+
     def resident_fraction(self, role: str) -> float:
         """Fraction of the role's weights this device keeps in its memory (the rest is offloaded)."""
         return 1.0
@@ -96,11 +101,16 @@ class DynamicMethod:
 @dataclass(frozen=True)
 class Teal(DynamicMethod):
     sparsity: float = 0.5  # model-wide activation sparsity; TEAL's headline points are 0.4 and 0.5
+    kernel_efficiency: float = 1.0  # its sparse GEMV's bandwidth relative to dense (1: ideal; to be measured)
 
     name = "teal"
 
     def __post_init__(self):
         _fraction("teal", "sparsity", self.sparsity)
+        _efficiency("teal", "kernel_efficiency", self.kernel_efficiency)
+
+    def read_efficiency(self, role):
+        return float(self.kernel_efficiency)
 
     def keep(self, role, tokens):
         return 1.0, union_keep(1.0 - self.sparsity, tokens)  # input channels of zero activations
@@ -113,10 +123,15 @@ class DejaVu(DynamicMethod):
     mlp_sparsity: float = 0.85
     head_sparsity: float = 0.5
     predictor_rank: int = 1000  # JUDGEMENT: a low-rank two-layer predictor per block, hidden -> r -> units
+    gather_efficiency: float = 1.0  # bandwidth of reading the selected rows/columns relative to dense
 
     name = "dejavu"
 
+    def read_efficiency(self, role):
+        return float(self.gather_efficiency)
+
     def __post_init__(self):
+        _efficiency("dejavu", "gather_efficiency", self.gather_efficiency)
         _fraction("dejavu", "mlp_sparsity", self.mlp_sparsity)
         _fraction("dejavu", "head_sparsity", self.head_sparsity)
         if int(self.predictor_rank) != self.predictor_rank or self.predictor_rank < 1:
@@ -261,6 +276,11 @@ class Flash(DynamicMethod):
         chunk = neuron_bytes if self.bundle else neuron_bytes / matrices
         rate = self.flash_GBps * 1e9 * chunk / (chunk + self.chunk_half_KiB * 1024.0)
         return new * cfg.ffn * neuron_bytes / rate
+
+
+def _efficiency(method, key, value):
+    if not 0.0 < float(value) <= 1.0:
+        raise SimulatorError(f"--dynamic {method}: {key} is a fraction in (0, 1], got {value}")
 
 
 def _fraction(method, key, value):

@@ -333,6 +333,13 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                             for key, value in cols.items()}
             stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
             o["resident_total"] = float(stored * copies)
+            efficiency = dyn.read_efficiency(o["role"]) if o.get("role") else 1.0
+            if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
+                c = o["columns"]
+                c["memory_time_s"] = c["memory_time_s"] / efficiency
+                roof = np.maximum(c["compute_time_s"], c["memory_time_s"])
+                c["time_s"] = roof + c["overhead_s"]
+                c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
 
     # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group.
     offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})

@@ -114,7 +114,7 @@ def test_cli_dynamic_flag(capsys):
     from simulator.cli import main
 
     assert main(["model", "--model", "llama-2-7b", "--hw", "a100", "--dynamic", "teal:sparsity=0.4", "--json"]) == 0
-    assert "teal(sparsity=0.4)" in capsys.readouterr().out
+    assert "teal(sparsity=0.4," in capsys.readouterr().out
     assert main(["model", "--model", "llama-2-7b", "--dynamic", "naee"]) == 2
     assert "not a mixture-of-experts" in capsys.readouterr().err
 
@@ -164,3 +164,20 @@ def test_flash_loads_new_neurons_and_bundling_helps():
     assert long["weight_bytes_per_gpu"] > short["weight_bytes_per_gpu"]  # a longer window holds more
     fast = run("flash:flash_GBps=12")
     assert fast["time_by_category_s"]["offload"] == pytest.approx(bundled["time_by_category_s"]["offload"] / 2)
+
+
+def test_kernel_efficiency_slows_only_the_sparse_reads():
+    ideal = _decode("llama-2-7b", "a100", "teal:sparsity=0.5")
+    real = _decode("llama-2-7b", "a100", "teal:sparsity=0.5,kernel_efficiency=0.8")
+    dense = _decode("llama-2-7b", "a100")
+    assert ideal["time_s"] < real["time_s"] < dense["time_s"]
+    from simulator.llm import estimate_model
+
+    ops = {spec: estimate_model("llama-2-7b", "a100", "decode", 1, 1024, dynamic=spec).ops.set_index("op")
+           for spec in ("teal", "teal:kernel_efficiency=0.8")}
+    qkv_ideal, qkv_real = (ops[spec].loc["qkv", "memory_time_s"] for spec in ops)
+    assert qkv_real == pytest.approx(qkv_ideal / 0.8)
+    lm_ideal, lm_real = (ops[spec].loc["lm_head", "memory_time_s"] for spec in ops)
+    assert lm_real == lm_ideal  # the LM head is not a sparse read
+    with pytest.raises(SimulatorError, match=r"kernel_efficiency is a fraction in \(0, 1\]"):
+        parse_dynamic("teal:kernel_efficiency=1.5")
