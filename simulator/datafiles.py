@@ -87,7 +87,9 @@ def _cached(path: Path, mtime: float, model: type[BaseModel]):
 
 def load_yaml(path, model: type[BaseModel]):
     """``model`` validated from the YAML file at ``path``; cached until the file changes."""
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise SimulatorError(f"{path}: no such file")
-    return _cached(path, path.stat().st_mtime, model)
+    path = Path(path).absolute()  # no realpath: this runs on every estimate
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        raise SimulatorError(f"{path}: no such file") from None
+    return _cached(path, mtime, model)

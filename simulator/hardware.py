@@ -346,8 +346,12 @@ def _source_keys(model: BaseModel):
 
 def hwspecs_dir() -> Path:
     """Where the shipped spec files live (override with $SPARSIM_HWSPECS)."""
-    override = os.environ.get("SPARSIM_HWSPECS")
-    path = Path(override) if override else Path(__file__).resolve().parent.parent / "hwspecs"
+    return _hwspecs_dir(os.environ.get("SPARSIM_HWSPECS"))
+
+
+@functools.lru_cache(maxsize=8)
+def _hwspecs_dir(override: "str | None") -> Path:
+    path = Path(override).absolute() if override else Path(__file__).resolve().parent.parent / "hwspecs"
     if not path.is_dir():
         raise SimulatorError(
             f"hardware spec folder {path} not found; install sparsim from a checkout "
@@ -369,7 +373,7 @@ def load_hw_file(path: str | Path) -> HardwareSpec:
     path = Path(path)
     if not path.is_file():
         raise SimulatorError(f"--hw: spec file {str(path)!r} does not exist")
-    return _load_file(path.resolve(), path.stat().st_mtime)
+    return _load_file(path.absolute(), path.stat().st_mtime)
 
 
 # Spec files of other kinds share hwspecs/ but not this schema: the EIE PE array
@@ -440,7 +444,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
         spec = load_hw_file(direct)
         calibration = folder / spec.id / "calibration.yaml"
         if calibrated and calibration.is_file():
-            return _calibrated(direct.resolve(), direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
+            return _calibrated(direct, direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
         return spec
     index = _alias_index(folder, folder.stat().st_mtime_ns)
     known = ", ".join(p.stem for p in _spec_files())

@@ -28,6 +28,8 @@ Conventions (also stated at the top of every model file):
 
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 from typing import Literal, Optional
@@ -263,6 +265,7 @@ class ModelConfig(_Strict):
 
 # ---- loading ----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def models_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads" / "models"
 
@@ -290,10 +293,10 @@ def list_models() -> list[ModelConfig]:
 def load_model(name_or_path: str) -> ModelConfig:
     """A model by id, alias, or path to a ``.yaml`` file (whose stem must equal its id)."""
     if str(name_or_path).endswith(".yaml"):
-        return _load_file(Path(name_or_path).resolve())
+        return _load_file(Path(name_or_path).absolute())
     direct = models_dir() / f"{name_or_path}.yaml"
     if direct.is_file():
-        return _load_file(direct.resolve())
+        return _load_file(direct)
     models = list_models()
     for m in models:
         if name_or_path in m.aliases:
