@@ -134,10 +134,14 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     # Lowest total time; among exact ties (all memory-bound) the tile with the least compute.
     score = np.maximum(compute, memory)
     tied = score <= score.min(axis=0) * (1.0 + 1e-12)
-    best = np.argmin(np.where(tied, compute, np.inf), axis=0)[None]
+    best = np.argmin(np.where(tied, compute, np.inf), axis=0)
+    columns = np.arange(compute.shape[1]) if compute.ndim == 2 else None
 
     def pick(a):
-        return np.take_along_axis(np.broadcast_to(a, compute.shape), best, axis=0)[0]
+        if compute.ndim != 2:  # not the (candidates, shapes) layout: the general, slower path
+            return np.take_along_axis(np.broadcast_to(a, compute.shape), best[None], axis=0)[0]
+        a = np.asarray(a)
+        return a[best, 0] if a.shape[1] == 1 else a[best, columns]
 
     return {
         "compute": pick(compute),
