@@ -192,6 +192,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
           dynamic=None):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
     check_dtype(dtype)
+    if hw.matrix_peak_flop_per_s(dtype) is None and hw.vector_peak_flop_per_s(dtype) is None:
+        raise SimulatorError(f"--dtype: {hw.id} cannot compute in {dtype}; it supports "
+                             f"{', '.join(hw.compute_dtypes())} (for narrow weights with wider math use --weights)")
     dyn = parse_dynamic(dynamic)
     cfg = dyn.transform_model(cfg)
     kv_dtype = check_dtype(kv_dtype, "--kv-dtype") if kv_dtype else dtype

@@ -207,3 +207,10 @@ def test_cli_request_mode(capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["output_tokens"] == 128 and r["ttft_s"] > 0 and r["latency_s"] > r["ttft_s"]
     assert main(["model", "--model", "llama-3.1-8b", "--output-tokens", "0"]) == 2
+
+
+def test_regression_unsupported_math_dtype_is_one_line_not_a_traceback(capsys):
+    # `sparsim model --dtype fp4` on an H100 used to crash in the attention model (no fp4 peak).
+    assert main(["model", "--model", "llama-2-7b", "--hw", "h100", "--dtype", "fp4"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot compute in fp4" in err and "--weights" in err and err.count("\n") == 1
