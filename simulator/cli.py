@@ -370,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "flash[:window=5,flash_GBps=6] (docs/dynamic.md)")
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
-    p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, unstructured:0.5:bitmap, "
-                   "width:0.3, depth:0.25, joined with '+'")
+    p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, 2:4@mlp, unstructured:0.5:bitmap, "
+                   "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_model)
 

@@ -49,8 +49,8 @@ RECIPE_ALIASES = {  # method names of the course -> the format they produce
 OWL_DEFAULT_LAMBDA = 0.08  # OWL (Yin et al., ICML'24) limits layer sparsities to S +- lambda; 0.08 in its LLaMA runs
 OWL_GROUPS = 8
 RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B:S | sparsegpt[:kernel] | "
-               "wanda[:kernel] | owl:S[:lambda][:kernel] | width:F | heads:F | hidden:F | depth:F, joined "
-               "with '+' (e.g. '2:4+depth:0.25')")
+               "wanda[:kernel] | owl:S[:lambda][:kernel], optionally @attn/@mlp/@qkv/@o/@up/@down | width:F | "
+               "heads:F | hidden:F | depth:F, joined with '+' (e.g. '2:4@mlp+depth:0.25')")
 TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication", "offload")
 # Time by what an op does, whatever bounds it (launches included): the GEMMs, the attention with
 # a KV method's own kernels, and the rest (norms, activations, embedding, all-reduces).
@@ -68,6 +68,7 @@ class Recipe:
     keep: dict = field(default_factory=lambda: {axis: 1.0 for axis in STRUCTURED_AXES})
     owl: "tuple | None" = None  # (mean sparsity, lambda, storage)
     text: str = "dense"
+    roles: frozenset = frozenset(("qkv", "o", "mlp_in", "mlp_out"))  # linear layers the format applies to
 
     def layer_groups(self, layers: int) -> list[tuple[float, str]]:
         """(number of layers, sparsity string) groups covering the kept layers."""
@@ -85,9 +86,22 @@ class Recipe:
         return groups
 
 
+# '@scope' after a sparsity format restricts it to some linear layers (the others stay dense).
+RECIPE_SCOPES = {"all": ("qkv", "o", "mlp_in", "mlp_out"), "attn": ("qkv", "o"), "mlp": ("mlp_in", "mlp_out"),
+                 "qkv": ("qkv",), "o": ("o",), "up": ("mlp_in",), "down": ("mlp_out",)}
+
+
 def parse_recipe(text: str = "dense") -> Recipe:
-    sparsity, keep, owl = "dense", {axis: 1.0 for axis in STRUCTURED_AXES}, None
+    sparsity, keep, owl, roles = "dense", {axis: 1.0 for axis in STRUCTURED_AXES}, None, RECIPE_SCOPES["all"]
     for part in [p.strip().lower() for p in str(text).split("+") if p.strip()] or ["dense"]:
+        part, at, scope = part.partition("@")
+        if at:
+            if scope not in RECIPE_SCOPES:
+                raise SimulatorError(f"--recipe {text!r}: scope @{scope} unknown; allowed: "
+                                     f"{', '.join('@' + k for k in RECIPE_SCOPES)}")
+            if part.partition(":")[0] in STRUCTURED_AXES:
+                raise SimulatorError(f"--recipe {text!r}: @scopes apply to sparsity formats, not to {part}")
+            roles = RECIPE_SCOPES[scope]
         axis, _, value = part.partition(":")
         if axis in STRUCTURED_AXES:
             try:
@@ -113,7 +127,7 @@ def parse_recipe(text: str = "dense") -> Recipe:
         if fmt.family == "structured":
             raise SimulatorError(f"--recipe {text!r}: use width:/heads:/hidden:/depth: for structured pruning")
         sparsity = part
-    return Recipe(sparsity=sparsity, keep=keep, owl=owl, text=str(text))
+    return Recipe(sparsity=sparsity, keep=keep, owl=owl, text=str(text), roles=frozenset(roles))
 
 
 def _parse_owl(text, value):
@@ -244,7 +258,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
 
     def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None):
-        """``role`` (qkv, o, mlp_in, mlp_out): a dynamic method may read only part of the weight."""
+        """``role`` (qkv, o, mlp_in, mlp_out): the recipe's @scope and a dynamic method use it."""
+        if role is not None and role not in rec.roles:
+            sparsity = "dense"  # outside the recipe's @scope
         full = float(np.max(n)) * float(np.max(k))
         if role is not None and dyn.name != "none":
             n_keep, k_keep = dyn.keep(role, m)

@@ -214,3 +214,18 @@ def test_regression_unsupported_math_dtype_is_one_line_not_a_traceback(capsys):
     assert main(["model", "--model", "llama-2-7b", "--hw", "h100", "--dtype", "fp4"]) == 2
     err = capsys.readouterr().err
     assert "cannot compute in fp4" in err and "--weights" in err and err.count("\n") == 1
+
+
+def test_recipe_scope_applies_the_format_to_some_linear_layers_only():
+    # LLaMA-2-7B: attention projections 4 x 4096^2 = 67.1M params per layer, MLP 3 x 4096 x 11008
+    # = 135.3M. 2:4@mlp leaves attention dense: weights fall by 0.4375 x MLP bytes only.
+    dense = decode(model="llama-2-7b").summary["weight_bytes_per_gpu"]
+    mlp = decode(model="llama-2-7b", recipe="2:4@mlp")
+    saved = dense - mlp.summary["weight_bytes_per_gpu"]
+    assert saved == pytest.approx(32 * 3 * 4096 * 11008 * 2 * (1 - 0.5625), rel=1e-9)
+    kernels = dict(zip(mlp.ops.op, mlp.ops.kernel))
+    assert kernels["qkv"] == "dense" and kernels["o_proj"] == "dense" and kernels["gate_up"] == "sparse-tc"
+    with pytest.raises(SimulatorError, match="scope @ffn unknown; allowed: @all, @attn, @mlp"):
+        decode(model="llama-2-7b", recipe="2:4@ffn")
+    with pytest.raises(SimulatorError, match="not to width"):
+        decode(model="llama-2-7b", recipe="width:0.2@mlp")
