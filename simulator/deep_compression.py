@@ -35,20 +35,16 @@ from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from simulator.datafiles import load_yaml
+from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
 
 FP32_BYTES = 4.0
 HUFFMAN_MODES = ("measured", "index-entropy")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DCLayer(_Strict):
+class DCLayer(Strict):
     name: str = Field(min_length=1)
     weights: int = Field(gt=0)
     weight_density: float = Field(gt=0, le=1)
@@ -60,7 +56,7 @@ class DCLayer(_Strict):
     reported_percent_pqh: Optional[float] = Field(default=None, gt=0)
 
 
-class DCReported(_Strict):
+class DCReported(Strict):
     dense_MB: float = Field(gt=0)
     compressed_MB: float = Field(gt=0)
     ratio: float = Field(gt=0)
@@ -68,7 +64,7 @@ class DCReported(_Strict):
     weight_density: float = Field(gt=0, le=1)
 
 
-class DCNetwork(_Strict):
+class DCNetwork(Strict):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     name: str
     source: str = Field(min_length=3)
@@ -76,7 +72,7 @@ class DCNetwork(_Strict):
     layers: list[DCLayer] = Field(min_length=1)
 
 
-class DCFile(_Strict):
+class DCFile(Strict):
     references: dict[str, str] = Field(min_length=1)
     networks: list[DCNetwork] = Field(min_length=1)
 

@@ -32,9 +32,9 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from simulator.datafiles import load_yaml, read_yaml, validate
+from simulator.datafiles import Strict, load_yaml, read_yaml, validate
 from simulator.errors import SimulatorError
 
 DEFAULT_SPEC = "eie-64pe"
@@ -45,17 +45,13 @@ _SENTINEL = -(1 << 60)  # "minus infinity" for integer cycle arithmetic
 
 # ---- spec schema -------------------------------------------------------------------------------
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ArraySpec(_Strict):
+class ArraySpec(Strict):
     pes: int = Field(ge=1, le=MAX_PES)
     clock_MHz: float = Field(gt=0)
     source: str = Field(min_length=3)
 
 
-class SramSpec(_Strict):
+class SramSpec(Strict):
     spmat_KiB: float = Field(gt=0)
     pointer_KiB: float = Field(gt=0)
     activation_KiB: float = Field(gt=0)
@@ -63,7 +59,7 @@ class SramSpec(_Strict):
     source: str = Field(min_length=3)
 
 
-class EncodingSpec(_Strict):
+class EncodingSpec(Strict):
     weight_index_bits: int = Field(ge=1, le=16)
     codebook_entries: int = Field(ge=2)
     codebook_value_bits: int = Field(ge=1)
@@ -83,7 +79,7 @@ class EncodingSpec(_Strict):
         return self.weight_index_bits + self.relative_index_bits
 
 
-class PipelineSpec(_Strict):
+class PipelineSpec(Strict):
     activation_queue_depth: int = Field(ge=1)
     accumulators_per_pe: int = Field(ge=1)
     min_cycles_per_column: int = Field(ge=0)
@@ -91,7 +87,7 @@ class PipelineSpec(_Strict):
     source: str = Field(min_length=3)
 
 
-class PowerSpec(_Strict):
+class PowerSpec(Strict):
     measured_at_clock_MHz: float = Field(gt=0)
     per_pe_total_mW: float = Field(gt=0)
     spmat_read_mW: float = Field(ge=0)
@@ -116,7 +112,7 @@ class PowerSpec(_Strict):
         return self
 
 
-class OperatingPointSpec(_Strict):
+class OperatingPointSpec(Strict):
     entries_per_cycle: float = Field(gt=0, le=1)
     spmat_reads_per_cycle: float = Field(gt=0, le=1)
     pointer_reads_per_cycle: float = Field(gt=0, le=1)
@@ -124,14 +120,14 @@ class OperatingPointSpec(_Strict):
     source: str = Field(min_length=3)
 
 
-class AreaSpec(_Strict):
+class AreaSpec(Strict):
     pe_mm2: float = Field(gt=0)
     chip_mm2: float = Field(gt=0)
     lnzd_unit_um2: float = Field(gt=0)
     source: str = Field(min_length=3)
 
 
-class ProjectionSpec(_Strict):
+class ProjectionSpec(Strict):
     pes: int = Field(ge=1)
     clock_MHz: float = Field(gt=0)
     power_W: float = Field(gt=0)
@@ -140,7 +136,7 @@ class ProjectionSpec(_Strict):
     source: str = Field(min_length=3)
 
 
-class EIESpec(_Strict):
+class EIESpec(Strict):
     """A PE-array accelerator spec (``hwspecs/eie-64pe.yaml``), strict and sourced."""
 
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -290,7 +286,7 @@ def load_eie(name_or_path: Union[str, Path, EIESpec] = DEFAULT_SPEC, pes: Option
 
 # ---- layers ------------------------------------------------------------------------------------
 
-class ReportedUs(_Strict):
+class ReportedUs(Strict):
     cpu_dense: float = Field(gt=0)
     cpu_sparse: float = Field(gt=0)
     gpu_dense: float = Field(gt=0)
@@ -301,7 +297,7 @@ class ReportedUs(_Strict):
     eie_actual: float = Field(gt=0)
 
 
-class EIELayer(_Strict):
+class EIELayer(Strict):
     """One FC layer b = W a: W has ``output_size`` rows and ``input_size`` columns."""
 
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -324,13 +320,13 @@ class EIELayer(_Strict):
         return self.input_size
 
 
-class LayersFile(_Strict):
+class LayersFile(Strict):
     references: dict[str, str] = Field(min_length=1)
     reported_source: str = Field(min_length=3)
     layers: list[EIELayer] = Field(min_length=1)
 
 
-class Baseline(_Strict):
+class Baseline(Strict):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     label: str
     hw: str
@@ -349,7 +345,7 @@ class Baseline(_Strict):
         return self
 
 
-class BaselinesFile(_Strict):
+class BaselinesFile(Strict):
     references: dict[str, str] = Field(min_length=1)
     baselines: list[Baseline] = Field(min_length=1)
 

@@ -37,7 +37,7 @@ from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.ops import allreduce_columns, memory_op_columns
-from simulator.sparsity import parse_sparsity
+from simulator.sparsity import parse_fraction, parse_sparsity
 
 PHASES = ("prefill", "decode")
 STRUCTURED_AXES = {"width": "FFN channels (LLM-Pruner)", "heads": "attention heads, whole KV groups",
@@ -104,13 +104,7 @@ def parse_recipe(text: str = "dense") -> Recipe:
             roles = RECIPE_SCOPES[scope]
         axis, _, value = part.partition(":")
         if axis in STRUCTURED_AXES:
-            try:
-                fraction = float(value)
-            except ValueError:
-                raise SimulatorError(f"--recipe {text!r}: {axis} needs a pruned fraction, e.g. {axis}:0.25") from None
-            if not 0.0 <= fraction < 1.0:
-                raise SimulatorError(f"--recipe {text!r}: {axis} fraction must lie in [0, 1), got {fraction}")
-            keep[axis] = 1.0 - fraction
+            keep[axis] = 1.0 - parse_fraction(value, f"{axis} fraction", f"--recipe {text!r}")
             continue
         if sparsity != "dense" or owl is not None:
             raise SimulatorError(f"--recipe {text!r}: one sparsity format at a time ({sparsity!r} and {part!r})")

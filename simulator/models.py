@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -43,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from simulator.datafiles import load_yaml
+from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
 
 _ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
@@ -51,8 +50,9 @@ _ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
 PARTS = ("embedding", "position", "attention", "mlp", "router", "norms", "lm_head", "pooler")
 
 
-class _Strict(BaseModel):
-    # strict: a count written as "32", 32.0 or true is a typo, not a number to coerce.
+class _Strict(Strict):
+    """Counts must be real integers in the files (no "32" or true where a count is expected)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 

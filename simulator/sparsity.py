@@ -256,14 +256,19 @@ FORMATS: dict[str, type[SparsityFormat]] = {
 SPEC_HELP = "dense, 2:4, N:M, unstructured:S[:csr|bitmap|masked], block:B:S, structured:F[:n|k]"
 
 
-def _fraction(text: str, what: str, spec: str) -> float:
+def parse_fraction(text: str, what: str, where: str) -> float:
+    """A fraction in [0, 1) from a spec string; ``where`` names the flag or spec in the error."""
     try:
         value = float(text)
     except ValueError:
-        raise SimulatorError(f"sparsity {spec!r}: {what} {text!r} is not a number") from None
+        raise SimulatorError(f"{where}: {what} {text!r} is not a number") from None
     if not 0.0 <= value < 1.0:
-        raise SimulatorError(f"sparsity {spec!r}: {what} must lie in [0, 1), got {value}")
+        raise SimulatorError(f"{where}: {what} must lie in [0, 1), got {value}")
     return value
+
+
+def _fraction(text: str, what: str, spec: str) -> float:
+    return parse_fraction(text, what, f"sparsity {spec!r}")
 
 
 def parse_sparsity(spec: "str | SparsityFormat") -> SparsityFormat:
