@@ -9,6 +9,7 @@ unknown key lists the keys that are recognized there (a typo must never pass sil
 from __future__ import annotations
 
 import functools
+import re
 import typing
 from pathlib import Path
 
@@ -22,6 +23,31 @@ class Strict(BaseModel):
     """Base of every data-file schema: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]")
+
+
+def _source_keys(model: BaseModel):
+    """Every [KEY] cited in a ``source`` field anywhere inside ``model``."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name == "source" and isinstance(value, str):
+            yield from _SOURCE_KEY.findall(value)
+        elif isinstance(value, BaseModel):
+            yield from _source_keys(value)
+        elif isinstance(value, (dict, list, tuple)):
+            for item in (value.values() if isinstance(value, dict) else value):
+                if isinstance(item, BaseModel):
+                    yield from _source_keys(item)
+
+
+def check_citations(model: BaseModel, references: dict) -> None:
+    """Raise (inside a pydantic validator) if a source cites a key ``references`` does not define."""
+    unknown = sorted(set(_source_keys(model)) - set(references))
+    if unknown:
+        raise ValueError(f"sources cite {', '.join('[' + k + ']' for k in unknown)} which is not in "
+                         f"references (known: {', '.join(sorted(references))})")
 
 
 def _model_at(model: type[BaseModel], path) -> "type[BaseModel] | None":

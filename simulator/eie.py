@@ -32,9 +32,9 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from simulator.datafiles import Strict, load_yaml, read_yaml, validate
+from simulator.datafiles import Strict, check_citations, load_yaml, read_yaml, validate
 from simulator.errors import SimulatorError
 
 DEFAULT_SPEC = "eie-64pe"
@@ -156,17 +156,7 @@ class EIESpec(Strict):
 
     @model_validator(mode="after")
     def _cited(self):
-        import re
-
-        cited = set()
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, BaseModel) and hasattr(value, "source"):
-                cited |= set(re.findall(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]", value.source))
-        unknown = sorted(cited - set(self.references))
-        if unknown:
-            raise ValueError(f"sources cite {', '.join('[' + k + ']' for k in unknown)} which is not in "
-                             f"references (known: {', '.join(sorted(self.references))})")
+        check_citations(self, self.references)
         return self
 
     # ---- SI accessors ---------------------------------------------------------------------

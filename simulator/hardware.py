@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from simulator.datafiles import Strict, read_yaml, validate
+from simulator.datafiles import Strict, check_citations, read_yaml, validate
 from simulator.dtypes import Dtype
 from simulator.errors import SimulatorError
 
@@ -45,7 +44,6 @@ SPARSE_PATTERNS: dict[str, dict[str, str]] = {
                   "fp4": "4:8-pairwise"},
 }
 
-_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]")
 
 
 class Sourced(Strict):
@@ -236,12 +234,7 @@ class HardwareSpec(Strict):
                         f"matrix.peaks.{dtype}.sparse_pattern: {peak.sparse_pattern!r} is not the "
                         f"{self.architecture} pattern for {dtype} ({supported[dtype]!r})"
                     )
-        unknown = sorted(set(_source_keys(self)) - set(self.references))
-        if unknown:
-            raise ValueError(
-                f"sources cite {', '.join('[' + k + ']' for k in unknown)} which is not in "
-                f"references (known: {', '.join(sorted(self.references))})"
-            )
+        check_citations(self, self.references)
         return self
 
     # ---- SI accessors: the only way cost models read a spec ------------------------------
@@ -327,19 +320,6 @@ class HardwareSpec(Strict):
         found += [d for d in ("fp64", "fp32", "fp16", "bf16") if self.vector_peak_flop_per_s(d)
                   and d not in found]
         return found
-
-
-def _source_keys(model: BaseModel):
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if name == "source" and isinstance(value, str):
-            yield from _SOURCE_KEY.findall(value)
-        elif isinstance(value, BaseModel):
-            yield from _source_keys(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                if isinstance(item, BaseModel):
-                    yield from _source_keys(item)
 
 
 # ---- loading ---------------------------------------------------------------------------------
