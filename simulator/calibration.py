@@ -40,6 +40,8 @@ PARAMETERS = {
     "csr_compute": ("efficiency", "csr_compute", 0.001, 1.0),
     "csr_memory": ("efficiency", "csr_memory", 0.02, 1.0),
     "bsr_half_block": ("efficiency", "bsr_half_block", 0.1, 4096.0),
+    "dequant_int8": ("efficiency", "dequant_int8", 0.02, 1.0),  # share of memory efficiency kept
+    "dequant_int4": ("efficiency", "dequant_int4", 0.02, 1.0),
     "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
     "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
 }
@@ -52,13 +54,16 @@ def calibration_path(hw: HardwareSpec) -> Path:
 def free_parameters(hw: HardwareSpec, traces) -> list[str]:
     """The parameters the training rows can pin down, in a fixed order."""
     names = set()
-    for kernel_class, dtype in set(zip(traces["kernel_class"], traces["dtype"])):
+    weight_dtypes = traces["weight_dtype"] if "weight_dtype" in traces else [None] * len(traces)
+    for kernel_class, dtype, weight_dtype in set(zip(traces["kernel_class"], traces["dtype"], weight_dtypes)):
         if kernel_class not in MODELLED_CLASSES:
             continue
         names |= {"kernel_launch_us", "hbm"}
         on_matrix = hw.matrix_peak_flop_per_s(_model_dtype(dtype)) is not None
-        if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer"):
+        if kernel_class in ("dense", "weight-only", "bsr", "attention-prefill", "attention-decode", "layer"):
             names.add("dense_matrix" if on_matrix else "vector")
+        if kernel_class == "weight-only" and f"dequant_{weight_dtype}" in PARAMETERS:
+            names.add(f"dequant_{weight_dtype}")
         if kernel_class == "2:4":
             names |= {"sparse_ratio", "sparse_kernel_extra_us"}
         if kernel_class == "csr":
@@ -78,7 +83,8 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
     values = []
     for name in names:
         group, field, _, _ = PARAMETERS[name]
-        value = getattr(getattr(hw, group), field).value
+        current = getattr(getattr(hw, group), field)
+        value = 1.0 if current is None else current.value  # optional factors default to 1
         if name == "sparse_ratio":
             value = value / hw.efficiency.dense_matrix.value
         values.append(value)

@@ -154,28 +154,34 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     }
 
 
-def _quantization_scale_bytes(n, k, weight_dtype: str, group_size):
+def _quantization_scale_bytes(n, k, weight_dtype: str, group_size, zero_point_bytes=None):
     """Scale (+ zero-point) bytes of integer weight-only quantization.
 
-    Group-wise (GPTQ/AWQ style): one fp16 scale and one zero-point of the weight's width per
-    ``group_size`` input elements of each output row; without a group size, one fp16 scale per
-    output row (per-channel). Float formats carry their own block scales (dtypes.py).
+    Group-wise: one fp16 scale and one zero point per ``group_size`` input elements of each output
+    row. The zero point is ``zero_point_bytes`` wide: by default the weight's own width (GPTQ/AWQ
+    pack zeros like weights); torch's tinygemm int4 kernel keeps a bf16 zero (2 bytes); a symmetric
+    format (Marlin) has none (0). Without a group size, one fp16 scale per output row
+    (per-channel). Float formats carry their own block scales (dtypes.py).
     """
     if weight_dtype not in ("int8", "int4"):
         return 0.0
-    zero_bytes = BYTES_PER_ELEMENT[weight_dtype]
+    zero_bytes = BYTES_PER_ELEMENT[weight_dtype] if zero_point_bytes is None else zero_point_bytes
     if group_size is None:
         return n * 2.0
     return n * np.ceil(k / group_size) * (2.0 + zero_bytes)
 
 
 def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
-                 weight_group_size: "int | None" = None, numeric_only: bool = False) -> dict[str, np.ndarray]:
+                 weight_group_size: "int | None" = None, numeric_only: bool = False,
+                 weight_zero_point_bytes: "float | None" = None) -> dict[str, np.ndarray]:
     """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
 
     ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
     the weights are stored, for weight-only quantization (e.g. int4 weights, bf16 math: the
-    weights are dequantized in the kernel, as Marlin/gpt-fast kernels do, at no modelled cost).
+    weights are dequantized in the kernel, as Marlin/gpt-fast kernels do; the kernel keeps the
+    spec's ``efficiency.dequant_<weight dtype>`` share of its memory efficiency, 1.0 unless
+    calibrated). ``weight_zero_point_bytes`` sets the zero-point width of group-wise integer
+    formats (see ``_quantization_scale_bytes``).
     Use this inside other cost models (whole-model estimates) to skip DataFrame overhead;
     ``numeric_only`` also skips the label columns and returns ``bound_code`` (0 compute,
     1 memory, 2 overhead) and the ``kernel`` name instead.
@@ -188,6 +194,8 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
                              "weight-only quantization stores weights narrower than the compute dtype")
     if weight_group_size is not None and (int(weight_group_size) != weight_group_size or weight_group_size < 1):
         raise SimulatorError(f"weight_group_size: must be a whole number >= 1, got {weight_group_size}")
+    if weight_zero_point_bytes is not None and not 0 <= weight_zero_point_bytes <= 4:
+        raise SimulatorError(f"weight_zero_point_bytes: must be between 0 and 4 bytes, got {weight_zero_point_bytes}")
     fmt = parse_sparsity(sparsity)
     m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
     density = np.asarray(fmt.density, dtype=float)
@@ -202,8 +210,10 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     act_el = BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0)
     w_values, w_meta = (np.broadcast_to(a, m.shape).astype(float)
                         for a in fmt.weight_bytes(n, k, weight_dtype, density))
-    if weight_dtype != dtype:  # weight-only quantization carries its scales
-        w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size)
+    if weight_dtype != dtype:  # weight-only quantization carries its scales and costs dequantization
+        w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size,
+                                                    weight_zero_point_bytes)
+        memory_eff = memory_eff * hw.efficiency.dequant(weight_dtype)
     bytes_act_in = m * k_eff * act_el
     bytes_act_out = m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
     base_bytes = w_values + w_meta + bytes_act_in + bytes_act_out
@@ -293,7 +303,8 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
 
 
 def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
-                  weight_group_size: "int | None" = None) -> pd.DataFrame:
+                  weight_group_size: "int | None" = None,
+                  weight_zero_point_bytes: "float | None" = None) -> pd.DataFrame:
     """Estimate y = x . W^T (x: M x K tokens, W: N x K weights) on ``hw``.
 
     ``hw`` is a device id, alias, spec path or HardwareSpec; ``m``, ``n``, ``k`` are integers
@@ -302,7 +313,8 @@ def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dty
     object; ``weight_dtype``/``weight_group_size`` describe weight-only quantization (see
     ``gemm_columns``). Returns one row per shape; times in seconds, bytes in bytes, work in FLOP.
     """
-    return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, weight_group_size))
+    return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, weight_group_size,
+                                     weight_zero_point_bytes=weight_zero_point_bytes))
 
 
 def crossover_sparsity(hw, m, n, k, dtype: str = "fp16", storage: str = "csr",

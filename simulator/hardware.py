@@ -176,11 +176,17 @@ class EfficiencySpec(Strict):
     bitmap_compute: Sourced
     bitmap_memory: Sourced
     bsr_half_block: Sourced  # block edge (elements) at which BSR reaches half its dense rate
+    # Weight-only quantization (int8/int4 weights, wider math): the fraction of its memory
+    # efficiency a dequantizing kernel keeps (unpacking and scaling on the way in cost issue slots
+    # and smaller loads). Absent: 1.0, dequantization is free; calibration fits it on weight-only
+    # traces (capture class "weight-only").
+    dequant_int8: Optional[Sourced] = None
+    dequant_int4: Optional[Sourced] = None
 
     @model_validator(mode="after")
     def _fractions(self):
         for name in type(self).model_fields:
-            if name == "bsr_half_block":
+            if name == "bsr_half_block" or getattr(self, name) is None:
                 continue
             value = getattr(self, name).value
             if not 0.0 < value <= 1.0:
@@ -192,6 +198,12 @@ class EfficiencySpec(Strict):
                 "a 2:4 kernel is never better tuned than the dense one, so 2:4 math stays <= 2x"
             )
         return self
+
+
+    def dequant(self, weight_dtype: str) -> float:
+        """Memory-efficiency factor of kernels that dequantize ``weight_dtype`` weights (1.0 if free)."""
+        field = getattr(self, f"dequant_{weight_dtype}", None)
+        return 1.0 if field is None else field.value
 
 
 class HardwareSpec(Strict):

@@ -24,7 +24,11 @@ from simulator.sparsity import Block, Unstructured
 # Kernel classes the cost models cover today, and those they do not yet (attention: issue 5;
 # the decoder layer: issue 4). Uncovered rows are counted, never silently dropped. Copies are
 # not a validation class: they measure the memory ceiling itself (see ``ceilings``).
-MODELLED_CLASSES = ("dense", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer")
+MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer")
+# Zero-point bytes per group of each weight-only op's layout (see gemm._quantization_scale_bytes):
+# torch's int4 kernels (tinygemm on CUDA, the CPU kernel) keep a bf16 scale and a bf16 zero per group;
+# the int8 ops are per-channel (one scale per output row, no zero point).
+WEIGHT_ONLY_ZERO_POINT_BYTES = {"_weight_int4pack_mm": 2.0, "_weight_int8pack_mm": 0.0, "dequant_linear": 0.0}
 # A decoder layer timed from the host with a synchronize per rep (capture's `wall-sync`) includes
 # eager launch and Python overhead, which no cost model here has yet: its own class, unmodelled.
 HOST_TIMED_LAYER = "layer-eager"
@@ -99,6 +103,9 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
         if kernel_class == "layer":
             predicted[index] = [_layer_time(hw, row, dt) for row in rows.itertuples()]
             continue
+        if kernel_class == "weight-only":
+            predicted[index] = _weight_only_times(hw, rows, dt)
+            continue
         m, n, k = (rows[c].to_numpy(float) for c in ("m", "n", "k"))
         if kernel_class == "dense":
             fmt = "dense"
@@ -115,6 +122,20 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
             continue
         predicted[index] = gemm_columns(hw, m, n, k, dt, fmt)["time_s"]
     return predicted
+
+
+def _weight_only_times(hw, rows, dtype) -> np.ndarray:
+    """Weight-only quantized GEMMs: the dense model with int8/int4 weights, their scales and the
+    spec's dequantization factor; one call per (weight dtype, group size, op layout)."""
+    times = np.full(len(rows), np.nan)
+    group_sizes = rows["group_size"].fillna(0).astype(int)
+    for (weight_dtype, group_size, op), sub in rows.groupby([rows["weight_dtype"], group_sizes, rows["op"]]):
+        where = rows.index.get_indexer(sub.index)
+        times[where] = gemm_columns(
+            hw, sub["m"].to_numpy(float), sub["n"].to_numpy(float), sub["k"].to_numpy(float), dtype, "dense",
+            weight_dtype=str(weight_dtype), weight_group_size=int(group_size) or None,
+            weight_zero_point_bytes=WEIGHT_ONLY_ZERO_POINT_BYTES.get(op))["time_s"]
+    return times
 
 
 def _attention_times(hw, rows, dtype) -> np.ndarray:

@@ -65,7 +65,9 @@ def test_smoke_rows_have_the_columns_and_sane_times(smoke_run):
         assert p10 <= median <= p90, row
         assert int(row["reps"]) >= 5
     kinds = {row["kernel_class"] for row in rows}
-    assert {"copy", "dense", "csr", "attention-prefill", "attention-decode", "layer"} <= kinds
+    assert {"copy", "dense", "weight-only", "csr", "attention-prefill", "attention-decode", "layer"} <= kinds
+    stored = {(row["op"], row["weight_dtype"], row["group_size"]) for row in rows if row["kernel_class"] == "weight-only"}
+    assert stored == {("_weight_int8pack_mm", "int8", ""), ("_weight_int4pack_mm", "int4", "32")}
     assert any(row["kernel_names"] for row in rows)  # the profiler named what ran on some case
 
 
@@ -99,7 +101,8 @@ def test_gpu_core_dry_run_lists_its_cases_without_cuda():
     case_ids = [line.split()[1] for line in listed]
     assert len(set(case_ids)) == len(case_ids)
     for kind in ("copy_", "linear/cublas/bf16", "_scaled_mm", "_int_mm", "cusparselt", "sparse.mm/cusparse",
-                 "-b32", "sdpa/flash", "decoder_layer"):
+                 "-b32", "sdpa/flash", "decoder_layer", "_weight_int4pack_mm/tinygemm", "-wint4-g32",
+                 "dequant_linear/inductor/bf16/m1-"):
         assert any(kind in c for c in case_ids), kind
 
 
@@ -199,6 +202,22 @@ def test_summary_is_ordered_and_positive():
     timing = summarize([0.0, 3e-6, 1e-6, 2e-6, 5e-6], "perf-counter")
     assert 0 < timing.min_s <= timing.p10_s <= timing.median_s <= timing.p90_s
     assert timing.median_s == 2e-6 and timing.reps == 5
+
+
+def test_weight_only_cases_fit_the_kernels_constraints():
+    from simulator.capture.suites import Case, build_suite
+
+    cases = [c for c in build_suite("gpu-core", "cuda") if c.kernel_class == "weight-only"]
+    int4 = [c for c in cases if c.weight_dtype == "int4"]
+    # tinygemm (aten/src/ATen/native/cuda/int4mm.cu): N % 8 == 0, K % (16 x inner k-tiles 8) == 0,
+    # and whole groups along K
+    assert int4 and all(c.n % 8 == 0 and c.k % 128 == 0 and c.k % c.group_size == 0 for c in int4)
+    assert {c.op for c in cases if c.weight_dtype == "int8"} == {"dequant_linear"}
+    cpu = [c for c in build_suite("cpu", "cpu") if c.kernel_class == "weight-only"]
+    assert cpu and all(c.group_size is None or c.k % c.group_size == 0 for c in cpu)
+    with pytest.raises(ValueError, match="weight_dtype"):
+        Case(group="g", kernel_class="dense", op="linear", backend="cpu", dtype="bf16", m=1, n=8, k=8,
+             weight_dtype="int4")
 
 
 def test_sparse_masks_keep_what_they_promise():

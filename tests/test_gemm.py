@@ -213,6 +213,35 @@ def test_weight_only_int4_bytes_by_hand():
     assert row.time_s < dense.time_s
 
 
+def test_tinygemm_zero_points_are_bf16():
+    # torch's int4 layout keeps a bf16 zero per group: 32 groups x (2 B scale + 2 B zero) = 128 B
+    # per row -> 4096 x 128 = 524,288 B; symmetric (no zero point): 4096 x 32 x 2 = 262,144 B.
+    tinygemm = estimate_gemm("a100", 1, 4096, 4096, "bf16", weight_dtype="int4", weight_group_size=128,
+                             weight_zero_point_bytes=2).iloc[0]
+    symmetric = estimate_gemm("a100", 1, 4096, 4096, "bf16", weight_dtype="int4", weight_group_size=128,
+                              weight_zero_point_bytes=0).iloc[0]
+    assert (tinygemm.bytes_metadata, symmetric.bytes_metadata) == (524_288, 262_144)
+    with pytest.raises(SimulatorError, match="weight_zero_point_bytes"):
+        estimate_gemm("a100", 1, 64, 64, "bf16", weight_dtype="int4", weight_group_size=32, weight_zero_point_bytes=-1)
+
+
+def test_dequantization_factor_slows_only_weight_only_memory_traffic():
+    # efficiency.dequant_int4 = 0.5 halves the memory rate of int4-weight kernels, so a GEMV's
+    # memory time doubles exactly; bf16 weights and the math are untouched.
+    from simulator.hardware import Sourced, load_hw
+
+    base = load_hw("a100")
+    assert base.efficiency.dequant("int4") == 1.0  # absent from the spec: dequantization is free
+    slow = base.model_copy(update={"efficiency": base.efficiency.model_copy(
+        update={"dequant_int4": Sourced(value=0.5, source="test")})})
+    args = (1, 8192, 8192, "bf16")
+    fast_row = estimate_gemm(base, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
+    slow_row = estimate_gemm(slow, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
+    assert slow_row.memory_time_s == pytest.approx(2 * fast_row.memory_time_s, rel=1e-12)
+    assert slow_row.compute_time_s == fast_row.compute_time_s
+    assert estimate_gemm(slow, *args).iloc[0].time_s == estimate_gemm(base, *args).iloc[0].time_s
+
+
 def test_weights_wider_than_math_are_rejected():
     with pytest.raises(SimulatorError, match="narrower than the compute dtype"):
         estimate_gemm("a100", 1, 64, 64, "bf16", weight_dtype="fp32")

@@ -161,7 +161,8 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     frame["timing_method"] = "cuda-events"
     prior = load_hw("h200", calibrated=False)
     truth = {"dense_matrix": 0.7, "hbm": 0.9, "kernel_launch_us": 3.0, "sparse_ratio": 0.8, "csr_compute": 0.05,
-             "csr_memory": 0.4, "bsr_half_block": 24.0, "sparse_kernel_extra_us": 6.0}
+             "csr_memory": 0.4, "bsr_half_block": 24.0, "sparse_kernel_extra_us": 6.0,
+             "dequant_int8": 0.6, "dequant_int4": 0.45}
     true_spec = calibration.with_parameters(prior, list(truth), list(truth.values()), "synthetic truth")
     frame["time_s_median"] = predict(true_spec, frame)
     frame = frame[np.isfinite(frame["time_s_median"])]  # copies (ceilings) and unmodelled rows drop out
@@ -180,5 +181,6 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     for name, value in truth.items():
         assert result["parameters"][name]["value"] == pytest.approx(value, rel=0.1), name
     classes = {c["class"]: c for c in validate("h200")["classes"]}
-    for kernel_class in ("dense", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer"):
+    for kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode",
+                         "layer"):
         assert classes[kernel_class]["modelled"] and classes[kernel_class]["median_ape"] < 0.08, kernel_class

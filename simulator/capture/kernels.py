@@ -94,7 +94,9 @@ def block_mask(n: int, k: int, block: int, density: float, device) -> torch.Tens
 
 
 def tensor_bytes(t) -> int:
-    """Bytes held by a dense, CSR, BSR or 2:4 tensor."""
+    """Bytes held by a dense, CSR, BSR or 2:4 tensor, or a tuple of them (quantized weight + scales)."""
+    if isinstance(t, tuple):
+        return sum(tensor_bytes(x) for x in t)
     if t.layout in (torch.sparse_csr, torch.sparse_bsr):
         return sum(x.numel() * x.element_size() for x in (t.values(), t.col_indices(), t.crow_indices()))
     packed = getattr(t, "packed", None)
@@ -108,7 +110,7 @@ def prepare(case: Case, device: str, cache: WeightCache, cache_bytes: int, cap_b
     """Operands and a one-rep callable for ``case`` on ``device``."""
     if case.kernel_class == "copy":
         return _prepare_copy(case, device, cache_bytes, cap_bytes)
-    if case.kernel_class in ("dense", "2:4", "csr", "bsr"):
+    if case.kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr"):
         return _prepare_gemm(case, device, cache, cache_bytes, cap_bytes)
     if case.kernel_class.startswith("attention"):
         return _prepare_attention(case, device, cache_bytes, cap_bytes)
@@ -142,7 +144,63 @@ def _make_weight(case: Case, device: str):
         b = case.block_size
         w = nonzero_random((n, k), dt, device) * block_mask(n, k, b, case.density, device)
         return w.to_sparse_bsr((b, b))
+    if case.kernel_class == "weight-only":
+        return _make_quantized_weight(case, device)
     raise ValueError(case.kernel_class)
+
+
+INT4_INNER_K_TILES = {"cuda": 8, "cpu": 2}  # gpt-fast packs with 8 on CUDA; the CPU kernel takes 2
+
+
+def _make_quantized_weight(case: Case, device: str) -> tuple:
+    """(packed W, scales) of a weight-only case; scales in x's dtype, magnitudes near 1/K."""
+    n, k, act = case.n, case.k, TORCH_DTYPES[case.dtype]
+    if case.weight_dtype == "int8":
+        w = nonzero_random((n, k), "int8", device)
+        scales = (torch.rand(n, device=device) + 0.5).div_(k).to(act)
+        return w, scales
+    # int4: values 0..15 around a zero point of 8, one (scale, zero) pair per group_size inputs.
+    if device == "cuda":
+        nibbles = torch.randint(0, 256, (n, k // 2), device=device, dtype=torch.uint8)
+        packed = torch._convert_weight_to_int4pack(nibbles, INT4_INNER_K_TILES["cuda"])
+    else:
+        values = torch.randint(0, 16, (n, k), device=device, dtype=torch.int32)
+        packed = torch._convert_weight_to_int4pack_for_cpu(values, INT4_INNER_K_TILES["cpu"])
+    groups = k // case.group_size
+    scales_and_zeros = torch.empty(groups, n, 2, device=device, dtype=act)
+    scales_and_zeros[..., 0].uniform_(0.5 / k, 1.5 / k)
+    scales_and_zeros[..., 1].uniform_(-8.0 / k, 8.0 / k)
+    return packed, scales_and_zeros
+
+
+def _clone_weight(w):
+    return tuple(x.clone() for x in w) if isinstance(w, tuple) else w.clone()
+
+
+_COMPILED = {}
+
+
+def _dequant_linear():
+    """gpt-fast's WeightOnlyInt8Linear.forward, compiled once per process (inductor fuses the
+    int8 -> x.dtype conversion and the scale into the GEMV/GEMM it generates)."""
+    if "dequant_linear" not in _COMPILED:
+        import torch._dynamo
+
+        for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                     "accumulated_recompile_limit"):
+            if hasattr(torch._dynamo.config, name):  # one compiled variant per shape must not hit the limit
+                setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 256))
+
+        import torch._inductor.config
+
+        # gpt-fast's settings: coordinate-descent tuning of the generated kernels' block sizes.
+        torch._inductor.config.coordinate_descent_tuning = True
+
+        def dequant_linear(x, w, scales):
+            return F.linear(x, w.to(dtype=x.dtype)) * scales
+
+        _COMPILED["dequant_linear"] = torch.compile(dequant_linear, dynamic=False)
+    return _COMPILED["dequant_linear"]
 
 
 def _to_semi_structured(w: torch.Tensor, force_cutlass: bool):
@@ -172,7 +230,7 @@ def _prepare_gemm(case: Case, device, cache: WeightCache, cache_bytes, cap_bytes
     while len(weights) < n_sets:
         # 2:4 tensors are converted afresh rather than cloned: clone support on the tensor
         # subclass varies across torch versions, conversion does not.
-        weights.append(_make_weight(case, device) if case.kernel_class == "2:4" else weights[0].clone())
+        weights.append(_make_weight(case, device) if case.kernel_class == "2:4" else _clone_weight(weights[0]))
 
     sparse_mm = case.kernel_class in ("csr", "bsr")
     # Sparse kernels compute Wᵀ-free: y_t (N×M) = W (N×K) @ x_t (K×M); x_t is stored K×M contiguous
@@ -197,6 +255,15 @@ def _gemm_callable(case: Case, ws: list, xs: list, n_sets: int, device):
                                           out_dtype=torch.bfloat16)
     if op == "_int_mm":
         return lambda i: torch._int_mm(xs[i % n_sets], ws[i % n_sets].t())
+    if op == "_weight_int8pack_mm":
+        return lambda i: torch._weight_int8pack_mm(xs[i % n_sets], *ws[i % n_sets])
+    if op == "_weight_int4pack_mm":
+        mm = torch._weight_int4pack_mm if device == "cuda" else torch._weight_int4pack_mm_for_cpu
+        g = case.group_size
+        return lambda i: mm(xs[i % n_sets], ws[i % n_sets][0], g, ws[i % n_sets][1])
+    if op == "dequant_linear":
+        fn = _dequant_linear()
+        return lambda i: fn(xs[i % n_sets], *ws[i % n_sets])
     if op == "sparse.mm":
         return lambda i: torch.sparse.mm(ws[i % n_sets], xs[i % n_sets])
     if op == "bsr_dense_mm":

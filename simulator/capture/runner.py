@@ -20,8 +20,8 @@ from pathlib import Path
 from .suites import Case, Suite, case_flops, groups_in_order, rough_seconds
 
 COLUMNS = (
-    "case_id", "suite", "group", "kernel_class", "op", "backend", "dtype", "phase",
-    "m", "n", "k", "density", "nnz", "block_size",
+    "case_id", "suite", "group", "kernel_class", "op", "backend", "dtype", "weight_dtype", "phase",
+    "m", "n", "k", "density", "nnz", "block_size", "group_size",
     "batch", "heads", "kv_heads", "head_dim", "q_len", "kv_len", "causal",
     "model_hidden", "model_ffn", "bytes_copied", "shape_source", "flops",
     "time_s_median", "time_s_p10", "time_s_p90", "time_s_min", "reps", "timing_method",

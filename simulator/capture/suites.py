@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 KERNEL_CLASSES = (
-    "copy", "dense", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer",
+    "copy", "dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer",
 )
+# Weight storage of weight-only quantized GEMMs (the activations and the math keep ``dtype``).
+WEIGHT_DTYPES = ("int8", "int4")
 
 # Bytes per element of the dtype names used in the CSV.
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8e4m3": 1, "int8": 1}
@@ -34,6 +36,8 @@ class Case:
     k: int | None = None
     density: float | None = None
     block_size: int | None = None
+    weight_dtype: str | None = None  # weight-only rows: how W is stored (int8, int4); x and y keep dtype
+    group_size: int | None = None  # weight-only rows: input elements per scale (None: one per output row)
     phase: str | None = None  # "prefill" or "decode" for attention and layer
     batch: int | None = None
     heads: int | None = None
@@ -54,11 +58,16 @@ class Case:
             raise ValueError(f"unknown kernel_class {self.kernel_class!r}; known: {KERNEL_CLASSES}")
         if self.dtype not in DTYPE_BYTES:
             raise ValueError(f"unknown dtype {self.dtype!r}; known: {sorted(DTYPE_BYTES)}")
+        if (self.kernel_class == "weight-only") != (self.weight_dtype is not None):
+            raise ValueError("weight_dtype is set exactly on weight-only cases")
+        if self.weight_dtype is not None and self.weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"unknown weight_dtype {self.weight_dtype!r}; known: {WEIGHT_DTYPES}")
 
     @property
     def case_id(self) -> str:
         parts = []
         for name, short in (("m", "m"), ("n", "n"), ("k", "k"), ("density", "d"), ("block_size", "b"),
+                            ("weight_dtype", "w"), ("group_size", "g"),
                             ("batch", "B"), ("heads", "h"), ("kv_heads", "kvh"), ("head_dim", "hd"),
                             ("q_len", "q"), ("kv_len", "kv"), ("bytes_copied", "bytes")):
             value = getattr(self, name)
@@ -78,7 +87,7 @@ def case_flops(case: Case) -> float:
     """
     if case.kernel_class == "copy":
         return 0.0
-    if case.kernel_class in ("dense", "2:4", "csr", "bsr"):
+    if case.kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr"):
         return 2.0 * case.m * case.n * case.k
     attention = _attention_flops(case)
     if case.kernel_class == "layer":
@@ -119,6 +128,9 @@ def rough_seconds(case: Case, device: str) -> float:
         weight_bytes = case.n * case.k * elem * 0.56
     elif case.kernel_class in ("dense",):
         weight_bytes = case.n * case.k * elem
+    elif case.kernel_class == "weight-only":
+        flops *= 3  # dequantizing kernels run well below the dense peak at large M
+        weight_bytes = case.n * case.k * (1.0 if case.weight_dtype == "int8" else 0.5)
     else:
         weight_bytes = 2 * case.batch * case.kv_heads * case.kv_len * case.head_dim * elem
         if case.kernel_class == "layer":
@@ -171,12 +183,25 @@ GPU_DENSITIES = (0.5, 0.3, 0.1, 0.05, 0.01)
 LLAMA3_8B = dict(model_hidden=4096, model_ffn=14336, heads=32, kv_heads=8, head_dim=128)
 
 
-def _gemm(group, kernel_class, op, backend, dtype, m, n, k, source="", density=None, block_size=None):
+def _gemm(group, kernel_class, op, backend, dtype, m, n, k, source="", density=None, block_size=None,
+          weight_dtype=None, group_size=None):
     density = 1.0 if density is None else density
-    weight_key = f"{group}|{op}|{backend}|{dtype}|{n}x{k}|{density}|{block_size}"
+    weight_key = f"{group}|{op}|{backend}|{dtype}|{n}x{k}|{density}|{block_size}|{weight_dtype}|{group_size}"
     return Case(group=group, kernel_class=kernel_class, op=op, backend=backend, dtype=dtype,
-                m=m, n=n, k=k, density=density, block_size=block_size, shape_source=source,
-                weight_key=weight_key)
+                m=m, n=n, k=k, density=density, block_size=block_size, weight_dtype=weight_dtype,
+                group_size=group_size, shape_source=source, weight_key=weight_key)
+
+
+def _weight_only(group, op, backend, m, n, k, weight_dtype, group_size=None, source="", dtype="bf16"):
+    """A weight-only quantized GEMM: W stored as int8/int4 (+ scales), x and y in ``dtype``.
+
+    ops: ``_weight_int8pack_mm`` (int8, one scale per output row; aten's CPU kernel),
+    ``_weight_int4pack_mm`` (int4 with a bf16 scale and zero per ``group_size`` inputs: tinygemm on
+    CUDA, the _for_cpu kernel on CPU), ``dequant_linear`` (gpt-fast's int8 path: F.linear(x,
+    W.to(x.dtype)) * scales under torch.compile, which fuses the dequantization into the GEMV).
+    """
+    return _gemm(group, "weight-only", op, backend, dtype, m, n, k, source or _shape_source(n, k),
+                 weight_dtype=weight_dtype, group_size=group_size)
 
 
 def _copy(group, backend, nbytes, dtype="bf16"):
@@ -218,7 +243,10 @@ def build_smoke(device: str) -> list[Case]:
         _attention(g, "default", "fp32", 2, 4, 2, 32, 1, 128),
         _layer(g, "fp32", 1, 1, 64, "events",
                dict(model_hidden=256, model_ffn=512, heads=4, kv_heads=2, head_dim=64), "tiny"),
+        _weight_only(g, "_weight_int4pack_mm", "default", 4, 256, 256, "int4", 32),
     ]
+    if device == "cpu":
+        cases.append(_weight_only(g, "_weight_int8pack_mm", "default", 4, 256, 256, "int8"))
     if device == "cuda":
         # One tiny case per GPU-only path, so a pre-flight run shows what works in seconds.
         cases += [
@@ -231,6 +259,7 @@ def build_smoke(device: str) -> list[Case]:
             _gemm(g, "csr", "sparse.mm", "cusparse", "bf16", 16, 256, 256, density=0.1),
             _gemm(g, "bsr", "sparse.mm", "default", "bf16", 16, 256, 256, density=0.25, block_size=32),
             _gemm(g, "bsr", "bsr_dense_mm", "triton", "bf16", 16, 256, 256, density=0.25, block_size=32),
+            _weight_only(g, "dequant_linear", "inductor", 1, 256, 256, "int8"),
         ]
         cases += [_attention(g, b, "bf16", 1, 8, 2, 128, 1, 1024) for b in ("flash", "efficient", "cudnn")]
         cases += [_attention(g, b, "bf16", 1, 8, 2, 128, 256, 256) for b in ("flash", "efficient", "cudnn")]
@@ -259,6 +288,11 @@ def build_cpu(device: str) -> list[Case]:
               for n, k in CPU_CSR_SHAPES for d in CPU_DENSITIES for m in CPU_M]
     cases += [_gemm("csr-bf16", "csr", "sparse.mm", "cpu", "bf16", m, 1024, 1024, density=d)
               for d in CPU_DENSITIES for m in CPU_M]
+    weight_only_shapes = ((1024, 1024), (4096, 4096), (2752, 1024), (1024, 2752))
+    cases += [_weight_only("weight-only-cpu", op, "cpu", m, n, k, wdt, g)
+              for op, wdt, g in (("_weight_int8pack_mm", "int8", None), ("_weight_int4pack_mm", "int4", 32),
+                                 ("_weight_int4pack_mm", "int4", 128))
+              for n, k in weight_only_shapes for m in CPU_M[:3] if g is None or k % g == 0]
     return cases
 
 
@@ -301,6 +335,12 @@ def build_gpu_core(device: str) -> list[Case]:
     cases += [_gemm("dense-fp16", "dense", "linear", "cublas", "fp16", m, n, k, LLM_SHAPES[(n, k)])
               for n, k in fp16_shapes for m in GPU_M]
 
+    # Weight-only int4 (tinygemm, what gpt-fast's int4 path calls): N % 8 == 0, K % 128 == 0.
+    wo_shapes = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (4096, 14336), (8192, 8192),
+                 (28672, 8192), (8192, 28672)]
+    cases += [_weight_only("weight-only-int4", "_weight_int4pack_mm", "tinygemm", m, n, k, "int4", g)
+              for g in (32, 128) for n, k in wo_shapes for m in (1, 2, 4, 8, 16, 32, 64, 128, 512)]
+
     cases.append(_gemm("2:4-cusparselt", "2:4", "linear", "cusparselt", "bf16", 16384, 16384, 16384, "ceiling", density=0.5))
     cases += [_gemm("2:4-cusparselt", "2:4", "linear", "cusparselt", "bf16", m, n, k, src, density=0.5)
               for (n, k), src in LLM_SHAPES.items() for m in GPU_M]
@@ -328,6 +368,10 @@ def build_gpu_core(device: str) -> list[Case]:
               for b in (16, 32, 64) for n, k in bsr_shapes[:2] for d in bsr_densities for m in (16, 128, 512, 2048)]
     cases += [_gemm("bsr-fp32", "bsr", "sparse.mm", "default", "fp32", m, 4096, 4096, LLM_SHAPES[(4096, 4096)], density=d, block_size=b)
               for b in (16, 32, 64) for d in bsr_densities for m in (1, 16, 128, 512)]
+    # Last, because it compiles (Triton through torch.compile): gpt-fast's int8 weight-only GEMV.
+    # Static shapes compile once each, so M=1 (the decode GEMVs gpt-fast measures) comes first.
+    cases += [_weight_only("weight-only-int8", "dequant_linear", "inductor", m, n, k, "int8")
+              for m in (1, 4, 16, 2, 8, 32) for n, k in wo_shapes[:3] + [(8192, 8192)]]
     return cases
 
 
@@ -337,7 +381,7 @@ SUITES: dict[str, Suite] = {
     "cpu": Suite("cpu", "dense GEMM/GEMV, CSR SpMM, copy and matmul ceilings on the CPU (~4 min on 2 cores)",
                  device="cpu", budget_s=240, target_s=0.25, min_reps=7, max_reps=500, build=build_cpu,
                  group_weights={"ceiling": 1.0, "dense-fp32": 1.0, "dense-bf16": 0.5,
-                                "csr-fp32": 2.5, "csr-bf16": 0.7}),
+                                "csr-fp32": 2.5, "csr-bf16": 0.7, "weight-only-cpu": 1.0}),
     "gpu-core": Suite("gpu-core", "ceilings, dense/fp8/int8/2:4/CSR/BSR GEMMs, attention, one layer (~6 min on H200)",
                       device="cuda", budget_s=420, target_s=0.01, min_reps=10, max_reps=200,
                       build=build_gpu_core,
@@ -346,7 +390,8 @@ SUITES: dict[str, Suite] = {
                                      "dense-int8": 0.6, "dense-fp16": 0.4, "2:4-cusparselt": 0.9,
                                      "2:4-cutlass": 0.2, "2:4-fp8": 0.3, "csr-bf16": 1.0,
                                      "csr-fp32": 0.3, "bsr-bf16": 0.7, "bsr-triton": 0.5,
-                                     "bsr-fp32": 0.3}),
+                                     "bsr-fp32": 0.3, "weight-only-int4": 0.4,
+                                     "weight-only-int8": 0.8}),
 }
 
 
