@@ -165,6 +165,7 @@ def real_run(args, cases, device) -> int:
         rows = files.read_rows()
         env["complete"] = rc == 0 and {r["case_id"] for r in rows} >= {c.case_id for c in cases}
         files.write_env(env)
+    counts = counts or runner.state.counts  # an interrupted run still wrote (and counted) rows
     print(f"capture: {sum(counts.values()) if counts else 0} rows this run in {time.monotonic() - t0:.0f} s "
           f"({', '.join(f'{n} {k}' for k, n in counts.items())}); wrote {files.csv} and {files.env}", flush=True)
     if rc == 3:

@@ -25,7 +25,7 @@ from .suites import Case
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
                 "fp8e4m3": getattr(torch, "float8_e4m3fn", None), "int8": torch.int8}
 
-MAX_SETS = 32
+MAX_SETS = 64  # 1024x1024 bf16 weights (2 MiB) need 50 sets to pass 2x a 50 MB L2
 
 
 @dataclass
@@ -248,11 +248,15 @@ def _gemm_callable(case: Case, ws: list, xs: list, n_sets: int, device):
         # Per-tensor scales; mat2 must be column-major, which W.t() of a row-major N×K W is.
         one = torch.ones((), device=device, dtype=torch.float32)
         if case.kernel_class == "2:4":
-            # cuSPARSELt path: the sparse operand comes first, result is N×M.
-            return lambda i: torch._scaled_mm(ws[i % n_sets], xs[i % n_sets].t(), one, one,
-                                              out_dtype=torch.bfloat16)
+            # cuSPARSELt directly (the sparse operand first, result N×M). torch._scaled_mm on the
+            # 2:4 subclass would multiply the scales into an alpha that _cslt_sparse_mm reads with
+            # .item(): a host sync per call that breaks the queue pre-fill. The scales are 1.
+            packed = [w.packed for w in ws]
+            return lambda i: torch._cslt_sparse_mm(packed[i % n_sets], xs[i % n_sets].t(),
+                                                   out_dtype=torch.bfloat16)
+        # Fast accumulation: the Hopper fp8 path inference stacks use (TensorRT-LLM, vLLM).
         return lambda i: torch._scaled_mm(xs[i % n_sets], ws[i % n_sets].t(), one, one,
-                                          out_dtype=torch.bfloat16)
+                                          out_dtype=torch.bfloat16, use_fast_accum=True)
     if op == "_int_mm":
         return lambda i: torch._int_mm(xs[i % n_sets], ws[i % n_sets].t())
     if op == "_weight_int8pack_mm":

@@ -25,7 +25,7 @@ COLUMNS = (
     "batch", "heads", "kv_heads", "head_dim", "q_len", "kv_len", "causal",
     "model_hidden", "model_ffn", "bytes_copied", "shape_source", "flops",
     "time_s_median", "time_s_p10", "time_s_p90", "time_s_min", "reps", "timing_method",
-    "rotation_sets", "kernel_names", "status",
+    "rotation_sets", "kernel_names", "profiled_device_s", "status",
 )
 # Statuses that a --resume run measures again (the case never got a fair try).
 RESUMABLE = ("skipped:cuda-context-lost", "skipped:interrupted")
@@ -285,7 +285,7 @@ class Runner:
             row.update(time_s_median=timing.median_s, time_s_p10=timing.p10_s, time_s_p90=timing.p90_s,
                        time_s_min=timing.min_s, reps=timing.reps, timing_method=timing.method,
                        rotation_sets=prep.n_sets, nnz=prep.nnz)
-            row["kernel_names"] = self._maybe_profile(case, prep)
+            row["kernel_names"], row["profiled_device_s"] = self._maybe_profile(case, prep)
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a row
             status = error_status(exc)
@@ -314,21 +314,25 @@ class Runner:
                 self._write(case_row(other, self.suite.name), "skipped:group-crashed")
         self.log(f"[{case.group}] {case.case_id}: {status}; the CUDA context is lost, stopping")
 
-    def _maybe_profile(self, case: Case, prep) -> str:
-        """Kernel names for the first case of each kind (and GEMM size class), within a time share."""
+    def _maybe_profile(self, case: Case, prep) -> tuple[str, float | None]:
+        """Kernel names (and CUDA device time per rep) for the first case of each kind (and GEMM
+        size class), within a time share; ("", None) for the others."""
         from .timing import kernel_names
 
         size_class = None if case.m is None else ("m<=16" if case.m <= 16 else "m>16")
-        key = (case.kernel_class, case.op, case.backend, case.dtype, case.timing, size_class)
+        # BSR: torch picks Triton only when M is a multiple of the block (else an aten composite),
+        # so each block size and divisibility gets its own profiled case.
+        block_class = None if not case.block_size else (case.block_size, case.m % case.block_size == 0)
+        key = (case.kernel_class, case.op, case.backend, case.dtype, case.timing, size_class, block_class)
         if not self.profile or key in self.state.profiled:
-            return ""
+            return "", None
         if self.state.profile_s > PROFILE_SHARE_OF_BUDGET * self.budget_s:
-            return ""
+            return "", None
         start = time.monotonic()
         try:
             names = kernel_names(prep, self.device)
         except Exception as exc:  # noqa: BLE001 - profiling is best effort
-            names = ""
+            names = "", None
             self.log(f"[{case.group}] profiler failed on {case.case_id}: {error_status(exc)}")
         self.state.profile_s += time.monotonic() - start
         self.state.profiled.add(key)

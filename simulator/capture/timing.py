@@ -114,11 +114,14 @@ def _measure_cuda_events(prep: Prepared, target_s, min_reps, max_reps) -> Timing
     return summarize(times, "cuda-events")
 
 
-def kernel_names(prep: Prepared, device: str, limit: int = 24) -> str:
-    """Semicolon-joined names of what ran in two reps, from torch.profiler.
+def kernel_names(prep: Prepared, device: str, limit: int = 24) -> tuple[str, float | None]:
+    """Semicolon-joined names of what ran in two reps, from torch.profiler, and (CUDA) the device
+    time per rep: the summed durations of its kernels, copies and memsets.
 
     On CUDA: the device kernels in launch order (their names tell the library: cuBLAS, CUTLASS,
     cuSPARSE, cuSPARSELt, Triton, flash). On CPU: the three aten ops with the most self time.
+    The device time cross-checks the event timing: an event median well above it means the rep
+    has gaps the GPU sat idle in (a host sync or host work inside the call).
     """
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -128,10 +131,13 @@ def kernel_names(prep: Prepared, device: str, limit: int = 24) -> str:
         for i in range(2):
             prep.run(i)
         _sync(device)
+    device_s = None
     if device == "cuda":
-        names = [e.name for e in prof.events() if e.device_type == DeviceType.CUDA]
+        events = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+        names = [e.name for e in events]
+        device_s = sum(e.time_range.elapsed_us() for e in events) * 1e-6 / 2 if events else None
     else:  # the aten ops that took the most self time
         ops = [e for e in prof.key_averages() if e.key.startswith("aten::") and e.self_cpu_time_total > 0]
         names = [e.key for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:3]]
     names = list(dict.fromkeys(names))[:limit]
-    return ";".join(name.replace(";", ",") for name in names)
+    return ";".join(name.replace(";", ",") for name in names), device_s
