@@ -40,8 +40,10 @@ PARAMETERS = {
     "csr_compute": ("efficiency", "csr_compute", 0.001, 1.0),
     "csr_memory": ("efficiency", "csr_memory", 0.02, 1.0),
     "bsr_half_block": ("efficiency", "bsr_half_block", 0.1, 4096.0),
-    "dequant_int8": ("efficiency", "dequant_int8", 0.02, 1.0),  # share of memory efficiency kept
-    "dequant_int4": ("efficiency", "dequant_int4", 0.02, 1.0),
+    "weight_only_int8_memory": ("efficiency", "weight_only_int8_memory", 0.02, 1.0),
+    "weight_only_int8_compute": ("efficiency", "weight_only_int8_compute", 0.005, 1.0),
+    "weight_only_int4_memory": ("efficiency", "weight_only_int4_memory", 0.02, 1.0),
+    "weight_only_int4_compute": ("efficiency", "weight_only_int4_compute", 0.005, 1.0),
     "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
     "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
 }
@@ -60,10 +62,10 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
             continue
         names |= {"kernel_launch_us", "hbm"}
         on_matrix = hw.matrix_peak_flop_per_s(_model_dtype(dtype)) is not None
-        if kernel_class in ("dense", "weight-only", "bsr", "attention-prefill", "attention-decode", "layer"):
+        if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer"):
             names.add("dense_matrix" if on_matrix else "vector")
-        if kernel_class == "weight-only" and f"dequant_{weight_dtype}" in PARAMETERS:
-            names.add(f"dequant_{weight_dtype}")
+        if kernel_class == "weight-only" and f"weight_only_{weight_dtype}_memory" in PARAMETERS:
+            names |= {f"weight_only_{weight_dtype}_memory", f"weight_only_{weight_dtype}_compute"}
         if kernel_class == "2:4":
             names |= {"sparse_ratio", "sparse_kernel_extra_us"}
         if kernel_class == "csr":
@@ -84,7 +86,10 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
     for name in names:
         group, field, _, _ = PARAMETERS[name]
         current = getattr(getattr(hw, group), field)
-        value = 1.0 if current is None else current.value  # optional factors default to 1
+        if current is None:  # an absent weight-only efficiency starts from the plain kernel's
+            eff = hw.efficiency
+            current = eff.hbm if name.endswith("_memory") else (eff.dense_matrix if hw.matrix else eff.vector)
+        value = current.value
         if name == "sparse_ratio":
             value = value / hw.efficiency.dense_matrix.value
         values.append(value)
@@ -106,6 +111,29 @@ def with_parameters(hw: HardwareSpec, names, values, source: str) -> HardwareSpe
     })
 
 
+# A parameter the fitted rows barely respond to is not pinned by them: its value would be
+# whatever the optimizer stopped at. Elasticity = the largest |d log(time)| over training rows per
+# unit d log(parameter), for a 10% step either way; below this it is dropped and the fit redone.
+MIN_ELASTICITY = 0.02
+
+
+def _elasticities(prior, names, values, rows) -> np.ndarray:
+    base = np.log(predict(with_parameters(prior, names, values, "trial"), rows))
+    result = []
+    for i, name in enumerate(names):
+        lower, upper = PARAMETERS[name][2:]
+        moved = []
+        for step in (1.1, 1 / 1.1):
+            trial = values.copy()
+            trial[i] = np.clip(values[i] * step, lower, upper)
+            if trial[i] == values[i]:
+                continue
+            changed = np.log(predict(with_parameters(prior, names, trial, "trial"), rows))
+            moved.append(np.nanmax(np.abs(changed - base)) / abs(np.log(trial[i] / values[i])))
+        result.append(max(moved) if moved else 0.0)
+    return np.array(result)
+
+
 def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     """Fit on the training split; return the parameters and the before/after error tables.
 
@@ -122,20 +150,27 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     if usable.sum() == 0:
         raise SimulatorError(f"--hw {prior.id}: no training rows of a modelled kernel class to fit")
     names = free_parameters(prior, traces[usable])
-    lower = np.array([PARAMETERS[n][2] for n in names])
-    upper = np.array([PARAMETERS[n][3] for n in names])
-    x0 = np.clip(current_values(prior, names), lower, upper)
     measured = traces["time_s_median"].to_numpy(float)
     train_rows = traces[usable]
+    not_pinned = []
+    while True:
+        lower = np.array([PARAMETERS[n][2] for n in names])
+        upper = np.array([PARAMETERS[n][3] for n in names])
+        x0 = np.clip(current_values(prior, names), lower, upper)
 
-    def residuals(x):
-        trial = with_parameters(prior, names, x, "trial")
-        return np.log(predict(trial, train_rows) / measured[usable])
+        def residuals(x, names=names):
+            trial = with_parameters(prior, names, x, "trial")
+            return np.log(predict(trial, train_rows) / measured[usable])
 
-    # Fit in log space of the parameters so bounds and scales are comparable.
-    solution = least_squares(lambda z: residuals(np.exp(z)), np.log(x0), bounds=(np.log(lower), np.log(upper)),
-                             loss="soft_l1", f_scale=0.1, x_scale=1.0)
-    fitted = np.exp(solution.x)
+        # Fit in log space of the parameters so bounds and scales are comparable.
+        solution = least_squares(lambda z: residuals(np.exp(z)), np.log(x0),
+                                 bounds=(np.log(lower), np.log(upper)), loss="soft_l1", f_scale=0.1, x_scale=1.0)
+        fitted = np.exp(solution.x)
+        weak = [n for n, e in zip(names, _elasticities(prior, names, fitted, train_rows)) if e < MIN_ELASTICITY]
+        if not weak:
+            break
+        not_pinned += weak  # left at the spec's value, and said so
+        names = [n for n in names if n not in weak]
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     files = sorted(set(traces["trace_file"])) if "trace_file" in traces else ["(in-memory traces)"]
     source = f"CALIBRATED {stamp} by `sparsim calibrate` on {', '.join(files)} (training split)"
@@ -153,6 +188,7 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             name: {"value": float(value), "prior": float(prior_value)}
             for name, value, prior_value in zip(names, fitted, x0)
         },
+        "not_pinned": not_pinned,
         "errors": {
             "train_before": _records(error_table(traces, before, train)),
             "train_after": _records(error_table(traces, after, train)),

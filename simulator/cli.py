@@ -251,6 +251,8 @@ def cmd_calibrate(args) -> int:
               f"training rows; {result['holdout_rows']} rows held out ({result['split']})")
         for name, p in result["parameters"].items():
             print(f"  {name:<24} {p['prior']:>9.4g} -> {p['value']:.4g}")
+        if result["not_pinned"]:
+            print(f"  not pinned by the training rows (left at the spec's value): {', '.join(result['not_pinned'])}")
         for label, key in (("train, before", "train_before"), ("train, after", "train_after"),
                            ("HELD OUT, before", "holdout_before"), ("HELD OUT, after (report this)", "holdout_after")):
             print(f"  {label}:")

@@ -154,6 +154,23 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     }
 
 
+def _weight_only_efficiencies(hw, dtype: str, weight_dtype: str, memory_eff: float, compute_eff: float):
+    """The (memory, compute) efficiencies of a kernel that dequantizes ``weight_dtype`` weights.
+
+    The spec's weight-only fractions are those of a dense weight-only kernel; a sparse format's
+    own efficiencies are scaled by the same ratio to the plain dense kernel (capped at 1).
+    """
+    eff = hw.efficiency
+    memory = eff.weight_only(weight_dtype, "memory")
+    if memory is not None:
+        memory_eff = min(1.0, memory_eff * memory / eff.hbm.value)
+    compute = eff.weight_only(weight_dtype, "compute")
+    if compute is not None:
+        plain = eff.dense_matrix.value if hw.matrix_peak_flop_per_s(dtype) is not None else eff.vector.value
+        compute_eff = min(1.0, compute_eff * compute / plain)
+    return memory_eff, compute_eff
+
+
 def _quantization_scale_bytes(n, k, weight_dtype: str, group_size, zero_point_bytes=None):
     """Scale (+ zero-point) bytes of integer weight-only quantization.
 
@@ -178,9 +195,9 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
 
     ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
     the weights are stored, for weight-only quantization (e.g. int4 weights, bf16 math: the
-    weights are dequantized in the kernel, as Marlin/gpt-fast kernels do; the kernel keeps the
-    spec's ``efficiency.dequant_<weight dtype>`` share of its memory efficiency, 1.0 unless
-    calibrated). ``weight_zero_point_bytes`` sets the zero-point width of group-wise integer
+    weights are dequantized in the kernel, as Marlin/gpt-fast kernels do, at the spec's
+    ``efficiency.weight_only_<weight dtype>_memory`` / ``_compute`` where set, else as fast as
+    the plain kernel). ``weight_zero_point_bytes`` sets the zero-point width of group-wise integer
     formats (see ``_quantization_scale_bytes``).
     Use this inside other cost models (whole-model estimates) to skip DataFrame overhead;
     ``numeric_only`` also skips the label columns and returns ``bound_code`` (0 compute,
@@ -213,7 +230,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     if weight_dtype != dtype:  # weight-only quantization carries its scales and costs dequantization
         w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size,
                                                     weight_zero_point_bytes)
-        memory_eff = memory_eff * hw.efficiency.dequant(weight_dtype)
+        memory_eff, compute_eff = _weight_only_efficiencies(hw, dtype, weight_dtype, memory_eff, compute_eff)
     bytes_act_in = m * k_eff * act_el
     bytes_act_out = m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
     base_bytes = w_values + w_meta + bytes_act_in + bytes_act_out

@@ -176,12 +176,15 @@ class EfficiencySpec(Strict):
     bitmap_compute: Sourced
     bitmap_memory: Sourced
     bsr_half_block: Sourced  # block edge (elements) at which BSR reaches half its dense rate
-    # Weight-only quantization (int8/int4 weights, wider math): the fraction of its memory
-    # efficiency a dequantizing kernel keeps (unpacking and scaling on the way in cost issue slots
-    # and smaller loads). Absent: 1.0, dequantization is free; calibration fits it on weight-only
-    # traces (capture class "weight-only").
-    dequant_int8: Optional[Sourced] = None
-    dequant_int4: Optional[Sourced] = None
+    # Weight-only quantization (int8/int4 weights, math in the activations' dtype): the fractions
+    # of peak bandwidth and of the math peak that a dequantizing kernel reaches (unpacking and
+    # scaling every weight on the way in takes issue slots; a different kernel tiles differently).
+    # Absent: the plain kernel's `hbm` and `dense_matrix`/`vector`, i.e. dequantization is free.
+    # Calibration fits them on weight-only traces (capture class "weight-only").
+    weight_only_int8_memory: Optional[Sourced] = None
+    weight_only_int8_compute: Optional[Sourced] = None
+    weight_only_int4_memory: Optional[Sourced] = None
+    weight_only_int4_compute: Optional[Sourced] = None
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -200,10 +203,10 @@ class EfficiencySpec(Strict):
         return self
 
 
-    def dequant(self, weight_dtype: str) -> float:
-        """Memory-efficiency factor of kernels that dequantize ``weight_dtype`` weights (1.0 if free)."""
-        field = getattr(self, f"dequant_{weight_dtype}", None)
-        return 1.0 if field is None else field.value
+    def weight_only(self, weight_dtype: str, resource: str) -> "float | None":
+        """``weight_only_<weight_dtype>_<resource>`` (resource: memory or compute), None if absent."""
+        field = getattr(self, f"weight_only_{weight_dtype}_{resource}", None)
+        return None if field is None else field.value
 
 
 class HardwareSpec(Strict):

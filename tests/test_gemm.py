@@ -225,21 +225,25 @@ def test_tinygemm_zero_points_are_bf16():
         estimate_gemm("a100", 1, 64, 64, "bf16", weight_dtype="int4", weight_group_size=32, weight_zero_point_bytes=-1)
 
 
-def test_dequantization_factor_slows_only_weight_only_memory_traffic():
-    # efficiency.dequant_int4 = 0.5 halves the memory rate of int4-weight kernels, so a GEMV's
-    # memory time doubles exactly; bf16 weights and the math are untouched.
+def test_weight_only_efficiencies_apply_to_dequantizing_kernels_only():
+    # weight_only_int4_memory = hbm / 2 halves the memory rate of int4-weight kernels, so a GEMV's
+    # memory time doubles exactly; weight_only_int4_compute = dense_matrix / 4 quadruples the
+    # compute time of a large GEMM; bf16 weights are untouched.
     from simulator.hardware import Sourced, load_hw
 
     base = load_hw("a100")
-    assert base.efficiency.dequant("int4") == 1.0  # absent from the spec: dequantization is free
-    slow = base.model_copy(update={"efficiency": base.efficiency.model_copy(
-        update={"dequant_int4": Sourced(value=0.5, source="test")})})
-    args = (1, 8192, 8192, "bf16")
-    fast_row = estimate_gemm(base, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
-    slow_row = estimate_gemm(slow, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
-    assert slow_row.memory_time_s == pytest.approx(2 * fast_row.memory_time_s, rel=1e-12)
-    assert slow_row.compute_time_s == fast_row.compute_time_s
-    assert estimate_gemm(slow, *args).iloc[0].time_s == estimate_gemm(base, *args).iloc[0].time_s
+    eff = base.efficiency
+    assert eff.weight_only("int4", "memory") is None  # absent from the spec: as fast as plain kernels
+    slow = base.model_copy(update={"efficiency": eff.model_copy(update={
+        "weight_only_int4_memory": Sourced(value=eff.hbm.value / 2, source="test"),
+        "weight_only_int4_compute": Sourced(value=eff.dense_matrix.value / 4, source="test")})})
+    for m in (1, 4096):
+        args = (m, 8192, 8192, "bf16")
+        fast_row = estimate_gemm(base, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
+        slow_row = estimate_gemm(slow, *args, weight_dtype="int4", weight_group_size=32).iloc[0]
+        assert slow_row.memory_time_s == pytest.approx(2 * fast_row.memory_time_s, rel=1e-12)
+        assert slow_row.compute_time_s == pytest.approx(4 * fast_row.compute_time_s, rel=1e-12)
+        assert estimate_gemm(slow, *args).iloc[0].time_s == estimate_gemm(base, *args).iloc[0].time_s
 
 
 def test_weights_wider_than_math_are_rejected():

@@ -162,8 +162,12 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     prior = load_hw("h200", calibrated=False)
     truth = {"dense_matrix": 0.7, "hbm": 0.9, "kernel_launch_us": 3.0, "sparse_ratio": 0.8, "csr_compute": 0.05,
              "csr_memory": 0.4, "bsr_half_block": 24.0, "sparse_kernel_extra_us": 6.0,
-             "dequant_int8": 0.6, "dequant_int4": 0.45}
-    true_spec = calibration.with_parameters(prior, list(truth), list(truth.values()), "synthetic truth")
+             "weight_only_int8_memory": 0.6, "weight_only_int4_memory": 0.45, "weight_only_int4_compute": 0.25}
+    # gpu-core's int8 weight-only rows stop at M = 32, where an H200 is memory-bound even at a low
+    # compute efficiency: no row pins weight_only_int8_compute, and calibration must say so.
+    truth_unpinned = {"weight_only_int8_compute": 0.5}
+    true_values = {**truth, **truth_unpinned}
+    true_spec = calibration.with_parameters(prior, list(true_values), list(true_values.values()), "synthetic truth")
     frame["time_s_median"] = predict(true_spec, frame)
     frame = frame[np.isfinite(frame["time_s_median"])]  # copies (ceilings) and unmodelled rows drop out
     noise = np.exp(np.random.default_rng(0).normal(0.0, 0.05, len(frame)))
@@ -180,6 +184,7 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     calibration.write(result)
     for name, value in truth.items():
         assert result["parameters"][name]["value"] == pytest.approx(value, rel=0.1), name
+    assert result["not_pinned"] == list(truth_unpinned)
     classes = {c["class"]: c for c in validate("h200")["classes"]}
     for kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode",
                          "layer"):
