@@ -35,6 +35,8 @@ from simulator.validation import (
 PARAMETERS = {
     "hbm": ("efficiency", "hbm", 0.02, 1.0),
     "dense_matrix": ("efficiency", "dense_matrix", 0.02, 1.0),
+    "dense_matrix_fp8": ("efficiency", "dense_matrix_fp8", 0.02, 1.0),
+    "dense_matrix_int8": ("efficiency", "dense_matrix_int8", 0.02, 1.0),
     "vector": ("efficiency", "vector", 0.02, 1.0),
     "sparse_ratio": ("efficiency", "sparse_matrix", 0.02, 1.0),  # sparse_matrix / dense_matrix
     "csr_compute": ("efficiency", "csr_compute", 0.001, 1.0),
@@ -61,9 +63,13 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
         if kernel_class not in MODELLED_CLASSES:
             continue
         names |= {"kernel_launch_us", "hbm"}
-        on_matrix = hw.matrix_peak_flop_per_s(_model_dtype(dtype)) is not None
+        model_dtype = _model_dtype(dtype)
+        on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None
+        matrix_name = f"dense_matrix_{model_dtype}" if f"dense_matrix_{model_dtype}" in PARAMETERS else "dense_matrix"
         if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer"):
-            names.add("dense_matrix" if on_matrix else "vector")
+            names.add(matrix_name if on_matrix else "vector")
+        if kernel_class == "2:4" and matrix_name != "dense_matrix":
+            names.add(matrix_name)  # 8-bit 2:4 kernels scale with their dtype's dense efficiency
         if kernel_class == "weight-only" and f"weight_only_{weight_dtype}_memory" in PARAMETERS:
             names |= {f"weight_only_{weight_dtype}_memory", f"weight_only_{weight_dtype}_compute"}
         if kernel_class == "2:4":
@@ -86,9 +92,12 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
     for name in names:
         group, field, _, _ = PARAMETERS[name]
         current = getattr(getattr(hw, group), field)
-        if current is None:  # an absent weight-only efficiency starts from the plain kernel's
+        if current is None:  # an absent optional efficiency starts from the plain kernel's
             eff = hw.efficiency
-            current = eff.hbm if name.endswith("_memory") else (eff.dense_matrix if hw.matrix else eff.vector)
+            if name.endswith("_memory"):
+                current = eff.hbm
+            else:
+                current = eff.dense_matrix if (hw.matrix or name.startswith("dense_matrix")) else eff.vector
         value = current.value
         if name == "sparse_ratio":
             value = value / hw.efficiency.dense_matrix.value
@@ -111,27 +120,31 @@ def with_parameters(hw: HardwareSpec, names, values, source: str) -> HardwareSpe
     })
 
 
-# A parameter the fitted rows barely respond to is not pinned by them: its value would be
-# whatever the optimizer stopped at. Elasticity = the largest |d log(time)| over training rows per
-# unit d log(parameter), for a 10% step either way; below this it is dropped and the fit redone.
+# A parameter that too few training rows respond to is not pinned by them: its value would be
+# whatever the optimizer stopped at, or a fit to the noise of one or two rows. A row responds
+# when its |d log(time)| per unit d log(parameter), for a 10% step either way, is at least
+# MIN_ELASTICITY; a parameter needs MIN_RESPONSIVE_ROWS such rows, else it is dropped and the fit
+# redone without it.
 MIN_ELASTICITY = 0.02
+MIN_RESPONSIVE_ROWS = 3
 
 
-def _elasticities(prior, names, values, rows) -> np.ndarray:
+def _responsive_rows(prior, names, values, rows) -> np.ndarray:
+    """For each parameter, how many rows respond to it at ``values``."""
     base = np.log(predict(with_parameters(prior, names, values, "trial"), rows))
-    result = []
+    counts = []
     for i, name in enumerate(names):
         lower, upper = PARAMETERS[name][2:]
-        moved = []
+        elasticity = np.zeros_like(base)
         for step in (1.1, 1 / 1.1):
             trial = values.copy()
             trial[i] = np.clip(values[i] * step, lower, upper)
             if trial[i] == values[i]:
                 continue
             changed = np.log(predict(with_parameters(prior, names, trial, "trial"), rows))
-            moved.append(np.nanmax(np.abs(changed - base)) / abs(np.log(trial[i] / values[i])))
-        result.append(max(moved) if moved else 0.0)
-    return np.array(result)
+            elasticity = np.maximum(elasticity, np.abs(changed - base) / abs(np.log(trial[i] / values[i])))
+        counts.append(int((elasticity >= MIN_ELASTICITY).sum()))
+    return np.array(counts)
 
 
 def fit(hw, traces=None, include_smoke: bool = False) -> dict:
@@ -166,7 +179,8 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
         solution = least_squares(lambda z: residuals(np.exp(z)), np.log(x0),
                                  bounds=(np.log(lower), np.log(upper)), loss="soft_l1", f_scale=0.1, x_scale=1.0)
         fitted = np.exp(solution.x)
-        weak = [n for n, e in zip(names, _elasticities(prior, names, fitted, train_rows)) if e < MIN_ELASTICITY]
+        responsive = _responsive_rows(prior, names, fitted, train_rows)
+        weak = [n for n, count in zip(names, responsive) if count < MIN_RESPONSIVE_ROWS]
         if not weak:
             break
         not_pinned += weak  # left at the spec's value, and said so

@@ -62,9 +62,11 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
     kernel = fmt.kernel
     matrix_dense = hw.matrix_peak_flop_per_s(dtype)
     vector = hw.vector_peak_flop_per_s(dtype)
+    matrix_eff = eff.matrix(dtype)  # dense tensor-core efficiency of this dtype
+    dtype_ratio = matrix_eff / eff.dense_matrix.value  # sparse kernels of the dtype scale alike
     if kernel in ("dense", "masked-dense"):
         if matrix_dense is not None:
-            return kernel, matrix_dense, eff.dense_matrix.value, eff.hbm.value
+            return kernel, matrix_dense, matrix_eff, eff.hbm.value
         if vector is not None:
             return kernel, vector, eff.vector.value, eff.hbm.value
         raise SimulatorError(
@@ -83,10 +85,11 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
             bad = int(k[(k % fmt.m) != 0].flat[0])
             raise SimulatorError(f"k: {fmt.label} needs K to be a multiple of {fmt.m}, got {bad}")
         if (fmt.n, fmt.m, fmt.pairwise) == _NATIVE_PATTERNS[pattern]:
-            return "sparse-tc", hw.matrix_peak_flop_per_s(dtype, sparse=True), eff.sparse_matrix.value, eff.hbm.value
+            return ("sparse-tc", hw.matrix_peak_flop_per_s(dtype, sparse=True),
+                    min(1.0, eff.sparse_matrix.value * dtype_ratio), eff.hbm.value)
         # What-if: a tensor core that skips all pruned positions of this N:M pattern, i.e. runs
         # M/N times the dense rate, with the sparse kernels' efficiency and PTX-style metadata.
-        return "nm-whatif", matrix_dense * fmt.m / fmt.n, eff.sparse_matrix.value, eff.hbm.value
+        return "nm-whatif", matrix_dense * fmt.m / fmt.n, min(1.0, eff.sparse_matrix.value * dtype_ratio), eff.hbm.value
     if kernel == "csr-spmm":
         if vector is None:
             raise SimulatorError(
@@ -100,12 +103,12 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
                 f"sparsity {fmt.label}: the bitmap kernel decodes into tensor-core tiles, and "
                 f"{hw.id} has no {dtype} tensor cores"
             )
-        return kernel, matrix_dense, eff.dense_matrix.value * eff.bitmap_compute.value, eff.bitmap_memory.value
+        return kernel, matrix_dense, matrix_eff * eff.bitmap_compute.value, eff.bitmap_memory.value
     if kernel == "bsr-tc":
         block = fmt.block
         block_eff = block / (block + eff.bsr_half_block.value)
         if matrix_dense is not None:
-            return kernel, matrix_dense, eff.dense_matrix.value * block_eff, eff.hbm.value
+            return kernel, matrix_dense, matrix_eff * block_eff, eff.hbm.value
         if vector is not None:
             return kernel, vector, eff.vector.value * block_eff, eff.hbm.value
         raise SimulatorError(f"dtype: {hw.id} cannot multiply {dtype}")
@@ -166,7 +169,7 @@ def _weight_only_efficiencies(hw, dtype: str, weight_dtype: str, memory_eff: flo
         memory_eff = min(1.0, memory_eff * memory / eff.hbm.value)
     compute = eff.weight_only(weight_dtype, "compute")
     if compute is not None:
-        plain = eff.dense_matrix.value if hw.matrix_peak_flop_per_s(dtype) is not None else eff.vector.value
+        plain = eff.matrix(dtype) if hw.matrix_peak_flop_per_s(dtype) is not None else eff.vector.value
         compute_eff = min(1.0, compute_eff * compute / plain)
     return memory_eff, compute_eff
 

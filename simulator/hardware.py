@@ -176,6 +176,11 @@ class EfficiencySpec(Strict):
     bitmap_compute: Sourced
     bitmap_memory: Sourced
     bsr_half_block: Sourced  # block edge (elements) at which BSR reaches half its dense rate
+    # The 8-bit tensor-core paths run other kernels (cuBLASLt fp8 with scaling, IMMA) than 16-bit
+    # GEMMs and reach another share of their peak; absent: dense_matrix. Sparse (2:4) and block
+    # kernels of these dtypes scale by the same ratio.
+    dense_matrix_fp8: Optional[Sourced] = None
+    dense_matrix_int8: Optional[Sourced] = None
     # Weight-only quantization (int8/int4 weights, math in the activations' dtype): the fractions
     # of peak bandwidth and of the math peak that a dequantizing kernel reaches (unpacking and
     # scaling every weight on the way in takes issue slots; a different kernel tiles differently).
@@ -202,6 +207,11 @@ class EfficiencySpec(Strict):
             )
         return self
 
+
+    def matrix(self, dtype: str) -> float:
+        """Dense tensor-core efficiency for ``dtype``: its own field if set, else dense_matrix."""
+        field = getattr(self, f"dense_matrix_{dtype}", None) if dtype in ("fp8", "int8") else None
+        return self.dense_matrix.value if field is None else field.value
 
     def weight_only(self, weight_dtype: str, resource: str) -> "float | None":
         """``weight_only_<weight_dtype>_<resource>`` (resource: memory or compute), None if absent."""

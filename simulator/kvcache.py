@@ -145,7 +145,7 @@ def attention_columns(hw, *, batch, heads, kv_heads, head_dim, new_tokens, pairs
     kv_bytes = batch * kv_heads * read_bytes
     qo_bytes = 2.0 * batch * heads * head_dim * new_tokens * act_bytes
     peak = hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s(dtype)
-    eff = hw.efficiency.dense_matrix.value if hw.matrix_peak_flop_per_s(dtype) else hw.efficiency.vector.value
+    eff = hw.efficiency.matrix(dtype) if hw.matrix_peak_flop_per_s(dtype) else hw.efficiency.vector.value
     vector_peak = (hw.vector_peak_flop_per_s("fp32") or peak) * hw.efficiency.vector.value
     compute = flops / (peak * eff) + batch * kv_heads * dequant_flops / vector_peak
     hbm = hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value
@@ -176,7 +176,7 @@ def extra_op_columns(hw, flops, bytes_, unit: str, dtype: str, launches=None):
     if launches is None:
         launches = ((flops > 0) | (bytes_ > 0)).astype(float)
     if unit == "matrix" and hw.matrix_peak_flop_per_s(dtype):
-        rate = hw.matrix_peak_flop_per_s(dtype) * hw.efficiency.dense_matrix.value
+        rate = hw.matrix_peak_flop_per_s(dtype) * hw.efficiency.matrix(dtype)
     else:
         rate = (hw.vector_peak_flop_per_s("fp32") or hw.vector_peak_flop_per_s(dtype)) * hw.efficiency.vector.value
     compute = flops / rate

@@ -162,7 +162,8 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     prior = load_hw("h200", calibrated=False)
     truth = {"dense_matrix": 0.7, "hbm": 0.9, "kernel_launch_us": 3.0, "sparse_ratio": 0.8, "csr_compute": 0.05,
              "csr_memory": 0.4, "bsr_half_block": 24.0, "sparse_kernel_extra_us": 6.0,
-             "weight_only_int8_memory": 0.6, "weight_only_int4_memory": 0.45, "weight_only_int4_compute": 0.25}
+             "weight_only_int8_memory": 0.6, "weight_only_int4_memory": 0.45, "weight_only_int4_compute": 0.25,
+             "dense_matrix_fp8": 0.55, "dense_matrix_int8": 0.65}
     # gpu-core's int8 weight-only rows stop at M = 32, where an H200 is memory-bound even at a low
     # compute efficiency: no row pins weight_only_int8_compute, and calibration must say so.
     truth_unpinned = {"weight_only_int8_compute": 0.5}
