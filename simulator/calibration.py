@@ -51,6 +51,14 @@ PARAMETERS = {
 }
 
 
+# What a device on the same die and clocks may take from another's calibration (hardware
+# SameSilicon): the fractions of the math units' peaks and the launch costs. Not the memory-side
+# ones: a different memory system (H100's HBM3, H200's HBM3e) streams at its own fraction.
+COMPUTE_PARAMETERS = ("dense_matrix", "dense_matrix_fp8", "dense_matrix_int8", "vector", "sparse_ratio",
+                      "csr_compute", "bsr_half_block", "weight_only_int8_compute", "weight_only_int4_compute",
+                      "kernel_launch_us", "sparse_kernel_extra_us")
+
+
 def calibration_path(hw: HardwareSpec) -> Path:
     return hwspecs_dir() / hw.id / "calibration.yaml"
 
@@ -230,16 +238,25 @@ def write(result: dict) -> Path:
     return path
 
 
-def apply(hw: HardwareSpec, calibration: dict) -> HardwareSpec:
-    """The spec with a calibration file's parameters in place (called by load_hw)."""
+def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False) -> HardwareSpec:
+    """The spec with a calibration file's parameters in place (called by load_hw).
+
+    ``compute_only``: the file is another device's (``hw.compute_calibration_from``); take only
+    COMPUTE_PARAMETERS from it and say so in the sources.
+    """
     names = list(calibration["parameters"])
     unknown = [n for n in names if n not in PARAMETERS]
     if unknown:
         raise SimulatorError(f"{calibration_path(hw)}: parameters: unknown {', '.join(unknown)}; "
                              f"known: {', '.join(PARAMETERS)}")
+    if compute_only:
+        names = [n for n in names if n in COMPUTE_PARAMETERS]
     values = [calibration["parameters"][n]["value"] for n in names]
     heldout = {row["class"]: row["median_ape"] for row in calibration["errors"]["holdout_after"]}
     source = (f"CALIBRATED {calibration['fitted_utc'][:10]} on {', '.join(calibration['traces'])} "
               f"(held-out median APE: {', '.join(f'{k} {v:.1%}' for k, v in heldout.items())})")
+    if compute_only:
+        source = (f"INHERITED from {calibration['device']} (same silicon: {hw.compute_calibration_from.source}); "
+                  f"compute-side parameters only; {source}")
     calibrated = with_parameters(hw, names, values, source)
     return calibrated.model_copy(update={"calibration": source})

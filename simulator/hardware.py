@@ -159,6 +159,14 @@ class TilingSpec(Strict):
         return tiles
 
 
+class SameSilicon(Strict):
+    """Another shipped device on the same die and clocks, whose fitted compute-side efficiencies
+    (calibration.COMPUTE_PARAMETERS) this one uses while it has no traces of its own."""
+
+    device: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    source: str = Field(min_length=3)
+
+
 class OverheadSpec(Strict):
     kernel_launch_us: Sourced
     sparse_kernel_extra_us: Sourced
@@ -238,6 +246,7 @@ class HardwareSpec(Strict):
     tiling: TilingSpec
     overhead: OverheadSpec
     efficiency: EfficiencySpec
+    compute_calibration_from: Optional[SameSilicon] = None
     # Set by load_hw when hwspecs/<id>/calibration.yaml was applied (never written in a spec file).
     calibration: Optional[str] = None
 
@@ -450,6 +459,12 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
         calibration = folder / spec.id / "calibration.yaml"
         if calibrated and calibration.is_file():
             return _calibrated(direct, direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
+        sibling = spec.compute_calibration_from
+        if calibrated and sibling is not None:
+            inherited = folder / sibling.device / "calibration.yaml"
+            if inherited.is_file():
+                return _calibrated(direct, direct.stat().st_mtime, inherited, inherited.stat().st_mtime,
+                                   compute_only=True)
         return spec
     index = _alias_index(folder, folder.stat().st_mtime_ns)
     known = ", ".join(p.stem for p in _spec_files())
@@ -458,13 +473,14 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
 
 
 @functools.lru_cache(maxsize=32)
-def _calibrated(spec_path: Path, spec_mtime: float, path: Path, mtime: float) -> HardwareSpec:
+def _calibrated(spec_path: Path, spec_mtime: float, path: Path, mtime: float,
+                compute_only: bool = False) -> HardwareSpec:
     from simulator.calibration import apply
 
     spec = _load_file(spec_path, spec_mtime)
     try:
         data = yaml.safe_load(path.read_text())
-        return apply(spec, data)
+        return apply(spec, data, compute_only=compute_only)
     except (yaml.YAMLError, KeyError, TypeError) as exc:
         raise SimulatorError(f"{path}: not a calibration file sparsim wrote ({exc!r}); "
                              "refit with `sparsim calibrate`") from None

@@ -144,3 +144,49 @@ def test_pe_array_specs_are_not_gpus():
         if "kind: pe-array" in path.read_text():
             with pytest.raises(SimulatorError, match="sparsim eie"):
                 load_hw(path.stem)
+
+
+def test_same_silicon_claims_hold_between_the_specs():
+    # A spec that borrows another's compute calibration must match it in every compute fact.
+    specs = {spec.id: spec for spec in list_hw()}
+    borrowers = [spec for spec in specs.values() if spec.compute_calibration_from]
+    assert borrowers  # h100 -> h200
+    for spec in borrowers:
+        other = specs[spec.compute_calibration_from.device]
+        assert other.id != spec.id and other.architecture == spec.architecture
+        assert (other.compute.units, other.compute.clock_MHz) == (spec.compute.units, spec.compute.clock_MHz)
+        assert other.matrix.model_dump(exclude={"source"}) == spec.matrix.model_dump(exclude={"source"})
+        assert other.vector.peaks_TFLOPS == spec.vector.peaks_TFLOPS
+
+
+def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    from simulator import calibration
+    from simulator.hardware import hwspecs_dir
+
+    root = tmp_path / "hwspecs"
+    shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))
+    monkeypatch.setenv("SPARSIM_HWSPECS", str(root))
+    h100_default = load_hw("h100")
+    fitted = {"dense_matrix": 0.71, "dense_matrix_fp8": 0.52, "hbm": 0.93, "kernel_launch_us": 3.3}
+    record = {"device": "h200-sxm-141gb", "fitted_utc": "2099-01-01T00:00:00+00:00", "traces": ["t.csv"],
+              "parameters": {k: {"value": v, "prior": 0.5} for k, v in fitted.items()},
+              "errors": {"holdout_after": [{"class": "dense", "median_ape": 0.04}]}}
+    (root / "h200-sxm-141gb").mkdir(exist_ok=True)
+    (root / "h200-sxm-141gb" / "calibration.yaml").write_text(yaml.safe_dump(record))
+    h100 = load_hw("h100")
+    assert h100.efficiency.dense_matrix.value == 0.71 and h100.efficiency.matrix("fp8") == 0.52
+    assert h100.overhead.kernel_launch_us.value == 3.3
+    assert h100.efficiency.hbm.value == h100_default.efficiency.hbm.value  # HBM3 is not HBM3e
+    assert "INHERITED from h200-sxm-141gb" in h100.efficiency.dense_matrix.source
+    assert load_hw("h200").efficiency.hbm.value == 0.93
+    assert load_hw("h100", calibrated=False).efficiency.dense_matrix.value == h100_default.efficiency.dense_matrix.value
+    # the device's own traces, once it has them, win over its sibling's
+    own = dict(record, device="h100-sxm5-80gb", parameters={"dense_matrix": {"value": 0.66, "prior": 0.5}})
+    (root / "h100-sxm5-80gb").mkdir(exist_ok=True)
+    (root / "h100-sxm5-80gb" / "calibration.yaml").write_text(yaml.safe_dump(own))
+    assert load_hw("h100").efficiency.dense_matrix.value == 0.66
+    assert calibration.COMPUTE_PARAMETERS  # the list the inheritance draws from
