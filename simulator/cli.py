@@ -208,7 +208,12 @@ def cmd_validate(args) -> int:
         results.append(result)
         over = [c["class"] for c in result["classes"]
                 if args.fail_above is not None and c["median_ape"] is not None and c["median_ape"] > args.fail_above]
-        failed += [f"{hw.id}:{c}" for c in over]
+        failed += [f"{hw.id}:{c} (median APE above {args.fail_above:.1%})" for c in over]
+        if args.targets:
+            from simulator.validation import check_targets
+
+            result["targets"] = check_targets(result, hw.kind, None if args.targets is True else args.targets)
+            failed += [f"{hw.id}:{t['class']} (target missed)" for t in result["targets"] if not t["met"]]
         if args.plot:
             _headless_plots()
             path = args.plot if len(_devices_with_traces(args)) == 1 else f"{args.plot.rsplit('.', 1)[0]}-{hw.id}.png"
@@ -232,10 +237,19 @@ def cmd_validate(args) -> int:
                     print(f"    {w['kernel_class']:<6} {w['dtype']:<5} m={w['m']:g} n={w['n']:g} k={w['k']:g} "
                           f"density={w['density']:g}: measured {w['time_s_median']:.3g} s, model "
                           f"{w['model_time_s']:.3g} s ({w['ape']:.0%} off)")
+            if r.get("targets"):
+                print("  targets (workloads/validation/targets.yaml):")
+                for t in r["targets"]:
+                    got = "no rows" if t["median_ape"] is None else f"median {t['median_ape']:.1%}, p90 {t['p90_ape']:.1%}"
+                    want = f"median <= {t['target_median_ape']:.0%}" + (
+                        f", p90 <= {t['target_p90_ape']:.0%}" if t["target_p90_ape"] else "")
+                    print(f"    {t['class']:<18} {got:<28} want {want:<28} {'met' if t['met'] else 'MISSED'}")
+            elif args.targets:
+                print(f"  targets: none apply to a {load_hw(r['hw']).kind} (workloads/validation/targets.yaml)")
             if "plot" in r:
                 print(f"  wrote {r['plot']}")
     if failed:
-        print(f"sparsim: validate: median APE above {args.fail_above:.1%} for {', '.join(failed)}", file=sys.stderr)
+        print(f"sparsim: validate: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -384,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uncalibrated", action="store_true", help="use the spec's default efficiencies")
     p.add_argument("--fail-above", type=float, metavar="FRACTION",
                    help="exit 1 when a class's held-out median APE exceeds this (e.g. 0.05)")
+    p.add_argument("--targets", nargs="?", const=True, metavar="PATH",
+                   help="check the held-out errors against per-class targets (default file: "
+                        "workloads/validation/targets.yaml, issue 3's); exit 1 on a miss")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("calibrate", help="fit efficiency parameters on the training split of the traces")

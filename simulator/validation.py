@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import HardwareSpec, hwspecs_dir, load_hw
@@ -253,6 +258,39 @@ def validate(hw, include_smoke: bool = False) -> dict:
         "ceilings": ceilings(hw, traces),
         "_frame": (traces, predicted, holdout),
     }
+
+
+class ClassTarget(Strict):
+    median_ape: float = Field(gt=0, lt=1)
+    p90_ape: Optional[float] = Field(default=None, gt=0, lt=10)
+
+
+class Targets(Strict):
+    source: str = Field(min_length=3)
+    device_kinds: list[Literal["gpu", "cpu"]]
+    classes: dict[str, ClassTarget]
+
+
+TARGETS_FILE = Path(__file__).resolve().parent.parent / "workloads" / "validation" / "targets.yaml"
+
+
+def check_targets(result: dict, kind: str, path=None) -> list[dict]:
+    """Held-out errors of ``validate``'s result against the target file; [] where the targets do
+    not apply to this kind of device. A class with no held-out rows misses (nothing shows it met)."""
+    targets = load_yaml(Path(path) if path else TARGETS_FILE, Targets)
+    if kind not in targets.device_kinds:
+        return []
+    measured = {c["class"]: c for c in result["classes"] if c.get("modelled")}
+    rows = []
+    for kernel_class, target in targets.classes.items():
+        got = measured.get(kernel_class)
+        median = got["median_ape"] if got else None
+        p90 = got["p90_ape"] if got else None
+        ok = median is not None and median <= target.median_ape and (
+            target.p90_ape is None or (p90 is not None and p90 <= target.p90_ape))
+        rows.append({"class": kernel_class, "n": got["n"] if got else 0, "median_ape": median, "p90_ape": p90,
+                     "target_median_ape": target.median_ape, "target_p90_ape": target.p90_ape, "met": ok})
+    return rows
 
 
 def validation_figure(result: dict):

@@ -100,6 +100,22 @@ def test_validate_fails_above_tolerance(capsys):
     assert "median APE above 0.1%" in capsys.readouterr().err
 
 
+def test_targets_are_checked_where_they_apply(capsys, tmp_path):
+    # issue 3's targets are for GPUs: the CPU traces are reported, not judged
+    assert main(["validate", "--hw", DEV, "--targets"]) == 0
+    assert "none apply to a cpu" in capsys.readouterr().out
+    strict = tmp_path / "targets.yaml"
+    strict.write_text("source: a test\ndevice_kinds: [cpu]\nclasses:\n  csr: {median_ape: 0.5}\n"
+                      "  dense: {median_ape: 0.001, p90_ape: 0.002}\n")
+    assert main(["validate", "--hw", DEV, "--targets", str(strict)]) == 1
+    captured = capsys.readouterr()
+    assert "csr" in captured.out and "met" in captured.out and "MISSED" in captured.out
+    assert f"{DEV}:dense (target missed)" in captured.err and "csr (target" not in captured.err
+    strict.write_text("source: a test\ndevice_kinds: [cpu]\nclasses:\n  csr: {median_ape: 5}\n")
+    assert main(["validate", "--hw", DEV, "--targets", str(strict)]) == 2
+    assert "median_ape" in capsys.readouterr().err  # a bad target file is one line
+
+
 def test_calibrate_dry_run_writes_nothing(capsys):
     path = calibration.calibration_path(load_hw(DEV))
     before = path.read_bytes()
@@ -187,6 +203,11 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
         assert result["parameters"][name]["value"] == pytest.approx(value, rel=0.1), name
     assert result["not_pinned"] == list(truth_unpinned)
     classes = {c["class"]: c for c in validate("h200")["classes"]}
+    from simulator.validation import check_targets
+
+    targets = check_targets(validate("h200"), "gpu")
+    assert {t["class"] for t in targets} >= {"dense", "2:4", "csr", "bsr", "layer"}
+    assert all(t["met"] for t in targets), targets  # 5% noise stays inside issue 3's targets
     for kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode",
                          "layer"):
         assert classes[kernel_class]["modelled"] and classes[kernel_class]["median_ape"] < 0.08, kernel_class
