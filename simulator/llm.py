@@ -24,6 +24,8 @@ priced by the Flash-Decoding-style kernel model in kvcache.attention_columns.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
-from simulator.dynamic import parse_dynamic
+from simulator.dynamic import DynamicMethod, parse_dynamic
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
@@ -177,6 +179,11 @@ def _divide(what: str, value: int, tp: int) -> float:
 
 
 def _check_points(phase, batch, context, generated=0):
+    if _one_valid_point(phase, batch, context, generated):
+        # One point given as plain Python numbers (estimate_model's usual call): the same
+        # arrays the general path below builds, without its dozen small numpy operations.
+        return (np.array([phase], dtype=object), np.array([float(batch)]), np.array([float(context)]),
+                np.array([float(generated)]))
     phase = np.atleast_1d(np.asarray(phase, dtype=object))
     bad = [p for p in set(phase.tolist()) if p not in PHASES]
     if bad:
@@ -196,6 +203,17 @@ def _check_points(phase, batch, context, generated=0):
     return phase, batch.astype(float), context.astype(float), generated.astype(float)
 
 
+def _one_valid_point(phase, batch, context, generated) -> bool:
+    """Whether the arguments are one point, as Python scalars, that _check_points accepts
+    (anything else, errors included, takes its general path)."""
+    if not isinstance(phase, str) or phase not in PHASES:
+        return False
+    for value, low in ((batch, 1), (context, 1), (generated, 0)):
+        if type(value) not in (int, float) or not (low <= value < 2 ** 53 and value == math.floor(value)):
+            return False
+    return not (phase == "prefill" and generated > 0) and generated < context
+
+
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
           dynamic=None):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
@@ -207,7 +225,10 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     cfg = dyn.transform_model(cfg)
     kv_dtype = check_dtype(kv_dtype, "--kv-dtype") if kv_dtype else dtype
     weight_dtype, group = parse_weights(weights, dtype)
-    rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
+    if isinstance(recipe, Recipe):
+        rec = recipe
+    else:
+        rec = _parse_recipe_cached(recipe) if isinstance(recipe, str) else parse_recipe(recipe)
     if int(tp) != tp or tp < 1:
         raise SimulatorError(f"--tp: must be a whole number >= 1, got {tp}")
     tp = int(tp)
@@ -235,7 +256,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
 
     act = BYTES_PER_ELEMENT[dtype]
     kv_el = BYTES_PER_ELEMENT[kv_dtype]
-    q_len = np.where(phase == "prefill", context, 1.0)
+    prefill = phase == "prefill"
+    q_len = np.where(prefill, context, 1.0)
     env = KVEnv(layers=layers, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim, hidden=hidden,
                 kv_el=kv_el, act_el=act, max_positions=cfg.max_position_embeddings, model=cfg.id,
                 batch=batch, context=context, q_len=q_len, generated=generated)
@@ -249,13 +271,20 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                     "m": m, "n": n, "k": k, "resident_total": float(resident_total),
                     "bytes_kv": columns.get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv})
 
+    n_points = len(batch)
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
+    pending_memory = []  # and the element-wise kernels in one ops.memory_op_columns call
+
+    def memory_op(op, count, bytes_moved, scope="layers", resident_total=0.0):
+        """A memory-bound kernel (norm, activation, gather) moving ``bytes_moved``."""
+        add(op, "memory", count, {}, resident_total=resident_total, scope=scope)
+        pending_memory.append((ops[-1], bytes_moved))
 
     def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None):
         """``role`` (qkv, o, mlp_in, mlp_out): the recipe's @scope and a dynamic method use it."""
         if role is not None and role not in rec.roles:
             sparsity = "dense"  # outside the recipe's @scope
-        full = float(np.max(n)) * float(np.max(k))
+        full = _largest(n) * _largest(k)
         if role is not None and dyn.name != "none":
             n_keep, k_keep = dyn.keep(role, m)
             n = np.maximum(1.0, np.ceil(n * np.asarray(n_keep, float)))
@@ -266,31 +295,27 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         # resident weights are the whole matrix, however little of it a step reads
         pending.append((ops[-1], sparsity, copies * full / (_first(n) * _first(k))))
 
-    add("embedding", "memory", 1.0, memory_op_columns(hw, 2 * tokens * hidden * act), scope="embedding",
-        resident_total=(cfg.vocab * hidden / tp + cfg.parameters_by_part()["position"]) * act)
+    memory_op("embedding", 1.0, 2 * tokens * hidden * act, scope="embedding",
+              resident_total=(cfg.vocab * hidden / tp + cfg.parameters_by_part()["position"]) * act)
     norm_params = hidden * (2 if cfg.norm == "layernorm" else 1)
     up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
     top_k = dyn.experts_per_token(cfg) if cfg.moe else 1
     # Layers split into token groups (LazyLLM: later layers process fewer prompt tokens) and
     # recipe groups (OWL's per-layer sparsities); every per-layer op is priced per group.
-    keep = pipeline.keep_per_layer(layers)
     recipe_groups = rec.layer_groups(layers)
-    recipe_index = np.repeat(np.arange(len(recipe_groups)), [int(c) for c, _ in recipe_groups])
-    keeps = list(dict.fromkeys(keep.tolist()))
+    token_groups = _layer_partition(tuple(pipeline.keep_per_layer(layers).tolist()),
+                                    tuple(int(c) for c, _ in recipe_groups))
     ffn_groups = []  # (tokens, layers, first op index) of each token group: where offload waits go
-    for t_index, fraction in enumerate(keeps):
-        in_group = keep == fraction
-        t_tag = "" if len(keeps) == 1 else f"[s{t_index}]"
+    for t_index, (fraction, t_layers, recipe_counts) in enumerate(token_groups):
+        t_tag = "" if len(token_groups) == 1 else f"[s{t_index}]"
         t_tokens = batch * (np.round(fraction * (q_len - 1.0)) + 1.0)  # as KVGroup.new
-        t_layers = float(in_group.sum())
         ffn_groups.append((t_tokens, t_layers, t_tag, len(ops)))
         norms = t_layers * cfg.norms_per_layer
-        add("norms" + t_tag, "memory", norms, memory_op_columns(hw, 2 * t_tokens * hidden * act + norm_params * act),
-            resident_total=norms * norm_params * act)
+        memory_op("norms" + t_tag, norms, 2 * t_tokens * hidden * act + norm_params * act,
+                  resident_total=norms * norm_params * act)
         if tp > 1:
             add("allreduce" + t_tag, "comm", 2 * t_layers, allreduce_columns(hw, t_tokens * hidden * act, tp))
-        for r_index, (_, sparsity) in enumerate(recipe_groups):
-            count = float(np.sum(in_group & (recipe_index == r_index)))
+        for r_index, ((_, sparsity), count) in enumerate(zip(recipe_groups, recipe_counts)):
             if count == 0:
                 continue
             tag = ("" if len(recipe_groups) == 1 else f"[{r_index}]") + t_tag
@@ -313,8 +338,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                      weight_copies=count * experts, role="mlp_in")
                 gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
                      weight_copies=count * experts, role="mlp_out")
-        add("activation" + t_tag, "memory", t_layers,
-            memory_op_columns(hw, (up_n + ffn_gpu) * t_tokens * top_k * act))
+        memory_op("activation" + t_tag, t_layers, (up_n + ffn_gpu) * t_tokens * top_k * act)
     for g in kv.groups:
         add("attention" + g.label, "attention", g.count,
             attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
@@ -326,20 +350,23 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         add(extra.name, "kv-method", extra.count,
             extra_op_columns(hw, extra.flops, extra.bytes, extra.unit, dtype, extra.launches),
             bytes_kv=np.broadcast_to(np.asarray(extra.bytes_kv, float), batch.shape))
-    add("final_norm", "memory", 1.0 if cfg.final_norm else 0.0,
-        memory_op_columns(hw, 2 * batch * hidden * act), scope="head",
-        resident_total=(norm_params * act) if cfg.final_norm else 0.0)
+    memory_op("final_norm", 1.0 if cfg.final_norm else 0.0, 2 * batch * hidden * act, scope="head",
+              resident_total=(norm_params * act) if cfg.final_norm else 0.0)
     gemm("lm_head", batch, cfg.vocab / tp, hidden, 1.0, "dense", scope="head",
          weight_copies=0.0 if cfg.tied_embeddings else 1.0)  # tied: it reads the embedding table
 
-    n_points = len(batch)
+    # memory_op_columns prices element by element: one call for all gives each op the numbers
+    # a call of its own would
+    cols = memory_op_columns(hw, _stacked([b for _, b in pending_memory], n_points))
+    for j, (o, _) in enumerate(pending_memory):
+        part = slice(j * n_points, (j + 1) * n_points)
+        o["columns"] = {key: value[part] for key, value in cols.items()}
     for sparsity in dict.fromkeys(sp for _, sp, _ in pending):
         group_ops = [(o, copies) for o, sp, copies in pending if sp == sparsity]
-        shape = lambda v: np.broadcast_to(np.asarray(v, float), (n_points,))  # noqa: E731
-        m = np.concatenate([shape(o["m"]) for o, _ in group_ops])
-        n = np.concatenate([shape(o["n"]) for o, _ in group_ops])
-        k = np.concatenate([shape(o["k"]) for o, _ in group_ops])
-        cols = gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, group, numeric_only=True)
+        m = _stacked([o["m"] for o, _ in group_ops], n_points)
+        n = _stacked([o["n"] for o, _ in group_ops], n_points)
+        k = _stacked([o["k"] for o, _ in group_ops], n_points)
+        cols = gemm_columns(hw, m, n, k, dtype, _sparsity_format(sparsity), weight_dtype, group, numeric_only=True)
         for j, (o, copies) in enumerate(group_ops):
             part = slice(j * n_points, (j + 1) * n_points)
             o["columns"] = {key: (value[part] if isinstance(value, np.ndarray) else value)
@@ -354,20 +381,22 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 c["time_s"] = roof + c["overhead_s"]
                 c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
 
-    # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group.
-    offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
-    for t_tokens, t_layers, t_tag, start in ffn_groups:
-        extra = dyn.offload_seconds(offload_cfg, hw, t_tokens, dtype, tp, weight_dtype, group)
-        if extra is None:
-            continue
-        group_ops = [o for o in ops[start:] if o.get("role") in ("mlp_in", "mlp_out")]
-        device_ffn = sum(o["columns"]["time_s"] * o["count"] for o in group_ops) / t_layers
-        wait = np.maximum(0.0, extra - device_ffn) if dyn.overlaps_device else extra
-        wait = np.broadcast_to(np.asarray(wait, float), (n_points,)).copy()
-        zeros = np.zeros(n_points)
-        add("offload" + t_tag, "offload", t_layers,
-            {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
-             "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)})
+    # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group
+    # (the base DynamicMethod offloads nothing: no need for the model copy).
+    if type(dyn).offload_seconds is not DynamicMethod.offload_seconds:
+        offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
+        for t_tokens, t_layers, t_tag, start in ffn_groups:
+            extra = dyn.offload_seconds(offload_cfg, hw, t_tokens, dtype, tp, weight_dtype, group)
+            if extra is None:
+                continue
+            group_ops = [o for o in ops[start:] if o.get("role") in ("mlp_in", "mlp_out")]
+            device_ffn = sum(o["columns"]["time_s"] * o["count"] for o in group_ops) / t_layers
+            wait = np.maximum(0.0, extra - device_ffn) if dyn.overlaps_device else extra
+            wait = np.broadcast_to(np.asarray(wait, float), (n_points,)).copy()
+            zeros = np.zeros(n_points)
+            add("offload" + t_tag, "offload", t_layers,
+                {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
+                 "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)})
 
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
@@ -381,51 +410,136 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         "kv_dtype": kv_dtype, "kv_method": pipeline.text, "dynamic": dyn.describe() if dyn.name != "none" else "none",
         "layers": layers, "phase": phase, "batch": batch,
         "context": context, "generated": generated,
-        "tokens_out": np.where(phase == "prefill", batch * context, batch),
+        "tokens_out": np.where(prefill, batch * context, batch),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
     }
     return ops, context_info
 
 
+@functools.lru_cache
+def _parse_recipe_cached(text: str) -> Recipe:
+    """parse_recipe for _plan: a recipe string is parsed once (Recipes are not modified)."""
+    return parse_recipe(text)
+
+
+# Sparsity strings parsed once for gemm_columns (the formats are frozen dataclasses); parsing
+# an 'unstructured:S' string costs about as much as pricing a few GEMMs.
+_sparsity_format = functools.lru_cache(parse_sparsity)
+
+
+@functools.lru_cache
+def _layer_partition(keep: tuple, recipe_counts: tuple) -> tuple:
+    """The kept layers split into token groups (a fraction of the prompt each layer processes,
+    ``keep`` per layer) and, within each, layers per recipe group (``recipe_counts`` layers in
+    order): ((fraction, layers, (layers of each recipe group)), ...) in order of first layer."""
+    keep = np.array(keep)
+    recipe_index = np.repeat(np.arange(len(recipe_counts)), recipe_counts)
+    groups = []
+    for fraction in dict.fromkeys(keep.tolist()):
+        in_group = keep == fraction
+        counts = tuple(float(np.sum(in_group & (recipe_index == r))) for r in range(len(recipe_counts)))
+        groups.append((fraction, float(in_group.sum()), counts))
+    return tuple(groups)
+
+
+def _stacked(values, n_points: int) -> np.ndarray:
+    """``values`` (scalars or arrays over the points) broadcast to ``n_points`` each and
+    concatenated, as floats."""
+    rows = _rows(values, n_points)
+    if rows.shape[1] != n_points:
+        rows = np.repeat(rows, n_points, axis=1)
+    return rows.ravel()
+
+
+def _largest(value) -> float:
+    """np.max(value) as a float, without np.max's overhead on a scalar."""
+    return float(value.max()) if isinstance(value, np.ndarray) else float(value)
+
+
 def _totals(ops, info, hw):
-    """Per-point sums over the op table: time, categories, memory, fit."""
-    n_points = len(info["batch"])
-    time = np.zeros(n_points)
-    by_category = {c: np.zeros(n_points) for c in TIME_CATEGORIES}
-    flops = np.zeros(n_points)
-    bytes_ = np.zeros(n_points)
-    kv_read = np.zeros(n_points)
-    by_kind = {k: np.zeros(n_points) for k in OP_KINDS}
-    for o in ops:  # numpy broadcasting spreads scalar columns over the points
-        cols = o["columns"]
-        count = o["count"]
-        total = cols["time_s"] * count
-        time += total
-        by_kind[_OP_KIND.get(o["kind"], "other")] += total
-        flops += cols["flops"] * count
-        bytes_ += cols["bytes"] * count
-        kv_read += o["bytes_kv"] * count
-        for category, share in _category_masks(o).items():
-            by_category[category] += total * share
+    """Per-point sums over the op table: time, categories, memory, fit.
+
+    Each sum adds the ops in table order, one after the other from 0.0, as a loop over the ops
+    would (np.sum may pair terms up, which rounds differently): all sums at once, as one
+    np.add.accumulate over a (quantity, op, point) array whose first op row is zeros."""
+    n_ops, n_points = len(ops), len(info["batch"])
+    time, flops, bytes_, code = (_rows([o["columns"][key] for o in ops], n_points)
+                                 for key in ("time_s", "flops", "bytes", "bound_code"))
+    count = _rows([o["count"] for o in ops], n_points)
+    kv_read = _rows([o["bytes_kv"] for o in ops], n_points)
+    kind, by_code, applies = _kind_tables(tuple(o["kind"] for o in ops))
+    # the category each op's time at each point goes to
+    category = np.where(code == 0, by_code[0], np.where(code == 1, by_code[1],
+                                                        np.where(code == 2, by_code[2], by_code[3])))
+
+    n_kinds = len(OP_KINDS)
+    parts = np.zeros((4 + n_kinds + len(TIME_CATEGORIES), n_ops + 1, n_points))
+    body = parts[:, 1:]
+    total = np.multiply(time, count, out=body[0])
+    np.multiply(flops, count, out=body[1])
+    np.multiply(bytes_, count, out=body[2])
+    np.multiply(kv_read, count, out=body[3])
+    np.copyto(body[4:4 + n_kinds], total, where=kind)  # all of an op's time to its kind
+    # to the category of the op's bound: time x 1.0 there, x 0.0 in the op's other categories
+    # (time x (code == 0) for compute, ...), nothing in the rest
+    np.multiply(total, category == np.arange(len(TIME_CATEGORIES))[:, None, None], out=body[4 + n_kinds:],
+                where=applies)
+    sums = np.add.accumulate(parts, axis=1)[:, -1].copy()
+
     memory = info["weights_gpu"] + info["kv_gpu"] + info["activations"]
     return {
-        "time_s": time, "by_category": by_category, "by_kind": by_kind, "flops": flops, "bytes": bytes_,
-        "kv_read": kv_read,
+        "time_s": sums[0], "by_category": {c: sums[4 + n_kinds + i] for i, c in enumerate(TIME_CATEGORIES)},
+        "by_kind": {k: sums[4 + i] for i, k in enumerate(OP_KINDS)}, "flops": sums[1], "bytes": sums[2],
+        "kv_read": sums[3],
         "memory": memory, "fits": memory <= hw.memory_capacity_bytes,
         "shortfall": np.maximum(0.0, memory - hw.memory_capacity_bytes),
     }
 
 
-def _category_masks(op):
-    """Which resource each op's time is spent on (what the breakdown adds up)."""
-    code = np.asarray(op["columns"]["bound_code"])
-    if op["kind"] == "comm":
-        return {"communication": 1.0}
-    if op["kind"] == "offload":
-        return {"offload": 1.0}
-    memory_name = {"attention": "kv", "kv-method": "kv", "gemm": "weights"}.get(op["kind"], "memory-ops")
-    return {"compute": (code == 0).astype(float), memory_name: (code == 1).astype(float),
-            "overhead": (code == 2).astype(float)}
+def _rows(values, n_points: int) -> np.ndarray:
+    """A 2-D float array whose row i broadcasts as values[i] (a scalar or an array over the
+    points) does: (len(values), n_points), or (len(values), 1) where all are scalars."""
+    types = set(map(type, values))
+    if types <= {float, int} or types == {np.ndarray}:  # all alike: one np.array call
+        out = np.array(values, dtype=float)
+        if out.ndim == 1:
+            return out[:, None]
+        if out.shape in ((len(values), n_points), (len(values), 1)):
+            return out
+    out = np.empty((len(values), n_points))
+    for row, value in enumerate(values):
+        out[row] = value
+    return out
+
+
+@functools.lru_cache
+def _kind_tables(kinds: tuple) -> tuple:
+    """_kind_rule for each op of an op table with these kinds, as read-only arrays: whether its
+    time goes to each of OP_KINDS (kind, op, 1), the category of each bound code (code, op, 1),
+    whether each category may receive its time (category, op, 1)."""
+    rules = [_kind_rule(kind) for kind in kinds]
+    tables = ((np.array([r[0] for r in rules]) == np.arange(len(OP_KINDS))[:, None])[:, :, None],
+              np.array([r[1] for r in rules]).T[:, :, None],
+              np.array([r[2] for r in rules]).T[:, :, None])
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
+def _kind_rule(kind: str) -> tuple:
+    """Where an op of ``kind`` adds its time (what the breakdown adds up), as indices: (its
+    OP_KINDS entry, the TIME_CATEGORIES entry for bound codes 0, 1, 2 and any other, whether
+    each category may receive its time). An all-reduce's time is communication and an
+    offload's is offload whatever its code; other ops split by bound: compute, the memory they
+    read (weights, KV cache or activations), overhead."""
+    category = TIME_CATEGORIES.index
+    if kind in ("comm", "offload"):
+        by_code = (category("communication" if kind == "comm" else "offload"),) * 4
+    else:
+        memory_name = {"attention": "kv", "kv-method": "kv", "gemm": "weights"}.get(kind, "memory-ops")
+        by_code = (category("compute"), category(memory_name), category("overhead"), -1)
+    applies = tuple(i in by_code for i in range(len(TIME_CATEGORIES)))
+    return OP_KINDS.index(_OP_KIND.get(kind, "other")), by_code, applies
 
 
 def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
@@ -470,19 +584,23 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
         values["total_time_s"] = values["time_s"] * count
         for name in OP_COLUMNS:
             table[name].append(values[name])
-    return ModelEstimate(ops=pd.DataFrame(table), summary=summary)
+    # numeric columns as arrays: pandas infers the same dtypes as from the lists, in less time
+    return ModelEstimate(ops=pd.DataFrame({name: values if name in _TEXT_COLUMNS else np.array(values)
+                                           for name, values in table.items()}), summary=summary)
 
 
 OP_COLUMNS = ("scope", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
               "bytes_metadata", "bytes_kv", "resident_weight_bytes", "compute_time_s", "memory_time_s",
               "overhead_s", "comm_time_s", "time_s", "total_time_s", "bound")
 
+_TEXT_COLUMNS = ("scope", "op", "kind", "kernel", "bound")
+
 
 def _first(value):
     if value is None:
         return np.nan
     if isinstance(value, np.ndarray):
-        return float(value.flat[0])
+        return float(value.item(0))  # the first element, as .flat[0] (a few times faster)
     return float(value)
 
 
@@ -490,6 +608,7 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     tp = info["tp"]
     rec = info["rec"]
     phase = str(info["phase"][i])
+    kv_gpu = _at_point(info["kv_gpu"], info["batch"].shape, i)
     return {
         "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
         "context": int(info["context"][i]), "dtype": info["dtype"], "weights": info["weights"],
@@ -501,15 +620,22 @@ def _summary(cfg, hw, info, totals, i) -> dict:
         "time_by_op_kind_s": {k: float(v[i]) for k, v in totals["by_kind"].items()},
         "flops": float(totals["flops"][i]), "bytes": float(totals["bytes"][i]),
         "weight_bytes_per_gpu": float(info["weights_gpu"]),
-        "kv_cache_bytes": float(np.broadcast_to(info["kv_gpu"], info["batch"].shape)[i] * tp),
-        "kv_cache_bytes_per_gpu": float(np.broadcast_to(info["kv_gpu"], info["batch"].shape)[i]),
+        "kv_cache_bytes": float(kv_gpu * tp),
+        "kv_cache_bytes_per_gpu": float(kv_gpu),
         "kv_read_bytes_per_step": float(totals["kv_read"][i] * tp) if phase == "decode" else 0.0,
-        "activation_bytes_per_gpu": float(np.broadcast_to(info["activations"], info["batch"].shape)[i]),
+        "activation_bytes_per_gpu": float(_at_point(info["activations"], info["batch"].shape, i)),
         "memory_bytes_per_gpu": float(totals["memory"][i]),
         "memory_capacity_bytes": float(hw.memory_capacity_bytes),
         "fits": bool(totals["fits"][i]),
         "shortfall_bytes": float(totals["shortfall"][i]),
     }
+
+
+def _at_point(value, shape, i):
+    """np.broadcast_to(value, shape)[i], without the broadcast where value has that shape."""
+    if isinstance(value, np.ndarray) and value.shape == shape:
+        return value[i]
+    return np.broadcast_to(value, shape)[i]
 
 
 SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic")

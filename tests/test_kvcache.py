@@ -189,10 +189,17 @@ def test_kv_never_grows_with_a_smaller_budget(name, phase, context, batch):
     result = sweep(points)
     for column in ("kv_cache_bytes", "kv_read_bytes_per_step"):
         values = result[column].to_numpy()
-        if name == "quest" and column == "kv_cache_bytes":
-            values = values[1:]  # Quest adds metadata to the cache; it saves reads, not memory
         if name == "minicache" and column == "kv_read_bytes_per_step":
-            values = values[1:]  # each merged layer still reads the shared direction + magnitudes
+            # MiniCache saves memory, not reads: each merged layer still reads the shared direction
+            # plus its own magnitudes, so more merging reads slightly more (< 1%)
+            assert np.all(values[1:] <= values[0] * 1.01), values
+            continue
+        if name == "quest" or context < 1024:
+            # Against no method only where every budget in the list evicts: Quest's page metadata
+            # (any budget >= the context reads everything plus the metadata), and at a few
+            # tokens a budget rounds up to the whole prompt while the method's own state (H2O's
+            # accumulated scores, read and written every step) still costs bytes
+            values = values[1:]
         assert np.all(np.diff(values) <= 1e-9 * values[0]), (column, values)
 
 
