@@ -155,6 +155,40 @@ def _headless_plots():
     matplotlib.use("Agg")  # the CLI writes files and never opens windows
 
 
+def cmd_anchors(args) -> int:
+    from simulator.workloads import anchor_table, model_anchor_table
+
+    gemm, model = anchor_table(), model_anchor_table()
+    if args.json:
+        print(json.dumps({"gemm": json.loads(gemm.to_json(orient="records")),
+                          "model": json.loads(model.to_json(orient="records"))}, indent=2))
+        return 0
+
+    def signed(error):
+        return f"{error:+.1%}".replace("-", "−")
+
+    def value(metric, v):
+        return f"{v * 1e3:.1f} ms TTFT" if metric == "ttft_s" else f"{v:.2f} tok/s"
+
+    print("Published GEMM anchors (../shared/reference/published-anchors.csv rows), model vs measured:")
+    print("| row | device | GEMM | published | model | error | efficiencies |")
+    print("|---|---|---|---|---|---|---|")
+    for r in gemm.itertuples():
+        print(f"| {r.row} | {r.hw} | {r.dtype} {r.sparsity} {r.m}×{r.n}×{r.k} | {r.published_time_s * 1e3:.3f} ms | "
+              f"{r.model_time_s * 1e3:.3f} ms | {signed(r.error)} | {r.calibration} |")
+    print()
+    print("Published whole-model anchors:")
+    print("| row | model | device | precision | context | published | model | error | efficiencies |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in model.itertuples():
+        print(f"| {r.row} | {r.model} | {r.hw} | {r.dtype} math, {r.weights} weights | {r.context} | "
+              f"{value(r.metric, r.published)} | {value(r.metric, r.estimate)} | {signed(r.error)} | {r.calibration} |")
+    within = (model["error"].abs() <= 0.15).sum()
+    print(f"\n{within} of {len(model)} whole-model anchors within 15%; "
+          f"{(model['calibration'] != 'spec defaults').sum()} on calibrated efficiencies")
+    return 0
+
+
 def cmd_roofline(args) -> int:
     _headless_plots()
     from simulator.plots import roofline_figure
@@ -412,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.eie_cli import add_parser as add_eie_parser
 
     add_eie_parser(sub)
+
+    p = sub.add_parser("anchors", help="the model against published GEMM and whole-model measurements")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_anchors)
 
     p = sub.add_parser("tour", help="headline numbers from the course, computed on built-in data")
     p.add_argument("--plots", metavar="DIR", help="also write the tour's figures into DIR")

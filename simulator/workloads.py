@@ -85,8 +85,21 @@ def load_gemm_anchors() -> list[GemmAnchor]:
     return load_yaml((workloads_dir() / "anchors" / "gemm.yaml").resolve(), GemmAnchors).anchors
 
 
+def calibration_state(hw) -> str:
+    """How a device's efficiencies were set: 'calibrated', 'compute from <device>' or 'spec defaults'."""
+    from simulator.hardware import load_hw
+
+    spec = load_hw(hw)
+    if spec.calibration is None:
+        return "spec defaults"
+    if spec.calibration.startswith("INHERITED"):
+        return f"compute from {spec.compute_calibration_from.device}"
+    return "calibrated"
+
+
 def anchor_table() -> pd.DataFrame:
-    """Model vs published for every single-GEMM anchor (before any calibration)."""
+    """Model vs published for every single-GEMM anchor, on the devices as they load (calibrated
+    where a calibration exists; the ``calibration`` column says which)."""
     from simulator.gemm import estimate_gemm
 
     rows = []
@@ -95,7 +108,7 @@ def anchor_table() -> pd.DataFrame:
         rows.append({
             "anchor": a.id, "row": a.anchor_row, "hw": a.hw, "dtype": a.dtype, "sparsity": a.sparsity,
             "m": a.m, "n": a.n, "k": a.k, "published_time_s": a.time_s, "model_time_s": est.time_s,
-            "error": est.time_s / a.time_s - 1.0, "bound": est.bound,
+            "error": est.time_s / a.time_s - 1.0, "bound": est.bound, "calibration": calibration_state(a.hw),
         })
     return pd.DataFrame(rows)
 
@@ -105,7 +118,8 @@ def load_model_anchors() -> list[ModelAnchor]:
 
 
 def model_anchor_table() -> pd.DataFrame:
-    """Model vs published for every whole-model anchor (spec defaults; no GPU calibration yet)."""
+    """Model vs published for every whole-model anchor, on the devices as they load (the
+    ``calibration`` column says whether that is a calibration or the spec's defaults)."""
     from simulator.llm import estimate_model
 
     rows = []
@@ -116,5 +130,6 @@ def model_anchor_table() -> pd.DataFrame:
         model_value = s["time_s"] if a.metric == "ttft_s" else s["tokens_per_s"]
         rows.append({"anchor": a.id, "row": a.anchor_row, "model": a.model, "hw": a.hw, "metric": a.metric,
                      "dtype": a.dtype, "weights": a.weights or a.dtype, "context": a.context,
-                     "published": a.value, "estimate": model_value, "error": model_value / a.value - 1.0})
+                     "published": a.value, "estimate": model_value, "error": model_value / a.value - 1.0,
+                     "calibration": calibration_state(a.hw)})
     return pd.DataFrame(rows)

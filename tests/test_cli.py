@@ -121,3 +121,27 @@ def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "simulator.cli", "gemm", "-m", "0", "-n", "1", "-k", "1"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_anchors_command_reports_every_anchor_and_its_calibration_state(capsys):
+    from simulator.workloads import load_gemm_anchors, load_model_anchors
+
+    assert main(["anchors", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["gemm"]) == len(load_gemm_anchors()) and len(result["model"]) == len(load_model_anchors())
+    from simulator.hardware import hwspecs_dir, load_hw
+
+    for row in result["gemm"] + result["model"]:
+        spec = load_hw(row["hw"])
+        sibling = spec.compute_calibration_from
+        if (hwspecs_dir() / spec.id / "calibration.yaml").is_file():
+            assert row["calibration"] == "calibrated"
+        elif sibling and (hwspecs_dir() / sibling.device / "calibration.yaml").is_file():
+            assert row["calibration"] == f"compute from {sibling.device}"
+        else:
+            assert row["calibration"] == "spec defaults"
+    row72 = next(r for r in result["model"] if r["row"] == 72)
+    assert row72["error"] == pytest.approx(row72["estimate"] / row72["published"] - 1.0)
+    assert main(["anchors"]) == 0
+    out = capsys.readouterr().out
+    assert "| 72 | llama-2-7b | a100-sxm4-80gb |" in out and "whole-model anchors within 15%" in out
