@@ -322,14 +322,16 @@ def build_gpu_core(device: str) -> list[Case]:
                 for backend in ("default",) + GQA_BACKENDS:
                     cases.append(_attention("attention-decode", backend, "bf16", b, heads, 8, 128, 1, kv_len))
     for heads in (32, 64):
-        for length in (512, 1024, 2048, 4096, 8192, 16384):
+        for length in (512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 16384):
             for backend in ("default",) + GQA_BACKENDS:
                 cases.append(_attention("attention-prefill", backend, "bf16", 1, heads, 8, 128, length, length))
 
+    # Enough layer shapes that the held-out quarter is more than one row: decode over batch and
+    # context, prefill over length; each timed on the device (events) and from the host (wall).
+    layer_shapes = [(1, 1, 1024), (1, 1, 4096), (1, 1, 16384), (4, 1, 4096), (16, 1, 4096), (16, 1, 16384),
+                    (64, 1, 2048), (1, 128, 128), (1, 512, 512), (1, 2048, 2048), (1, 4096, 4096), (4, 512, 512)]
     for timing in ("events", "wall"):
-        cases += [_layer("layer", "bf16", 1, 1, 4096, timing, LLAMA3_8B, "llama-3-8b"),
-                  _layer("layer", "bf16", 16, 1, 4096, timing, LLAMA3_8B, "llama-3-8b"),
-                  _layer("layer", "bf16", 1, 2048, 2048, timing, LLAMA3_8B, "llama-3-8b")]
+        cases += [_layer("layer", "bf16", b, q, kv, timing, LLAMA3_8B, "llama-3-8b") for b, q, kv in layer_shapes]
 
     cases += [_gemm("dense-fp8", "dense", "_scaled_mm", "cublas", "fp8e4m3", m, n, k, src)
               for (n, k), src in shapes.items() for m in GPU_M]
@@ -396,7 +398,7 @@ SUITES: dict[str, Suite] = {
                       device="cuda", budget_s=420, target_s=0.01, min_reps=10, max_reps=200,
                       build=build_gpu_core,
                       group_weights={"ceiling": 0.4, "dense-bf16": 1.0, "attention-decode": 0.5,
-                                     "attention-prefill": 0.4, "layer": 0.2, "dense-fp8": 0.9,
+                                     "attention-prefill": 0.4, "layer": 0.4, "dense-fp8": 0.9,
                                      "dense-int8": 0.6, "dense-fp16": 0.4, "2:4-cusparselt": 0.9,
                                      "2:4-cutlass": 0.2, "2:4-fp8": 0.3, "csr-bf16": 1.0,
                                      "csr-fp32": 0.3, "bsr-bf16": 0.7, "bsr-triton": 0.5,
