@@ -105,7 +105,7 @@ def test_bad_input_one_line_exit_2(capsys, argv, needle):
 
 def test_bad_spec_file_via_cli(capsys, tmp_path, spec_text):
     path = tmp_path / "broken.yaml"
-    path.write_text(swap(spec_text, "capacity_GiB: 80", "capacity_GiB: -80"))
+    path.write_text(swap(spec_text, "capacity_GiB: 79.647", "capacity_GiB: -80"))
     code, out, err = run(capsys, "hw", "show", str(path))
     assert code == 2 and "broken.yaml" in err and "memory.capacity_GiB" in err and err.count("\n") == 1
 

@@ -101,7 +101,7 @@ def test_missing_source_is_rejected(tmp_path, spec_text):
 
 
 def test_unknown_key_lists_recognized_keys(tmp_path, spec_text):
-    message = _load_error(tmp_path, swap(spec_text, "capacity_GiB: 80", "capacity_GiB: 80\n  capcity_GiB: 81"))
+    message = _load_error(tmp_path, swap(spec_text, "capacity_GiB: 79.647", "capacity_GiB: 79.647\n  capcity_GiB: 81"))
     assert "memory.capcity_GiB" in message and "recognized keys" in message and "capacity_GiB" in message
 
 
