@@ -129,7 +129,7 @@ def cmd_hw_list(args) -> int:
     for s in specs:
         bf16 = s.matrix_peak_flop_per_s("bf16") or s.vector_peak_flop_per_s("fp32")
         aliases = f"  (alias: {', '.join(s.aliases)})" if s.aliases else ""
-        print(f"{s.id:<{width}}  {s.kind:<3}  {s.memory.capacity_GiB:>6g} GiB  "
+        print(f"{s.id:<{width}}  {s.kind:<3}  {s.memory.capacity_GiB:>6.4g} GiB  "
               f"{s.memory.bandwidth_GBps / 1000:>6.3g} TB/s  {bf16 / 1e12:>8.4g} TFLOP/s "
               f"{'bf16' if s.matrix_peak_flop_per_s('bf16') else 'fp32'}  {s.name}{aliases}")
     return 0
