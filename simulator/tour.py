@@ -91,7 +91,8 @@ def section_structured() -> str:
 
 def section_anchors() -> str:
     table = anchor_table()
-    lines = ["5. Published measurements (before calibration): PyTorch 2:4 tutorial, A100 80GB, fp16 3072x3072x10240"]
+    state = ", ".join(sorted(set(table["calibration"])))
+    lines = [f"5. Published measurements ({state}): PyTorch 2:4 tutorial, A100 80GB, fp16 3072x3072x10240"]
     for r in table.itertuples():
         lines.append(f"   {r.sparsity:<6} published {fmt_time(r.published_time_s):>9}  model "
                      f"{fmt_time(r.model_time_s):>9}  error {r.error:+.1%}")
@@ -130,9 +131,27 @@ def section_eie() -> str:
     return "\n".join(lines)
 
 
+def section_measured() -> str:
+    """Which devices have measured traces, and the held-out error the model reaches on them."""
+    from simulator.hardware import hwspecs_dir, list_hw
+    from simulator.validation import validate
+
+    traced = [s for s in list_hw() if any((hwspecs_dir() / s.id / "traces").glob("*.csv"))]
+    lines = ["8. Measured truth: held-out error of the calibrated model against torch kernel traces "
+             "(sparsim validate; docs/validation.md)"]
+    for spec in traced:
+        result = validate(spec.id)  # by id: the spec with its calibration applied
+        errors = ", ".join(f"{c['class']} {c['median_ape']:.1%}" for c in result["classes"] if c["modelled"])
+        state = "calibrated" if result["calibrated"] else "spec defaults"
+        lines.append(f"   {spec.id:<20} ({state}) median APE by class: {errors}")
+    if not any(s.kind == "gpu" for s in traced):
+        lines.append("   GPUs: no traces yet; `bash scripts/gpu_capture.sh` on an H200 captures them (docs/traces.md)")
+    return "\n".join(lines)
+
+
 def run_tour(plots_dir: "str | None" = None) -> str:
     sections = [section_decode_floor(), section_24_vs_m(), section_unstructured(), section_structured(),
-                section_anchors(), section_capacity(), section_eie()]
+                section_anchors(), section_capacity(), section_eie(), section_measured()]
     if plots_dir:
         from simulator.plots import roofline_figure
 

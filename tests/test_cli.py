@@ -115,6 +115,11 @@ def test_tour_runs_and_quotes_the_course(capsys, tmp_path):
     assert code == 0
     assert "42 ms" in out and "does not fit" in out and "56.3%" in out
     assert (tmp_path / "roofline-h100-2to4.png").exists()
+    # the measured-truth section quotes the held-out errors `sparsim validate` computes
+    from simulator.validation import validate
+
+    dense = next(c for c in validate("epyc-zen4-vm-2vcpu")["classes"] if c["class"] == "dense")
+    assert f"(calibrated) median APE by class:" in out and f"dense {dense['median_ape']:.1%}" in out
 
 
 def test_console_script_entry_point():
