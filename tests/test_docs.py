@@ -41,3 +41,26 @@ def test_llm_doc_quotes_current_anchor_errors():
     doc = (ROOT / "docs" / "llm.md").read_text()
     for row in model_anchor_table().itertuples():
         assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
+
+
+def _refresh_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refresh_doc_tables", ROOT / "scripts" / "refresh_doc_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_doc_tables_are_current_and_the_refresh_script_repairs_a_stale_one(capsys):
+    refresh = _refresh_script()
+    assert refresh.main(["--check"]) == 0, capsys.readouterr().out
+    text = (ROOT / "docs" / "llm.md").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("| 72 |"))
+    cells = line.split(" | ")
+    current = cells[7]
+    cells[7] = "+123.4%"
+    stale = text.replace(line, " | ".join(cells))
+    assert stale != text
+    repaired, changes = refresh.refresh_llm(stale)
+    assert repaired == text and changes == [f"72: column 7: +123.4% -> {current}"]
