@@ -57,10 +57,10 @@ def test_doc_tables_are_current_and_the_refresh_script_repairs_a_stale_one(capsy
     assert refresh.main(["--check"]) == 0, capsys.readouterr().out
     text = (ROOT / "docs" / "llm.md").read_text()
     line = next(ln for ln in text.splitlines() if ln.startswith("| 72 |"))
-    cells = line.split(" | ")
+    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
     current = cells[7]
     cells[7] = "+123.4%"
-    stale = text.replace(line, " | ".join(cells))
+    stale = text.replace(line, "| " + " | ".join(cells) + " |")
     assert stale != text
     repaired, changes = refresh.refresh_llm(stale)
     assert repaired == text and changes == [f"72: column 7: +123.4% -> {current}"]
