@@ -301,3 +301,22 @@ def test_the_clock_sampler_collects_samples_during_a_run(tmp_path, monkeypatch):
     time.sleep(0.4)
     samples = sampler.stop()
     assert samples and samples[0]["clocks.sm"] == 1755.0 and "t_s" in samples[0]
+
+
+def test_every_gemm_op_the_gpu_suites_name_has_a_callable():
+    # Building the callable touches no tensor, so a CPU machine can check that every op a CUDA
+    # suite names is dispatched (an unknown op would turn a whole GPU group into error rows).
+    from simulator.capture.kernels import _gemm_callable
+    from simulator.capture.suites import build_suite
+
+    class Weight:
+        packed = None
+
+    cases = build_suite("smoke", "cuda") + build_suite("gpu-core", "cuda")
+    gemm_cases = [c for c in cases if c.kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr")]
+    for op in sorted({c.op for c in gemm_cases}):
+        case = next(c for c in gemm_cases if c.op == op)
+        try:
+            assert callable(_gemm_callable(case, [Weight()], [None], 1, "cpu")), op
+        except RuntimeError as exc:  # bsr_dense_mm needs triton, which a CPU build lacks
+            assert "triton" in str(exc), (op, exc)

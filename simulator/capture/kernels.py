@@ -244,16 +244,15 @@ def _gemm_callable(case: Case, ws: list, xs: list, n_sets: int, device):
     op = case.op
     if op == "linear":  # dense and 2:4 (the sparse weight subclass dispatches F.linear)
         return lambda i: F.linear(xs[i % n_sets], ws[i % n_sets])
+    if op == "_cslt_sparse_mm":
+        # fp8 2:4: cuSPARSELt directly (the sparse operand first, result N×M). torch._scaled_mm on
+        # the 2:4 subclass would multiply the scales into an alpha that _cslt_sparse_mm reads with
+        # .item(): a host sync per call that breaks the queue pre-fill. The scales are 1.
+        packed = [w.packed for w in ws]
+        return lambda i: torch._cslt_sparse_mm(packed[i % n_sets], xs[i % n_sets].t(), out_dtype=torch.bfloat16)
     if op == "_scaled_mm":
         # Per-tensor scales; mat2 must be column-major, which W.t() of a row-major N×K W is.
         one = torch.ones((), device=device, dtype=torch.float32)
-        if case.kernel_class == "2:4":
-            # cuSPARSELt directly (the sparse operand first, result N×M). torch._scaled_mm on the
-            # 2:4 subclass would multiply the scales into an alpha that _cslt_sparse_mm reads with
-            # .item(): a host sync per call that breaks the queue pre-fill. The scales are 1.
-            packed = [w.packed for w in ws]
-            return lambda i: torch._cslt_sparse_mm(packed[i % n_sets], xs[i % n_sets].t(),
-                                                   out_dtype=torch.bfloat16)
         # Fast accumulation: the Hopper fp8 path inference stacks use (TensorRT-LLM, vLLM).
         return lambda i: torch._scaled_mm(xs[i % n_sets], ws[i % n_sets].t(), one, one,
                                           out_dtype=torch.bfloat16, use_fast_accum=True)
