@@ -193,6 +193,10 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             break
         not_pinned += weak  # left at the spec's value, and said so
         names = [n for n in names if n not in weak]
+        if not names:
+            raise SimulatorError(
+                f"--hw {prior.id}: no parameter is pinned by the {int(usable.sum())} training rows (each needs "
+                f"{MIN_RESPONSIVE_ROWS} rows that respond to it): {', '.join(not_pinned)}; capture more shapes")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     files = sorted(set(traces["trace_file"])) if "trace_file" in traces else ["(in-memory traces)"]
     source = f"CALIBRATED {stamp} by `sparsim calibrate` on {', '.join(files)} (training split)"
@@ -238,20 +242,30 @@ def write(result: dict) -> Path:
     return path
 
 
-def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False) -> HardwareSpec:
-    """The spec with a calibration file's parameters in place (called by load_hw).
+# Memory-side weight-only fractions a same-silicon sibling passes on as a ratio to its own `hbm`:
+# how much slower a dequantizing kernel streams than a plain one is the kernel's, not the memory's.
+RATIO_PARAMETERS = ("weight_only_int8_memory", "weight_only_int4_memory")
 
-    ``compute_only``: the file is another device's (``hw.compute_calibration_from``); take only
-    COMPUTE_PARAMETERS from it and say so in the sources.
+
+def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False, path=None) -> HardwareSpec:
+    """The spec with a calibration file's parameters in place (called by load_hw for each layer).
+
+    ``compute_only``: the file (``path``) is a same-silicon sibling's (``hw.compute_calibration_from``):
+    take COMPUTE_PARAMETERS as they are and RATIO_PARAMETERS relative to the sibling's `hbm`
+    (times this device's own), and say so in the sources.
     """
     names = list(calibration["parameters"])
     unknown = [n for n in names if n not in PARAMETERS]
     if unknown:
-        raise SimulatorError(f"{calibration_path(hw)}: parameters: unknown {', '.join(unknown)}; "
+        raise SimulatorError(f"{path or calibration_path(hw)}: parameters: unknown {', '.join(unknown)}; "
                              f"known: {', '.join(PARAMETERS)}")
-    if compute_only:
-        names = [n for n in names if n in COMPUTE_PARAMETERS]
     values = [calibration["parameters"][n]["value"] for n in names]
+    if compute_only:
+        fitted = dict(zip(names, values))
+        sibling_hbm = fitted.get("hbm") or load_hw(calibration["device"], calibrated=False).efficiency.hbm.value
+        names = [n for n in names if n in COMPUTE_PARAMETERS or n in RATIO_PARAMETERS]
+        values = [min(1.0, fitted[n] / sibling_hbm * hw.efficiency.hbm.value) if n in RATIO_PARAMETERS
+                  else fitted[n] for n in names]
     heldout = {row["class"]: row["median_ape"] for row in calibration["errors"]["holdout_after"]}
     source = (f"CALIBRATED {calibration['fitted_utc'][:10]} on {', '.join(calibration['traces'])} "
               f"(held-out median APE: {', '.join(f'{k} {v:.1%}' for k, v in heldout.items())})")

@@ -258,7 +258,7 @@ def cmd_validate(args) -> int:
         print(json.dumps(clean[0] if len(clean) == 1 else clean, indent=2))
     else:
         for r in results:
-            state = "calibrated" if r["calibrated"] else "spec defaults (uncalibrated)"
+            state = r["calibration_state"] if r["calibration_state"] != "spec defaults" else "spec defaults (uncalibrated)"
             print(f"{r['hw']}: held-out rows of {', '.join(r['traces'])}, {state}")
             print(f"  split: {r['split']}")
             print("\n".join(_error_lines(r["classes"])))

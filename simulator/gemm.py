@@ -160,10 +160,14 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
 def _weight_only_efficiencies(hw, dtype: str, weight_dtype: str, memory_eff: float, compute_eff: float):
     """The (memory, compute) efficiencies of a kernel that dequantizes ``weight_dtype`` weights.
 
-    The spec's weight-only fractions are those of a dense weight-only kernel; a sparse format's
-    own efficiencies are scaled by the same ratio to the plain dense kernel (capped at 1).
+    The spec's weight-only fractions are those of a dense weight-only kernel with 16-bit math
+    (what the traces measure: gpt-fast's kernels, tinygemm, torch's CPU kernels); a sparse
+    format's own efficiencies are scaled by the same ratio to the plain dense kernel (capped at
+    1). Other math (W4A8 on int8 tensor cores, ...) is another kernel, priced as a plain one.
     """
     eff = hw.efficiency
+    if dtype not in ("bf16", "fp16"):
+        return memory_eff, compute_eff
     memory = eff.weight_only(weight_dtype, "memory")
     if memory is not None:
         memory_eff = min(1.0, memory_eff * memory / eff.hbm.value)

@@ -250,6 +250,16 @@ class HardwareSpec(Strict):
     # Set by load_hw when hwspecs/<id>/calibration.yaml was applied (never written in a spec file).
     calibration: Optional[str] = None
 
+    @property
+    def calibration_state(self) -> str:
+        """'calibrated' (its own traces), 'compute from <device>' (a same-silicon sibling's fit
+        only) or 'spec defaults'."""
+        if self.calibration is None:
+            return "spec defaults"
+        if self.calibration.startswith("INHERITED") and self.compute_calibration_from is not None:
+            return f"compute from {self.compute_calibration_from.device}"
+        return "calibrated"
+
     @model_validator(mode="after")
     def _cross_checks(self):
         supported = SPARSE_PATTERNS.get(self.architecture, {})
@@ -456,15 +466,19 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
             direct = folder / f"{index[key]}.yaml"
     if direct.is_file():
         spec = load_hw_file(direct)
-        calibration = folder / spec.id / "calibration.yaml"
-        if calibrated and calibration.is_file():
-            return _calibrated(direct, direct.stat().st_mtime, calibration, calibration.stat().st_mtime)
+        if not calibrated:
+            return spec
+        # Layers, applied in order: a same-silicon sibling's compute side, then the device's own
+        # fit (which wins where it pinned a parameter, and leaves the sibling's where it did not).
+        layers = []
         sibling = spec.compute_calibration_from
-        if calibrated and sibling is not None:
-            inherited = folder / sibling.device / "calibration.yaml"
-            if inherited.is_file():
-                return _calibrated(direct, direct.stat().st_mtime, inherited, inherited.stat().st_mtime,
-                                   compute_only=True)
+        if sibling is not None and (folder / sibling.device / "calibration.yaml").is_file():
+            layers.append((folder / sibling.device / "calibration.yaml", True))
+        if (folder / spec.id / "calibration.yaml").is_file():
+            layers.append((folder / spec.id / "calibration.yaml", False))
+        if layers:
+            return _calibrated(direct, direct.stat().st_mtime,
+                               tuple((path, path.stat().st_mtime, compute_only) for path, compute_only in layers))
         return spec
     index = _alias_index(folder, folder.stat().st_mtime_ns)
     known = ", ".join(p.stem for p in _spec_files())
@@ -473,14 +487,20 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
 
 
 @functools.lru_cache(maxsize=32)
-def _calibrated(spec_path: Path, spec_mtime: float, path: Path, mtime: float,
-                compute_only: bool = False) -> HardwareSpec:
+def _calibrated(spec_path: Path, spec_mtime: float, layers: tuple) -> HardwareSpec:
+    """The spec with each (calibration file, mtime, compute_only) layer applied in order."""
     from simulator.calibration import apply
 
     spec = _load_file(spec_path, spec_mtime)
+    for path, _mtime, compute_only in layers:
+        spec = _apply_layer(spec, path, compute_only, apply)
+    return spec
+
+
+def _apply_layer(spec: HardwareSpec, path: Path, compute_only: bool, apply) -> HardwareSpec:
     try:
         data = yaml.safe_load(path.read_text())
-        return apply(spec, data, compute_only=compute_only)
+        return apply(spec, data, compute_only=compute_only, path=path)
     except (yaml.YAMLError, KeyError, TypeError) as exc:
         raise SimulatorError(f"{path}: not a calibration file sparsim wrote ({exc!r}); "
                              "refit with `sparsim calibrate`") from None

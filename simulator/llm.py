@@ -501,10 +501,13 @@ def _rows(values, n_points: int) -> np.ndarray:
     points) does: (len(values), n_points), or (len(values), 1) where all are scalars."""
     types = set(map(type, values))
     if types <= {float, int} or types == {np.ndarray}:  # all alike: one np.array call
-        out = np.array(values, dtype=float)
-        if out.ndim == 1:
+        try:
+            out = np.array(values, dtype=float)
+        except ValueError:  # arrays of different lengths: the row-by-row path below
+            out = None
+        if out is not None and out.ndim == 1:
             return out[:, None]
-        if out.shape in ((len(values), n_points), (len(values), 1)):
+        if out is not None and out.shape in ((len(values), n_points), (len(values), 1)):
             return out
     out = np.empty((len(values), n_points))
     for row, value in enumerate(values):

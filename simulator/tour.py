@@ -142,7 +142,7 @@ def section_measured() -> str:
     for spec in traced:
         result = validate(spec.id)  # by id: the spec with its calibration applied
         errors = ", ".join(f"{c['class']} {c['median_ape']:.1%}" for c in result["classes"] if c["modelled"])
-        state = "calibrated" if result["calibrated"] else "spec defaults"
+        state = result["calibration_state"]
         lines.append(f"   {spec.id:<20} ({state}) median APE by class: {errors}")
     if not any(s.kind == "gpu" for s in traced):
         lines.append("   GPUs: no traces yet; `bash scripts/gpu_capture.sh` on an H200 captures them (docs/traces.md)")

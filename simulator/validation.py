@@ -249,7 +249,8 @@ def validate(hw, include_smoke: bool = False) -> dict:
     table = error_table(traces, predicted, holdout)
     return {
         "hw": hw.id,
-        "calibrated": hw.calibration is not None,
+        "calibrated": hw.calibration_state == "calibrated",
+        "calibration_state": hw.calibration_state,
         "traces": sorted(set(traces["trace_file"])),
         "split": SPLIT_RULE,
         "holdout_rows": int(holdout.sum()),

@@ -89,12 +89,7 @@ def calibration_state(hw) -> str:
     """How a device's efficiencies were set: 'calibrated', 'compute from <device>' or 'spec defaults'."""
     from simulator.hardware import load_hw
 
-    spec = load_hw(hw)
-    if spec.calibration is None:
-        return "spec defaults"
-    if spec.calibration.startswith("INHERITED"):
-        return f"compute from {spec.compute_calibration_from.device}"
-    return "calibrated"
+    return load_hw(hw).calibration_state
 
 
 def anchor_table() -> pd.DataFrame:

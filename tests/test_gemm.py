@@ -244,6 +244,10 @@ def test_weight_only_efficiencies_apply_to_dequantizing_kernels_only():
         assert slow_row.memory_time_s == pytest.approx(2 * fast_row.memory_time_s, rel=1e-12)
         assert slow_row.compute_time_s == pytest.approx(4 * fast_row.compute_time_s, rel=1e-12)
         assert estimate_gemm(slow, *args).iloc[0].time_s == estimate_gemm(base, *args).iloc[0].time_s
+    # the fractions describe 16-bit-math kernels: int4 weights under int8 math are another kernel
+    w4a8 = (1, 8192, 8192, "int8")
+    assert (estimate_gemm(slow, *w4a8, weight_dtype="int4", weight_group_size=32).iloc[0].time_s
+            == estimate_gemm(base, *w4a8, weight_dtype="int4", weight_group_size=32).iloc[0].time_s)
 
 
 def test_weights_wider_than_math_are_rejected():

@@ -171,7 +171,8 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
     shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))
     monkeypatch.setenv("SPARSIM_HWSPECS", str(root))
     h100_default = load_hw("h100")
-    fitted = {"dense_matrix": 0.71, "dense_matrix_fp8": 0.52, "hbm": 0.93, "kernel_launch_us": 3.3}
+    fitted = {"dense_matrix": 0.71, "dense_matrix_fp8": 0.52, "hbm": 0.93, "kernel_launch_us": 3.3,
+              "weight_only_int4_memory": 0.62}
     record = {"device": "h200-sxm-141gb", "fitted_utc": "2099-01-01T00:00:00+00:00", "traces": ["t.csv"],
               "parameters": {k: {"value": v, "prior": 0.5} for k, v in fitted.items()},
               "errors": {"holdout_after": [{"class": "dense", "median_ape": 0.04}]}}
@@ -181,12 +182,18 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
     assert h100.efficiency.dense_matrix.value == 0.71 and h100.efficiency.matrix("fp8") == 0.52
     assert h100.overhead.kernel_launch_us.value == 3.3
     assert h100.efficiency.hbm.value == h100_default.efficiency.hbm.value  # HBM3 is not HBM3e
+    # a dequantizing kernel's slowdown is the kernel's: passed on as a ratio to each device's hbm
+    assert h100.efficiency.weight_only("int4", "memory") == pytest.approx(0.62 / 0.93 * h100.efficiency.hbm.value)
     assert "INHERITED from h200-sxm-141gb" in h100.efficiency.dense_matrix.source
+    assert h100.calibration_state == "compute from h200-sxm-141gb"
     assert load_hw("h200").efficiency.hbm.value == 0.93
     assert load_hw("h100", calibrated=False).efficiency.dense_matrix.value == h100_default.efficiency.dense_matrix.value
-    # the device's own traces, once it has them, win over its sibling's
+    # the device's own traces, once it has them, win over its sibling's where they pinned a
+    # parameter; where they did not (fp8 here), the sibling's value stays
     own = dict(record, device="h100-sxm5-80gb", parameters={"dense_matrix": {"value": 0.66, "prior": 0.5}})
     (root / "h100-sxm5-80gb").mkdir(exist_ok=True)
     (root / "h100-sxm5-80gb" / "calibration.yaml").write_text(yaml.safe_dump(own))
-    assert load_hw("h100").efficiency.dense_matrix.value == 0.66
+    h100 = load_hw("h100")
+    assert h100.efficiency.dense_matrix.value == 0.66 and h100.efficiency.matrix("fp8") == 0.52
+    assert h100.calibration_state == "calibrated"
     assert calibration.COMPUTE_PARAMETERS  # the list the inheritance draws from

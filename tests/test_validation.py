@@ -61,6 +61,14 @@ def test_calibration_recovers_known_parameters(traces):
         assert row["median_ape"] < 0.01
 
 
+def test_a_fit_that_pins_nothing_is_refused(traces):
+    # two dense training rows cannot pin anything (three responsive rows per parameter)
+    dense = traces[traces["kernel_class"] == "dense"].reset_index(drop=True)
+    few = dense[~holdout_mask(dense)].head(2)
+    with pytest.raises(calibration.SimulatorError, match="no parameter is pinned"):
+        calibration.fit(DEV, traces=few)
+
+
 def test_calibrated_spec_is_still_a_valid_spec():
     spec = load_hw(DEV)
     assert spec.calibration is not None and "CALIBRATED" in spec.efficiency.vector.source
