@@ -2,6 +2,8 @@
 whose true parameters are known."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -219,3 +221,38 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
     for kernel_class in ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode",
                          "layer"):
         assert classes[kernel_class]["modelled"] and classes[kernel_class]["median_ape"] < 0.08, kernel_class
+
+
+def test_import_script_copies_traces_and_runs_the_steps(tmp_path, monkeypatch):
+    """scripts/import_gpu_traces.sh on a synthetic H200 run: the files land beside the spec,
+    untouched, the fit is written, and a second import of the same files is refused."""
+    import shutil
+    import subprocess
+    import sys
+
+    from simulator.capture.runner import COLUMNS, case_row, format_cell
+    from simulator.capture.suites import build_suite
+    from simulator.hardware import hwspecs_dir
+
+    root = tmp_path / "hwspecs"
+    shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))
+    frame = pd.DataFrame([case_row(c, "gpu-core") for c in build_suite("gpu-core", "cuda")
+                          if c.kernel_class in ("dense", "2:4")])
+    frame["status"], frame["timing_method"] = "ok", "cuda-events"
+    frame["time_s_median"] = predict(load_hw("h200", calibrated=False), frame) * 1.2
+    run = tmp_path / "out"
+    run.mkdir()
+    csv_path = run / "gpu-core-20990101-h200.csv"
+    frame.reindex(columns=list(COLUMNS)).map(format_cell).to_csv(csv_path, index=False)
+    (run / "gpu-core-20990101-h200.env.json").write_text('{"suite": "gpu-core"}\n')
+    env = {**os.environ, "SPARSIM_HWSPECS": str(root), "PLOT": str(tmp_path / "v.png"),
+           "NO_DOCS": "1", "PYTHON": sys.executable}
+    script = Path(__file__).resolve().parents[1] / "scripts" / "import_gpu_traces.sh"
+    done = subprocess.run(["bash", str(script), str(run)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    copied = root / "h200-sxm-141gb" / "traces" / csv_path.name
+    assert copied.read_bytes() == csv_path.read_bytes()
+    assert (root / "h200-sxm-141gb" / "calibration.yaml").is_file() and (tmp_path / "v.png").is_file()
+    assert "HELD OUT, after" in done.stdout and "whole-model anchors within 15%" in done.stdout
+    again = subprocess.run(["bash", str(script), str(run)], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "not overwriting a measured trace" in again.stderr
