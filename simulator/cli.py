@@ -221,13 +221,13 @@ def _devices_with_traces(args) -> list[str]:
 
 
 def _error_lines(records, indent="  ") -> list[str]:
-    lines = [f"{indent}{'class':<18} {'n':>4} {'median APE':>11} {'p90 APE':>9} {'bias':>8}"]
+    lines = [f"{indent}{'class':<24} {'n':>4} {'median APE':>11} {'p90 APE':>9} {'bias':>8}"]
     for r in records:
         if r.get("modelled", True) and r["median_ape"] is not None:
-            lines.append(f"{indent}{r['class']:<18} {r['n']:>4} {r['median_ape']:>11.1%} {r['p90_ape']:>9.1%} "
+            lines.append(f"{indent}{r['class']:<24} {r['n']:>4} {r['median_ape']:>11.1%} {r['p90_ape']:>9.1%} "
                          f"{r['bias']:>+8.1%}")
         else:
-            lines.append(f"{indent}{r['class']:<18} {r['n']:>4}   (no model yet: not validated)")
+            lines.append(f"{indent}{r['class']:<24} {r['n']:>4}   (no model yet: not validated)")
     return lines
 
 
@@ -262,6 +262,11 @@ def cmd_validate(args) -> int:
             print(f"{r['hw']}: held-out rows of {', '.join(r['traces'])}, {state}")
             print(f"  split: {r['split']}")
             print("\n".join(_error_lines(r["classes"])))
+            split = [s for s in r["subclasses"] if s.get("modelled") and
+                     sum(o["class"].split("/")[0] == s["class"].split("/")[0] for o in r["subclasses"]) > 1]
+            if split:
+                print("  by dtype, where a class has several:")
+                print("\n".join(_error_lines(split, indent="    ")[1:]))
             for c in r["ceilings"]:
                 print(f"  ceiling  {c['ceiling']}: measured {c['measured']:.4g} {c['unit']} = "
                       f"{c['fraction']:.0%} of the spec's {c['spec']:.4g}")

@@ -240,6 +240,15 @@ def worst_cases(traces, predicted, mask, count: int = 5) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def subclass_labels(traces: pd.DataFrame) -> pd.Series:
+    """class/dtype (and /weight dtype for weight-only rows): where within a class an error sits."""
+    label = traces["kernel_class"].astype(str) + "/" + traces["dtype"].astype(str)
+    if "weight_dtype" in traces:
+        has = traces["weight_dtype"].notna()
+        label = label.where(~has, label + "/w" + traces["weight_dtype"].astype(str))
+    return label
+
+
 def validate(hw, include_smoke: bool = False) -> dict:
     """Held-out errors per class for the device's traces, as the JSON that `sparsim validate` prints."""
     hw = load_hw(hw)
@@ -247,6 +256,7 @@ def validate(hw, include_smoke: bool = False) -> dict:
     predicted = predict(hw, traces)
     holdout = holdout_mask(traces)
     table = error_table(traces, predicted, holdout)
+    by_subclass = error_table(traces.assign(kernel_class=subclass_labels(traces)), predicted, holdout)
     return {
         "hw": hw.id,
         "calibrated": hw.calibration_state == "calibrated",
@@ -255,6 +265,7 @@ def validate(hw, include_smoke: bool = False) -> dict:
         "split": SPLIT_RULE,
         "holdout_rows": int(holdout.sum()),
         "classes": json.loads(table.to_json(orient="records")),
+        "subclasses": json.loads(by_subclass.to_json(orient="records")),
         "worst": json.loads(worst_cases(traces, predicted, holdout).to_json(orient="records")),
         "ceilings": ceilings(hw, traces),
         "_frame": (traces, predicted, holdout),

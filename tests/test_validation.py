@@ -256,3 +256,14 @@ def test_import_script_copies_traces_and_runs_the_steps(tmp_path, monkeypatch):
     assert "HELD OUT, after" in done.stdout and "whole-model anchors within 15%" in done.stdout
     again = subprocess.run(["bash", str(script), str(run)], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "not overwriting a measured trace" in again.stderr
+
+
+def test_validate_splits_a_class_by_dtype(capsys):
+    # weight-only rows split by weight dtype; the subclasses partition the class's held-out rows
+    result = validate(DEV)
+    whole = next(c for c in result["classes"] if c["class"] == "weight-only")
+    parts = [s for s in result["subclasses"] if s["class"].startswith("weight-only/")]
+    assert {s["class"] for s in parts} == {"weight-only/bf16/wint8", "weight-only/bf16/wint4"}
+    assert sum(s["n"] for s in parts) == whole["n"]
+    assert main(["validate", "--hw", DEV]) == 0
+    assert "weight-only/bf16/wint4" in capsys.readouterr().out
