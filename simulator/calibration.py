@@ -155,12 +155,24 @@ def _responsive_rows(prior, names, values, rows) -> np.ndarray:
     return np.array(counts)
 
 
+def _prior(hw) -> HardwareSpec:
+    """What a fit starts from, and what its unpinned parameters stay at when the result is
+    loaded: the spec's defaults, under a same-silicon sibling's compute side where there is one
+    (load_hw applies the same layers in the same order)."""
+    prior = load_hw(hw, calibrated=False)
+    sibling = prior.compute_calibration_from
+    path = hwspecs_dir() / sibling.device / "calibration.yaml" if sibling is not None else None
+    if path is not None and path.is_file():
+        prior = apply(prior, yaml.safe_load(path.read_text()), compute_only=True, path=path)
+    return prior
+
+
 def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     """Fit on the training split; return the parameters and the before/after error tables.
 
     ``traces`` defaults to the device's committed trace files (validation.load_traces).
     """
-    prior = load_hw(hw, calibrated=False)
+    prior = _prior(hw)
     if traces is None:
         traces = load_traces(prior, include_smoke)
     traces = traces.reset_index(drop=True)

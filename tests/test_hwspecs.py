@@ -197,3 +197,5 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
     assert h100.efficiency.dense_matrix.value == 0.66 and h100.efficiency.matrix("fp8") == 0.52
     assert h100.calibration_state == "calibrated"
     assert calibration.COMPUTE_PARAMETERS  # the list the inheritance draws from
+    # a fit of the H100's own traces starts from (and reports errors on top of) the same layers
+    assert calibration._prior("h100").efficiency.matrix("fp8") == 0.52
