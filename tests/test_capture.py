@@ -66,6 +66,10 @@ def test_smoke_rows_have_the_columns_and_sane_times(smoke_run):
         assert int(row["reps"]) >= 5
     kinds = {row["kernel_class"] for row in rows}
     assert {"copy", "dense", "weight-only", "csr", "attention-prefill", "attention-decode", "layer"} <= kinds
+    # the layer row counts its Python-level torch calls (25 in the decode layer's source, plus
+    # what F.rms_norm's fallback adds on old torch); other rows leave the column empty
+    calls = {row["kernel_class"]: row["torch_calls"] for row in rows}
+    assert 20 <= int(calls["layer"]) <= 60 and calls["dense"] == ""
     stored = {(row["op"], row["weight_dtype"], row["group_size"]) for row in rows if row["kernel_class"] == "weight-only"}
     assert stored == {("_weight_int8pack_mm", "int8", ""), ("_weight_int4pack_mm", "int4", "32")}
     assert any(row["kernel_names"] for row in rows)  # the profiler named what ran on some case

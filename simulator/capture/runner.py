@@ -25,7 +25,7 @@ COLUMNS = (
     "batch", "heads", "kv_heads", "head_dim", "q_len", "kv_len", "causal",
     "model_hidden", "model_ffn", "bytes_copied", "shape_source", "flops",
     "time_s_median", "time_s_p10", "time_s_p90", "time_s_min", "reps", "timing_method",
-    "rotation_sets", "kernel_names", "profiled_device_s", "status",
+    "rotation_sets", "kernel_names", "profiled_device_s", "torch_calls", "status",
 )
 # Statuses that a --resume run measures again (the case never got a fair try).
 RESUMABLE = ("skipped:cuda-context-lost", "skipped:interrupted")
@@ -286,6 +286,10 @@ class Runner:
                        time_s_min=timing.min_s, reps=timing.reps, timing_method=timing.method,
                        rotation_sets=prep.n_sets, nnz=prep.nnz)
             row["kernel_names"], row["profiled_device_s"] = self._maybe_profile(case, prep)
+            if case.kernel_class == "layer":
+                from .timing import torch_calls
+
+                row["torch_calls"] = torch_calls(prep)
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a row
             status = error_status(exc)

@@ -114,6 +114,23 @@ def _measure_cuda_events(prep: Prepared, target_s, min_reps, max_reps) -> Timing
     return summarize(times, "cuda-events")
 
 
+def torch_calls(prep: Prepared) -> int:
+    """Python-level torch calls (functions and tensor methods, views included) in one rep, counted
+    with a TorchFunctionMode after the timing: what drives an eager rep's host time (layer rows)."""
+    from torch.overrides import TorchFunctionMode
+
+    class Count(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with prep.context(), Count():
+        prep.run(0)
+    return Count.calls
+
+
 def kernel_names(prep: Prepared, device: str, limit: int = 24) -> tuple[str, float | None]:
     """Semicolon-joined names of what ran in two reps, from torch.profiler, and (CUDA) the device
     time per rep: the summed durations of its kernels, copies and memsets.
