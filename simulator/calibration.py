@@ -47,6 +47,7 @@ PARAMETERS = {
     "weight_only_int4_memory": ("efficiency", "weight_only_int4_memory", 0.02, 1.0),
     "weight_only_int4_compute": ("efficiency", "weight_only_int4_compute", 0.005, 1.0),
     "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
+    "host_call_us": ("overhead", "host_call_us", 0.1, 500.0),
     "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
 }
 
@@ -57,6 +58,11 @@ PARAMETERS = {
 COMPUTE_PARAMETERS = ("dense_matrix", "dense_matrix_fp8", "dense_matrix_int8", "vector", "sparse_ratio",
                       "csr_compute", "bsr_half_block", "weight_only_int8_compute", "weight_only_int4_compute",
                       "kernel_launch_us", "sparse_kernel_extra_us")
+
+
+# Where the fit of an absent host cost per torch call starts: eager PyTorch calls cost microseconds
+# to tens of microseconds of host time; the fit, not this number, sets the value.
+HOST_CALL_START_US = 10.0
 
 
 def calibration_path(hw: HardwareSpec) -> Path:
@@ -74,8 +80,10 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
         model_dtype = _model_dtype(dtype)
         on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None
         matrix_name = f"dense_matrix_{model_dtype}" if f"dense_matrix_{model_dtype}" in PARAMETERS else "dense_matrix"
-        if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer"):
+        if kernel_class in ("dense", "bsr", "attention-prefill", "attention-decode", "layer", "layer-eager"):
             names.add(matrix_name if on_matrix else "vector")
+        if kernel_class == "layer-eager":
+            names.add("host_call_us")
         if kernel_class == "2:4" and matrix_name != "dense_matrix":
             names.add(matrix_name)  # 8-bit 2:4 kernels scale with their dtype's dense efficiency
         if kernel_class == "weight-only" and f"weight_only_{weight_dtype}_memory" in PARAMETERS:
@@ -100,6 +108,9 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
     for name in names:
         group, field, _, _ = PARAMETERS[name]
         current = getattr(getattr(hw, group), field)
+        if current is None and name == "host_call_us":
+            values.append(HOST_CALL_START_US)  # a starting point for the fit, not a claim
+            continue
         if current is None:  # an absent optional efficiency starts from the plain kernel's
             eff = hw.efficiency
             if name.endswith("_memory"):
@@ -179,7 +190,13 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     holdout = holdout_mask(traces)
     train = ~holdout
     before = predict(prior, traces)
-    usable = train & np.isfinite(before)
+    # Rows a parameter the spec lacks would model (host-timed layers need host_call_us) take part
+    # in the fit from its starting point; "before" errors stay those of the spec as it is.
+    start = prior
+    if prior.overhead.host_call_us is None:
+        start = with_parameters(prior, ["host_call_us"], [HOST_CALL_START_US], "fit starting point")
+    modelled = np.isfinite(predict(start, traces))
+    usable = train & modelled
     if usable.sum() == 0:
         raise SimulatorError(f"--hw {prior.id}: no training rows of a modelled kernel class to fit")
     names = free_parameters(prior, traces[usable])
@@ -221,7 +238,7 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
         "split": SPLIT_RULE,
         "loss": "least squares on log(model/measured), soft-L1 with f_scale 0.1, parameters fitted in log space",
         "train_rows": int(usable.sum()),
-        "holdout_rows": int((holdout & np.isfinite(before)).sum()),
+        "holdout_rows": int((holdout & modelled).sum()),
         "parameters": {
             name: {"value": float(value), "prior": float(prior_value)}
             for name, value, prior_value in zip(names, fitted, x0)

@@ -170,6 +170,11 @@ class SameSilicon(Strict):
 class OverheadSpec(Strict):
     kernel_launch_us: Sourced
     sparse_kernel_extra_us: Sourced
+    # Host time of one Python-level torch call in eager PyTorch (interpreter, dispatcher, launch),
+    # which bounds an eager, unbatched step from below. No source gives it; absent until fitted on
+    # host-timed layer traces (validation class layer-eager), and then a property of the host and
+    # software that ran them, not of the GPU.
+    host_call_us: Optional[Sourced] = None
 
 
 class EfficiencySpec(Strict):

@@ -29,13 +29,15 @@ from simulator.sparsity import Block, Unstructured
 # Kernel classes the cost models cover today, and those they do not yet (attention: issue 5;
 # the decoder layer: issue 4). Uncovered rows are counted, never silently dropped. Copies are
 # not a validation class: they measure the memory ceiling itself (see ``ceilings``).
-MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer")
+MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer",
+                    "layer-eager")
 # Zero-point bytes per group of each weight-only op's layout (see gemm._quantization_scale_bytes):
 # torch's int4 kernels (tinygemm on CUDA, the CPU kernel) keep a bf16 scale and a bf16 zero per group;
 # the int8 ops are per-channel (one scale per output row, no zero point).
 WEIGHT_ONLY_ZERO_POINT_BYTES = {"_weight_int4pack_mm": 2.0, "_weight_int8pack_mm": 0.0, "dequant_linear": 0.0}
 # A decoder layer timed from the host with a synchronize per rep (capture's `wall-sync`) includes
-# eager launch and Python overhead, which no cost model here has yet: its own class, unmodelled.
+# eager launch and Python overhead: its own class, modelled once the spec has a host cost per torch
+# call (overhead.host_call_us, fitted on these rows) and the rows count their calls (torch_calls).
 HOST_TIMED_LAYER = "layer-eager"
 TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
                 "fp8": "fp8", "int8": "int8"}
@@ -108,6 +110,9 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
         if kernel_class == "layer":
             predicted[index] = [_layer_time(hw, row, dt) for row in rows.itertuples()]
             continue
+        if kernel_class == HOST_TIMED_LAYER:
+            predicted[index] = _eager_layer_times(hw, rows, dt)
+            continue
         if kernel_class == "weight-only":
             predicted[index] = _weight_only_times(hw, rows, dt)
             continue
@@ -166,6 +171,18 @@ def _attention_times(hw, rows, dtype) -> np.ndarray:
         times[sel] = np.broadcast_to(cols["time_s"], (int(sel.sum()),))
     causal = rows["causal"].astype(str).str.lower().isin(("true", "1", "1.0")).to_numpy()
     return np.where(causal | (get["q_len"] == 1), times, np.nan)  # non-causal prefill: no model yet
+
+
+def _eager_layer_times(hw, rows, dtype) -> np.ndarray:
+    """A host-timed eager layer: the host issues ``torch_calls`` calls at ``host_call_us`` each
+    while the GPU runs the layer's kernels; the rep ends when the slower of the two is done, plus
+    one launch-and-synchronize latency. NaN (unmodelled) without a host cost or a call count."""
+    host_call = hw.overhead.host_call_us
+    if host_call is None or "torch_calls" not in rows:
+        return np.full(len(rows), np.nan)
+    device = np.array([_layer_time(hw, row, dtype) for row in rows.itertuples()])
+    host = rows["torch_calls"].to_numpy(float) * host_call.value * 1e-6
+    return np.maximum(device, host) + hw.launch_overhead_s
 
 
 def _layer_time(hw, row, dtype) -> float:
