@@ -8,7 +8,11 @@
 # and commit hwspecs/<device>/traces/, hwspecs/<device>/calibration.yaml, docs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src="${1:?usage: bash scripts/import_gpu_traces.sh DIR [DEVICE]}"
+if (( $# < 1 )) || [[ ! -d "$1" ]]; then
+  echo "import_gpu_traces: DIR: ${1:-(missing)} is not a folder; usage: bash scripts/import_gpu_traces.sh DIR [DEVICE]" >&2
+  exit 2
+fi
+src="$1"
 device="${2:-h200-sxm-141gb}"
 py="${PYTHON:-$(command -v python || command -v python3)}"
 dest="${SPARSIM_HWSPECS:-hwspecs}/$device/traces"

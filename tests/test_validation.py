@@ -259,6 +259,9 @@ def test_import_script_copies_traces_and_runs_the_steps(tmp_path, monkeypatch):
     assert "HELD OUT, after" in done.stdout and "whole-model anchors within 15%" in done.stdout
     again = subprocess.run(["bash", str(script), str(run)], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "not overwriting a measured trace" in again.stderr
+    missing = subprocess.run(["bash", str(script), str(tmp_path / "nowhere")], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "is not a folder" in missing.stderr
 
 
 def test_validate_splits_a_class_by_dtype(capsys):
