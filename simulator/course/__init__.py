@@ -1,0 +1,184 @@
+"""The course's quantitative claims, each recomputed by sparsim: the course ledger.
+
+``workloads/course/claims.yaml`` holds every number the course text states, verbatim, with the
+slide line it comes from. Each *checkable* claim has an evaluator here (one module per area:
+``facts`` for hardware facts and GEMMs, ``storage`` for bytes and EIE, ``models`` for whole
+models and dynamic sparsity, ``kv`` for KV-cache methods) that computes the same quantity from
+the specs and cost models and says what it computed. The ledger compares the two:
+
+    claims.yaml --evaluator--> Check(value, basis) --verdict--> DataFrame --> CLI / docs/course.md
+
+Verdicts, from the relative distance ``d`` between sparsim's value and what the slide allows
+(``compare``: ``equal`` to the value, ``at_most`` / ``at_least`` the value, or inside a
+``range`` [low, high]; d = 0 inside what is allowed):
+
+- ``agrees``: d <= 10% (a roofline model cannot resolve finer than that without calibration);
+- ``near``: d <= 25%;
+- ``differs``: otherwise; the claim's ``note`` and the evaluator's ``basis`` say why;
+- ``not modelled``: the evaluator declines (``value`` None) and its basis says what is missing.
+
+The thresholds are fixed here, once, for every claim; they are not chosen per claim.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Optional, Union
+
+import pandas as pd
+from pydantic import Field, model_validator
+
+from simulator.datafiles import Strict, load_yaml
+from simulator.errors import SimulatorError
+
+AGREES, NEAR = 0.10, 0.25
+VERDICTS = ("agrees", "near", "differs", "not modelled")
+AREAS = ("hw-fact", "gemm", "model", "kv", "dynamic", "eie", "storage", "other")
+# Evaluator modules, imported on first use; each registers the ids it answers.
+MODULES = ("simulator.course.facts", "simulator.course.storage", "simulator.course.models",
+           "simulator.course.kv")
+
+
+class Claim(Strict):
+    id: str = Field(pattern=r"^l[123]-[a-z0-9]+(-[a-z0-9.]+)*$")
+    lecture: Literal[1, 2, 3]
+    part: Optional[str] = None
+    line: int = Field(gt=0)
+    quote: str = Field(min_length=1)
+    claim: str = Field(min_length=1)
+    quantity: Optional[str] = None
+    value: Union[float, list[float]]
+    unit: str
+    setup: Optional[dict] = None
+    area: Literal[AREAS]
+    checkable: bool
+    compare: Optional[Literal["equal", "at_most", "at_least", "range"]] = None
+    note: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _compare_fits_value(self):
+        if isinstance(self.value, list):
+            if len(self.value) != 2 or not self.value[0] < self.value[1]:
+                raise ValueError(f"a range value is [low, high] with low < high, got {self.value}")
+            if self.compare not in (None, "range"):
+                raise ValueError(f"compare {self.compare!r} needs a single value, got the range {self.value}")
+        elif self.compare == "range":
+            raise ValueError(f"compare 'range' needs [low, high], got {self.value}")
+        return self
+
+    @property
+    def comparison(self) -> str:
+        return self.compare or ("range" if isinstance(self.value, list) else "equal")
+
+
+class Claims(Strict):
+    claims: list[Claim]
+
+
+@dataclass(frozen=True)
+class Check:
+    """sparsim's answer to one claim: ``value`` in the claim's unit (None: not modelled) and
+    ``basis``, one line saying what was computed, on which model, device and setup."""
+
+    value: Optional[float]
+    basis: str
+
+
+Evaluator = Callable[[Claim], Check]
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def evaluates(*ids: str):
+    """Register the decorated function as the evaluator of the claims ``ids``."""
+
+    def register(fn: Evaluator) -> Evaluator:
+        for claim_id in ids:
+            if claim_id in EVALUATORS:
+                raise RuntimeError(f"claim {claim_id} has two evaluators")
+            EVALUATORS[claim_id] = fn
+        return fn
+
+    return register
+
+
+def claims_path() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "workloads" / "course" / "claims.yaml"
+
+
+def load_claims() -> list[Claim]:
+    claims = load_yaml(claims_path(), Claims).claims
+    seen = set()
+    for c in claims:
+        if c.id in seen:
+            raise SimulatorError(f"{claims_path()}: claim id {c.id!r} appears twice")
+        seen.add(c.id)
+    return claims
+
+
+def evaluators() -> dict[str, Evaluator]:
+    for module in MODULES:
+        importlib.import_module(module)
+    return EVALUATORS
+
+
+def distance(claim: Claim, value: float) -> float:
+    """Relative distance from ``value`` to what the claim allows (0 inside it)."""
+    how = claim.comparison
+    if how == "range":
+        low, high = claim.value
+        if value < low:
+            return (low - value) / low
+        return max(0.0, value / high - 1.0)
+    target = float(claim.value)
+    if how == "at_most":
+        return max(0.0, value / target - 1.0)
+    if how == "at_least":
+        return max(0.0, (target - value) / target)
+    return abs(value - target) / abs(target)
+
+
+def verdict(claim: Claim, value: Optional[float]) -> str:
+    if value is None:
+        return "not modelled"
+    d = distance(claim, value)
+    return "agrees" if d <= AGREES else "near" if d <= NEAR else "differs"
+
+
+def evaluate(claim: Claim) -> Check:
+    fn = evaluators().get(claim.id)
+    if fn is None:
+        raise SimulatorError(f"claim {claim.id} is marked checkable but no evaluator answers it")
+    check = fn(claim)
+    if check.value is not None and not (math.isfinite(check.value) and check.value >= 0):
+        raise SimulatorError(f"claim {claim.id}: evaluator returned {check.value!r}, not a finite value >= 0")
+    return check
+
+
+def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.DataFrame:
+    """One row per checkable claim: what the slide says, what sparsim computes, the verdict."""
+    claims = [c for c in load_claims() if c.checkable]
+    if area is not None:
+        if area not in AREAS:
+            raise SimulatorError(f"--area {area!r}: allowed {', '.join(AREAS)}")
+        claims = [c for c in claims if c.area == area]
+    if ids:
+        known = {c.id for c in claims}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise SimulatorError(f"--id {unknown[0]!r}: not a checkable claim"
+                                 + (f" in area {area}" if area else "") + "; `sparsim course` lists them")
+        claims = [c for c in claims if c.id in ids]
+    rows = []
+    for c in claims:
+        check = evaluate(c)
+        rows.append({
+            "id": c.id, "lecture": c.lecture, "part": c.part, "line": c.line, "area": c.area,
+            "claim": c.claim, "quote": c.quote, "quantity": c.quantity, "unit": c.unit,
+            "slide": c.value, "compare": c.comparison, "sparsim": check.value,
+            "distance": None if check.value is None else distance(c, check.value),
+            "verdict": verdict(c, check.value), "basis": check.basis,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Course claims: see simulator/course/__init__.py."""
