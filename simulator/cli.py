@@ -189,6 +189,33 @@ def cmd_anchors(args) -> int:
     return 0
 
 
+def cmd_course(args) -> int:
+    from simulator.course import AREAS, VERDICTS, bound_text, format_value, ledger, summary_counts, summary_line
+
+    if args.verdict and args.verdict not in VERDICTS:
+        raise SimulatorError(f"--verdict {args.verdict!r}: allowed {', '.join(VERDICTS)}")
+    table = ledger(area=args.area, ids=args.id)
+    if args.verdict:
+        table = table[table["verdict"] == args.verdict]
+    if args.plot:
+        _headless_plots()
+        from simulator.plots import course_figure
+
+        course_figure(table).savefig(args.plot, dpi=150, bbox_inches="tight")
+    if args.json:
+        print(json.dumps({"claims": json.loads(table.to_json(orient="records")),
+                          "summary": summary_counts(table), "areas": list(AREAS)}, indent=2, ensure_ascii=False))
+        return 0
+    print("The course's numbers (workloads/course/claims.yaml), recomputed by sparsim; docs/course.md explains")
+    for r in table.itertuples():
+        print(f"\n{r.id}  (lecture {r.lecture}, part {r.part}, line {r.line}): {r.claim}")
+        print(f"  slide {bound_text(r.compare, r.slide, r.unit):<22} sparsim {format_value(r.sparsim, r.unit):<14} {r.verdict}")
+        print(f"  {r.basis}")
+    print()
+    print(summary_line(table))
+    return 0
+
+
 def cmd_roofline(args) -> int:
     _headless_plots()
     from simulator.plots import roofline_figure
@@ -455,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("anchors", help="the model against published GEMM and whole-model measurements")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_anchors)
+
+    p = sub.add_parser("course", help="every checkable number of the course text, recomputed, with a verdict")
+    p.add_argument("--area", help="only one area: hw-fact, gemm, storage, model, dynamic, kv, eie")
+    p.add_argument("--id", action="append", metavar="CLAIM", help="only this claim (repeatable)")
+    p.add_argument("--verdict", help="only claims with this verdict: agrees, near, differs, 'not modelled'")
+    p.add_argument("--plot", metavar="FILE", help="also draw sparsim / slide per claim into FILE (png, pdf, svg)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_course)
 
     p = sub.add_parser("tour", help="headline numbers from the course, computed on built-in data")
     p.add_argument("--plots", metavar="DIR", help="also write the tour's figures into DIR")

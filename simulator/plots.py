@@ -57,3 +57,54 @@ def roofline_figure(hw, df=None, dtype: str = "bf16"):
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+VERDICT_COLOURS = {"agrees": "tab:green", "near": "tab:orange", "differs": "tab:red"}
+
+
+def course_figure(table):
+    """The course ledger as one chart for a slide: sparsim's value over what each slide claims
+    (log scale; 1 = the slide's number, or inside its range or bound), one row per claim, the
+    agree and near bands shaded. Claims sparsim does not model are left out and counted."""
+    from simulator.course import AGREES, NEAR
+
+    def reference(r):
+        # the point of the slide's allowance nearest to sparsim's value (the value itself if inside)
+        if r.compare == "range":
+            low, high = r.slide
+            return min(max(r.sparsim, low), high)
+        if r.compare == "at_most":
+            return min(r.sparsim, r.slide)
+        if r.compare == "at_least":
+            return max(r.sparsim, r.slide)
+        return r.slide
+
+    rows = [r for r in table.itertuples() if r.verdict in VERDICT_COLOURS]
+    rows.sort(key=lambda r: (r.lecture, r.line))
+    ratio = np.array([r.sparsim / reference(r) if reference(r) > 0 else np.nan for r in rows])
+    ratio = np.clip(np.nan_to_num(ratio, nan=1.0), 1e-2, 1e2)
+    fig, ax = plt.subplots(figsize=(8, 0.16 * len(rows) + 1.5))
+    y = np.arange(len(rows))[::-1]
+    ax.axvspan(1 - NEAR, 1 + NEAR, color="0.93")
+    ax.axvspan(1 - AGREES, 1 + AGREES, color="0.82")
+    ax.axvline(1.0, color="0.4", lw=0.8)
+    ax.scatter(ratio, y, c=[VERDICT_COLOURS[r.verdict] for r in rows], s=18, zorder=3)
+    ax.set_yticks(y, [f"{r.id} (L{r.line})" for r in rows], fontsize=6)
+    ax.set_xscale("log")
+    span = max(2.0, float(np.max(np.maximum(ratio, 1 / ratio))) * 1.2)
+    ax.set_xlim(1 / span, span)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if 1 / span <= t <= span]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_ylim(-1, len(rows))
+    ax.set_xlabel("sparsim / slide (1 = the slide's number, or inside its range or bound)")
+    skipped = len(table) - len(rows)
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICT_COLOURS}
+    ax.set_title("The course's numbers, recomputed by sparsim: "
+                 + ", ".join(f"{v} {n}" for v, n in counts.items())
+                 + (f", not modelled {skipped}" if skipped else ""), fontsize=9)
+    for verdict, colour in VERDICT_COLOURS.items():
+        ax.scatter([], [], c=colour, s=18, label=verdict)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -149,9 +149,26 @@ def section_measured() -> str:
     return "\n".join(lines)
 
 
+def section_course(table) -> str:
+    """Every checkable number of the course text against sparsim, counted by area and verdict."""
+    from simulator.course import VERDICTS, summary_line
+
+    lines = ["9. Every checkable number of the course text, recomputed (sparsim course; docs/course.md)",
+             f"   {'area':<10}" + "".join(f"{v:>14}" for v in VERDICTS)]
+    for area, group in table.groupby("area", sort=False):
+        lines.append(f"   {area:<10}" + "".join(f"{(group['verdict'] == v).sum():>14}" for v in VERDICTS))
+    lines.append("   " + summary_line(table))
+    lines.append("   `sparsim course --verdict differs` lists the others, each with what sparsim computed; "
+                 "docs/course.md says why")
+    return "\n".join(lines)
+
+
 def run_tour(plots_dir: "str | None" = None) -> str:
+    from simulator.course import ledger
+
+    course = ledger()
     sections = [section_decode_floor(), section_24_vs_m(), section_unstructured(), section_structured(),
-                section_anchors(), section_capacity(), section_eie(), section_measured()]
+                section_anchors(), section_capacity(), section_eie(), section_measured(), section_course(course)]
     if plots_dir:
         from simulator.plots import roofline_figure
 
@@ -160,6 +177,11 @@ def run_tour(plots_dir: "str | None" = None) -> str:
         df = estimate_gemm("h100", np.array([1, 16, 128, 1024, 8192]), 28672, 8192, "bf16", "2:4")
         path = out / "roofline-h100-2to4.png"
         roofline_figure("h100", df, "bf16").savefig(path, dpi=150, bbox_inches="tight")
+        sections.append(f"wrote {path}")
+        from simulator.plots import course_figure
+
+        path = out / "course-ledger.png"
+        course_figure(course).savefig(path, dpi=150, bbox_inches="tight")
         sections.append(f"wrote {path}")
     header = "sparsim tour: the course's claims, recomputed (specs in hwspecs/, sources inside each file)"
     return "\n\n".join([header] + sections)

@@ -182,3 +182,60 @@ def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.Data
             "verdict": verdict(c, check.value), "basis": check.basis,
         })
     return pd.DataFrame(rows)
+
+
+# ---- formatting at the edge (CLI, docs) ---------------------------------------------------------
+
+def format_value(value, unit: str) -> str:
+    """A claim's or sparsim's value in the claim's unit, for people ("1.53×", "140 GB", "42 ms")."""
+    from simulator.report import _DECIMAL, _scaled, fmt_bytes, fmt_time
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"  # not modelled (pandas holds a missing value as NaN)
+    if isinstance(value, (list, tuple)):
+        low, high = (format_value(v, unit) for v in value)
+        return f"{low} – {high}"
+    value = float(value)
+    if unit == "B":
+        return fmt_bytes(value)
+    if unit == "s":
+        return fmt_time(value)
+    if unit == "B/s":
+        return _scaled(value, "B/s", _DECIMAL)
+    if unit == "ratio":
+        return f"{value:.3g}×"
+    if unit == "fraction":
+        return f"{value:.3g}" if value > 1 else f"{value * 100:.3g}%"
+    if unit == "tokens/s":
+        return f"{value:.3g} tok/s"
+    return f"{value:,.6g}" if unit == "count" else f"{value:.4g} {unit}"
+
+
+def bound_text(compare: str, slide, unit: str) -> str:
+    """What the slide allows, e.g. "≤ 1.3×", "≥ 100", "1.5× – 1.8×", "2×"."""
+    text = format_value(slide, unit)
+    return {"at_most": f"≤ {text}", "at_least": f"≥ {text}"}.get(compare, text)
+
+
+def summary_counts(table: pd.DataFrame) -> dict:
+    return {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    counts = summary_counts(table)
+    return (f"{len(table)} checkable claim(s): " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+            + f" (agrees: within {AGREES:.0%} of what the slide allows; near: within {NEAR:.0%})")
+
+
+def ledger_markdown(table: "pd.DataFrame | None" = None) -> str:
+    """The ledger as a markdown table (docs/course.md holds it between markers)."""
+    table = ledger() if table is None else table
+    lines = ["| claim | slide line | the slide says | sparsim | verdict | what sparsim computed |",
+             "|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        cell = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+        lines.append(f"| `{r.id}` | {r.line} | {cell(r.quote)} ({bound_text(r.compare, r.slide, r.unit)}) | "
+                     f"{format_value(r.sparsim, r.unit)} | {r.verdict} | {cell(r.basis)} |")
+    lines.append("")
+    lines.append(summary_line(table) + ".")
+    return "\n".join(lines)
