@@ -1,4 +1,5 @@
-"""How fast are whole-model estimates? Prints one estimate's time and a 10,000-point sweep rate.
+"""How fast are whole-model estimates? Prints one estimate's time, a 10,000-point sweep rate and
+a capacity plan's time per deployment.
 
     python benchmarks/bench_models.py [--points 10000]
 """
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.llm import estimate_model, sweep
+from simulator.plan import plan
 
 from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 
@@ -40,6 +42,12 @@ def main():
     t = best_of(lambda: sweep(points), 3)
     print(f"{f'sweep of {n} (model, hw, phase, batch, context, recipe, weights) points':<58} {t:>9.3f} "
           f"{t / n * 1e6:>9.1f} us  ({groups} vectorized groups)")
+    kw = dict(hws=("a100", "h100", "h200", "b200"), tps=(1, 2, 4, 8), recipes=("dense", "2:4", "owl:0.7"),
+              weights=(None, "int8", "int4:g128"), kv_methods=(None, "h2o", "snapkv+kivi"), max_tpot_s=0.05)
+    deployments = 4 * 4 * 3 * 3 * 3
+    t = best_of(lambda: plan("llama-2-70b", 32768, **kw), 3)
+    print(f"{f'sparsim plan: {deployments} deployments of LLaMA-2-70B, TPOT target':<58} {t:>9.3f} "
+          f"{t / deployments * 1e3:>9.2f} ms")
 
 
 if __name__ == "__main__":

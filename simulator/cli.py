@@ -216,6 +216,80 @@ def cmd_course(args) -> int:
     return 0
 
 
+def _list_arg(values, flag: str, cast=str) -> list:
+    """A flag given as comma lists and/or repeated: --tp 1,2 --tp 8 -> [1, 2, 8]."""
+    items = [item.strip() for value in values for item in value.split(",")]
+    out = []
+    for item in items:
+        try:
+            out.append(cast(item))
+        except ValueError:
+            raise SimulatorError(f"{flag}: {item!r} is not a whole number") from None
+    if not out or any(item == "" for item in items):
+        raise SimulatorError(f"{flag}: empty value in {','.join(values)!r}")
+    return out
+
+
+def cmd_plan(args) -> int:
+    from simulator.plan import DEFAULT_HW, DEFAULT_TP, plan
+    from simulator.report import fmt_bytes, fmt_time
+
+    hws = _list_arg(args.hw, "--hw") if args.hw else list(DEFAULT_HW)
+    tps = _list_arg(args.tp, "--tp", int) if args.tp else list(DEFAULT_TP)
+    if args.max_tpot_ms is not None and not args.max_tpot_ms > 0:
+        raise SimulatorError(f"--max-tpot-ms: must be a positive time, got {args.max_tpot_ms:g}")
+    table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
+                 args.kv_method or [None], args.dtype,
+                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3)
+    if args.json:
+        print(json.dumps({"model": args.model, "context": args.context, "dtype": args.dtype,
+                          "max_tpot_s": None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
+                          "deployments": _json_records(table)}, indent=2))
+        return 0
+    fits = table[table["fits"].astype(bool)]
+    served = fits[fits["batch"].notna()]
+    short = table[~table["fits"].astype(bool) & table["note"].isna()]
+    refused = table[~table["fits"].astype(bool) & table["note"].notna()]
+    target = f", within {args.max_tpot_ms:g} ms per output token" if args.max_tpot_ms is not None else ""
+    print(f"Capacity plan: {args.model}, decode with {args.context} tokens of context per sequence, {args.dtype} "
+          f"math: {len(table)} deployment(s), {len(fits)} fit at batch 1")
+    print(f"  batch = the largest that fits{target}; TTFT = one {args.context}-token prompt at batch 1")
+    header = (f"  {'GPUs':<5} {'device':<16} {'recipe':<12} {'weights':<10} {'KV method':<12} {'mem/GPU b=1':>11} "
+              f"{'max b':>6} {'TTFT':>8} {'TPOT b=1':>9} {'batch':>6} {'TPOT':>8} {'tok/s':>8} {'tok/s/GPU':>9}")
+    if len(fits):
+        print(header)
+    for r in fits.head(args.top).itertuples():
+        served_cells = (f"{int(r.batch):>6} {fmt_time(r.tpot_s):>8} {r.tokens_per_s:>8.4g} {r.tokens_per_s_per_gpu:>9.4g}"
+                        if r.batch == r.batch else f"{'-':>6} {'-':>8} {'-':>8} {'-':>9}")
+        print(f"  {r.tp:<5} {r.hw:<16} {r.recipe:<12} {r.weights:<10} {r.kv_method:<12} "
+              f"{fmt_bytes(r.memory_bytes_per_gpu):>11} {int(r.max_batch):>6} {fmt_time(r.ttft_s):>8} "
+              f"{fmt_time(r.tpot_batch1_s):>9} {served_cells}"
+              + ("" if r.prefill_fits else "  (the prompt's prefill does not fit at batch 1)")
+              + (f"  ({r.note})" if isinstance(r.note, str) else ""))
+    if len(fits) > args.top:
+        print(f"  ... {len(fits) - args.top} more that fit (--top N shows more, --json all)")
+    if len(short):
+        print(f"does not fit at batch 1 ({len(short)}):")
+        for r in short.head(args.top).itertuples():
+            print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: needs "
+                  f"{fmt_bytes(r.memory_bytes_per_gpu)} per GPU, has {fmt_bytes(r.memory_bytes_per_gpu - r.shortfall_bytes)}")
+    if len(refused):
+        print(f"not a valid deployment ({len(refused)}):")
+        for r in refused.head(args.top).itertuples():
+            print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.note}")
+    if len(served):
+        fewest = served.iloc[0]
+        best = served.sort_values("tokens_per_s_per_gpu", ascending=False).iloc[0]
+        print(f"fewest GPUs: {fewest.tp} x {fewest.hw} ({fewest.recipe}, {fewest.weights} weights, KV {fewest.kv_method}): "
+              f"{fewest.tokens_per_s_batch1:.4g} tok/s at batch 1, {fewest.tokens_per_s:.4g} tok/s at batch "
+              f"{int(fewest.batch)}")
+        print(f"most tokens/s per GPU: {best.tp} x {best.hw} ({best.recipe}, {best.weights} weights, KV {best.kv_method}): "
+              f"{best.tokens_per_s_per_gpu:.4g} tok/s/GPU at batch {int(best.batch)}")
+    else:
+        print("no deployment serves this model at this context" + (" within the TPOT target" if target else ""))
+    return 0
+
+
 def cmd_roofline(args) -> int:
     _headless_plots()
     from simulator.plots import roofline_figure
@@ -456,6 +530,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("plan", help="capacity planning: which deployments fit, how large a batch, at what speed")
+    p.add_argument("--model", required=True, help="model id, e.g. llama-2-70b (see workloads/models/)")
+    p.add_argument("--context", type=int, default=4096, help="tokens per sequence in the KV cache (default 4096)")
+    p.add_argument("--hw", action="append", help="devices, comma-separated or repeated (default h100,h200,b200)")
+    p.add_argument("--tp", action="append", help="tensor-parallel degrees, comma-separated or repeated (default 1,2,4,8)")
+    p.add_argument("--recipe", action="append", help="pruning recipe to compare, repeat for several (default dense)")
+    p.add_argument("--weights", action="append",
+                   help="weight storage to compare (int8, int4:g128, fp8, ...), repeat for several (default: --dtype)")
+    p.add_argument("--kv-method", action="append",
+                   help="KV-cache method to compare (none, h2o, snapkv:tokens=1024+kivi, ...), repeat for several")
+    p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
+    p.add_argument("--max-tpot-ms", type=float, metavar="MS",
+                   help="serve at the largest batch whose decode step takes at most MS milliseconds")
+    p.add_argument("--top", type=int, default=20, help="deployments listed per group (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("validate", help="model vs measured traces, held-out split, per kernel class")
     p.add_argument("--hw", help="device with traces (default: every device that has some)")

@@ -64,3 +64,13 @@ def test_doc_tables_are_current_and_the_refresh_script_repairs_a_stale_one(capsy
     assert stale != text
     repaired, changes = refresh.refresh_llm(stale)
     assert repaired == text and changes == [f"72: column 7: +123.4% -> {current}"]
+
+
+def test_llm_doc_plan_example_matches_cli(capsys):
+    doc = (ROOT / "docs" / "llm.md").read_text()
+    block = re.search(r"\n    \$ sparsim (plan [^\n]+)\\\n +([^\n]+)\n((?:    [^\n]*\n)+)", doc)
+    assert block, "docs/llm.md lost its capacity-planning example"
+    argv = (block.group(1) + " " + block.group(2)).split()
+    expected = "\n".join(line[4:] for line in block.group(3).rstrip("\n").split("\n"))
+    assert main(argv) == 0
+    assert capsys.readouterr().out.rstrip("\n") == expected

@@ -1,0 +1,103 @@
+"""Capacity planning (simulator/plan.py, `sparsim plan`): every row agrees with `sparsim model` at
+its own point, the largest batch is the largest that fits, a TPOT target is honoured, and
+deployments the model refuses are rows with a reason, not crashes."""
+
+import json
+
+import pytest
+
+from simulator.cli import main
+from simulator.hardware import load_hw
+from simulator.llm import estimate_model
+from simulator.plan import plan
+
+
+@pytest.fixture(scope="module")
+def table():
+    return plan("llama-2-70b", 32768, hws=("h100", "h200"), tps=(1, 2, 3), recipes=("dense", "2:4"),
+                kv_methods=(None, "h2o"))
+
+
+def _estimate(row, batch, phase="decode"):
+    return estimate_model("llama-2-70b", row.hw, phase, batch, 32768, int(row.tp), "bf16", None, row.recipe,
+                          kv_method=None if row.kv_method == "none" else row.kv_method, with_ops=False).summary
+
+
+def test_rows_agree_with_the_model_at_their_own_points(table):
+    served = table[table["batch"].notna()]
+    assert len(served) >= 8
+    for row in served.itertuples():
+        at_batch = _estimate(row, int(row.batch))
+        assert at_batch["fits"] and row.tpot_s == pytest.approx(at_batch["time_s"], rel=1e-9)
+        assert row.tokens_per_s == pytest.approx(at_batch["tokens_per_s"], rel=1e-9)
+        assert row.tokens_per_s_per_gpu == pytest.approx(row.tokens_per_s / row.tp)
+        assert row.ttft_s == pytest.approx(_estimate(row, 1, "prefill")["time_s"], rel=1e-9)
+
+
+def test_max_batch_is_the_largest_that_fits(table):
+    for row in table[table["fits"].astype(bool)].itertuples():
+        top = int(row.max_batch)
+        assert top >= 1 and _estimate(row, top)["fits"], row
+        assert not _estimate(row, top + 1)["fits"], row
+
+
+def test_max_batch_by_hand():
+    # LLaMA-2-7B bf16 on one H100 at 4096 tokens: weights 6.738e9 params x 2 B = 13.48 GB; KV per
+    # sequence 32 layers x 2 (K, V) x 4096 (32 heads x 128) x 2 B x 4096 tokens = 2.147 GB; CUDA
+    # can allocate 81,559 MiB = 85.52 GB. (85.52 - 13.48) / 2.147 = 33.5, so at most 33 sequences,
+    # fewer by what the activations and workspace take.
+    row = plan("llama-2-7b", 4096, hws=("h100",), tps=(1,)).iloc[0]
+    capacity, weights, kv = load_hw("h100").memory_capacity_bytes, 6.738e9 * 2, 32 * 2 * 4096 * 2 * 4096
+    assert (capacity - weights) / kv == pytest.approx(33.5, abs=0.1)
+    assert 30 <= row.max_batch <= 33
+
+
+def test_a_tpot_target_is_honoured_and_costs_batch():
+    free = plan("llama-2-70b", 8192, hws=("h200",), tps=(1, 2), recipes=("2:4",))
+    capped = plan("llama-2-70b", 8192, hws=("h200",), tps=(1, 2), recipes=("2:4",), max_tpot_s=0.030)
+    for f, c in zip(free.itertuples(), capped.itertuples()):
+        assert (f.hw, f.tp) == (c.hw, c.tp)
+        if c.batch == c.batch:  # served within the target
+            assert c.tpot_s <= 0.030 and c.batch <= f.batch
+        else:
+            assert c.tpot_batch1_s > 0.030 and "over the TPOT target" in c.note
+
+
+def test_refused_deployments_are_rows_with_a_reason(table):
+    refused = table[table["tp"] == 3]
+    assert len(refused) == 8 and refused["note"].str.contains("not divisible").all()
+    assert not refused["fits"].astype(bool).any()
+    # and they sort last, after the deployments that fit and those that do not
+    assert list(table.index[table["tp"] == 3]) == list(range(len(table) - 8, len(table)))
+
+
+def test_more_gpus_never_shrink_the_batch(table):
+    ok = table[table["note"].isna()]
+    for (hw, recipe, kv), group in ok.groupby(["hw", "recipe", "kv_method"]):
+        by_tp = group.sort_values("tp")["max_batch"].tolist()
+        assert by_tp == sorted(by_tp), (hw, recipe, kv)
+
+
+def test_cli_plan_text_and_json(capsys):
+    argv = ["plan", "--model", "llama-2-70b", "--context", "32768", "--hw", "h200", "--tp", "1,2",
+            "--recipe", "dense", "--recipe", "2:4", "--kv-method", "none", "--kv-method", "h2o"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "8 deployment(s)" in out and "fewest GPUs: 1 x h200-sxm-141gb" in out
+    assert main(argv + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["deployments"]) == 8 and data["context"] == 32768
+    assert {"hw", "tp", "fits", "max_batch", "ttft_s", "tpot_s", "tokens_per_s", "note"} <= set(data["deployments"][0])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hw", "h300"], "h300"),
+    (["--tp", "1,x"], "--tp: 'x' is not a whole number"),
+    (["--tp", "0"], "--tp: must be whole numbers >= 1"),
+    (["--max-tpot-ms", "-5"], "--max-tpot-ms: must be a positive time"),
+    (["--context", "0"], "--context: must be a whole number >= 1"),
+])
+def test_cli_plan_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(["plan", "--model", "llama-2-7b"] + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
