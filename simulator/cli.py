@@ -189,19 +189,38 @@ def cmd_anchors(args) -> int:
     return 0
 
 
+def _save_figure(make, path: str) -> None:
+    """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)."""
+    _headless_plots()
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    supported = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if suffix not in supported:
+        raise SimulatorError(f"--plot {path!r}: the file name must end in one of "
+                             f".{', .'.join(sorted(supported))}")
+    fig = make()
+    try:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    except OSError as err:
+        raise SimulatorError(f"--plot {path!r}: cannot write ({err.strerror or err})") from None
+    finally:
+        plt.close(fig)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def cmd_course(args) -> int:
     from simulator.course import AREAS, VERDICTS, bound_text, format_value, ledger, summary_counts, summary_line
 
     if args.verdict and args.verdict not in VERDICTS:
         raise SimulatorError(f"--verdict {args.verdict!r}: allowed {', '.join(VERDICTS)}")
-    table = ledger(area=args.area, ids=args.id)
+    table = ledger(area=args.area, ids=_list_arg(args.id, "--id") if args.id else None)
     if args.verdict:
         table = table[table["verdict"] == args.verdict]
     if args.plot:
-        _headless_plots()
-        from simulator.plots import course_figure
-
-        course_figure(table).savefig(args.plot, dpi=150, bbox_inches="tight")
+        _save_figure(lambda: __import__("simulator.plots", fromlist=["course_figure"]).course_figure(table), args.plot)
     if args.json:
         print(json.dumps({"claims": json.loads(table.to_json(orient="records")),
                           "summary": summary_counts(table), "areas": list(AREAS)}, indent=2, ensure_ascii=False))
@@ -575,8 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_anchors)
 
     p = sub.add_parser("course", help="every checkable number of the course text, recomputed, with a verdict")
-    p.add_argument("--area", help="only one area: hw-fact, gemm, storage, model, dynamic, kv, eie")
-    p.add_argument("--id", action="append", metavar="CLAIM", help="only this claim (repeatable)")
+    p.add_argument("--area", help="only one area: hw-fact, gemm, storage, model, dynamic, kv, eie, other")
+    p.add_argument("--id", action="append", metavar="CLAIM", help="only these claims (comma-separated or repeated)")
     p.add_argument("--verdict", help="only claims with this verdict: agrees, near, differs, 'not modelled'")
     p.add_argument("--plot", metavar="FILE", help="also draw sparsim / slide per claim into FILE (png, pdf, svg)")
     p.add_argument("--json", action="store_true")

@@ -80,6 +80,10 @@ def course_figure(table):
         return r.slide
 
     rows = [r for r in table.itertuples() if r.verdict in VERDICT_COLOURS]
+    if not rows:
+        from simulator.errors import SimulatorError
+
+        raise SimulatorError("--plot: nothing to plot (no claim in this selection has a value sparsim computes)")
     rows.sort(key=lambda r: (r.lecture, r.line))
     ratio = np.array([r.sparsim / reference(r) if reference(r) > 0 else np.nan for r in rows])
     ratio = np.clip(np.nan_to_num(ratio, nan=1.0), 1e-2, 1e2)

@@ -3,7 +3,7 @@ derived by hand from the model shapes and the methods' default settings."""
 
 import pytest
 
-import simulator.course.kv  # noqa: F401  (registers the evaluators even if another module is broken)
+import simulator.course.kv  # noqa: F401  (the module under test; evaluate() imports the others too)
 from simulator.course import evaluate, load_claims, verdict
 
 BY_ID = {c.id: c for c in load_claims()}

@@ -8,13 +8,17 @@ the specs and cost models and says what it computed. The ledger compares the two
 
     claims.yaml --evaluator--> Check(value, basis) --verdict--> DataFrame --> CLI / docs/course.md
 
-Verdicts, from the relative distance ``d`` between sparsim's value and what the slide allows
-(``compare``: ``equal`` to the value, ``at_most`` / ``at_least`` the value, or inside a
-``range`` [low, high]; d = 0 inside what is allowed):
+Verdicts. The slide bounds the quantity (``compare``): it states a value (``equal``), an
+``exact`` value (a count, a bit width, a structural fact: right or wrong, no tolerance), a
+ceiling or floor (``at_most`` / ``at_least``) or a ``range`` [low, high]. The distance ``d`` is
+symmetric in ratio, ``d = max(v/t, t/v) - 1`` from sparsim's value ``v`` to the nearest value
+``t`` the slide allows (0 inside what it allows), so 2x too high and 2x too low are equally far:
 
-- ``agrees``: d <= 10% (a roofline model cannot resolve finer than that without calibration);
-- ``near``: d <= 25%;
-- ``differs``: otherwise; the claim's ``note`` and the evaluator's ``basis`` say why;
+- ``agrees``: a value within 10% (d <= 0.10: a roofline model cannot resolve finer than that
+  without calibration); an ``exact`` value equal; a bound or range met (d = 0: the slide's
+  bound already is its tolerance);
+- ``near``: d <= 0.25 (an ``exact`` claim is never near: it is right or it differs);
+- ``differs``: otherwise; the claim's ``note``, the evaluator's ``basis`` and docs/course.md say why;
 - ``not modelled``: the evaluator declines (``value`` None) and its basis says what is missing.
 
 The thresholds are fixed here, once, for every claim; they are not chosen per claim.
@@ -35,6 +39,7 @@ from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
 
 AGREES, NEAR = 0.10, 0.25
+ROUNDING = 1e-9  # floating-point slack at the band edges, not a tolerance
 VERDICTS = ("agrees", "near", "differs", "not modelled")
 AREAS = ("hw-fact", "gemm", "model", "kv", "dynamic", "eie", "storage", "other")
 # Evaluator modules, imported on first use; each registers the ids it answers.
@@ -55,7 +60,7 @@ class Claim(Strict):
     setup: Optional[dict] = None
     area: Literal[AREAS]
     checkable: bool
-    compare: Optional[Literal["equal", "at_most", "at_least", "range"]] = None
+    compare: Optional[Literal["equal", "exact", "at_most", "at_least", "range"]] = None
     note: Optional[str] = None
 
     @model_validator(mode="after")
@@ -67,6 +72,9 @@ class Claim(Strict):
                 raise ValueError(f"compare {self.compare!r} needs a single value, got the range {self.value}")
         elif self.compare == "range":
             raise ValueError(f"compare 'range' needs [low, high], got {self.value}")
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if self.checkable and not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"a checkable claim's value must be > 0 (distances are ratios), got {self.value}")
         return self
 
     @property
@@ -88,6 +96,8 @@ class Check:
 
 
 Evaluator = Callable[[Claim], Check]
+LEDGER_COLUMNS = ("id", "lecture", "part", "line", "area", "claim", "quote", "quantity", "unit", "slide", "compare",
+                  "sparsim", "distance", "verdict", "basis")
 EVALUATORS: dict[str, Evaluator] = {}
 
 
@@ -124,26 +134,37 @@ def evaluators() -> dict[str, Evaluator]:
     return EVALUATORS
 
 
+def _ratio_distance(value: float, target: float) -> float:
+    """max(v/t, t/v) - 1: how many times off, minus one (inf when sparsim's value is 0)."""
+    if value == target:
+        return 0.0
+    if value <= 0:
+        return math.inf
+    return max(value / target, target / value) - 1.0
+
+
 def distance(claim: Claim, value: float) -> float:
-    """Relative distance from ``value`` to what the claim allows (0 inside it)."""
+    """Distance from ``value`` to what the claim allows (0 inside it), symmetric in ratio."""
     how = claim.comparison
     if how == "range":
         low, high = claim.value
-        if value < low:
-            return (low - value) / low
-        return max(0.0, value / high - 1.0)
+        return _ratio_distance(value, min(max(value, low), high))
     target = float(claim.value)
     if how == "at_most":
-        return max(0.0, value / target - 1.0)
+        return 0.0 if value <= target else _ratio_distance(value, target)
     if how == "at_least":
-        return max(0.0, (target - value) / target)
-    return abs(value - target) / abs(target)
+        return 0.0 if value >= target else _ratio_distance(value, target)
+    return _ratio_distance(value, target)
 
 
 def verdict(claim: Claim, value: Optional[float]) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not modelled"
-    d = distance(claim, value)
+    d = distance(claim, value) - ROUNDING  # a value on a band's edge (10 us vs 8 us: 1.25) is inside it
+    if claim.comparison == "exact":
+        return "agrees" if d <= 0.0 else "differs"
+    if claim.comparison in ("at_most", "at_least", "range"):
+        return "agrees" if d <= 0.0 else "near" if d <= NEAR else "differs"
     return "agrees" if d <= AGREES else "near" if d <= NEAR else "differs"
 
 
@@ -181,7 +202,7 @@ def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.Data
             "distance": None if check.value is None else distance(c, check.value),
             "verdict": verdict(c, check.value), "basis": check.basis,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
 
 
 # ---- formatting at the edge (CLI, docs) ---------------------------------------------------------
@@ -203,18 +224,20 @@ def format_value(value, unit: str) -> str:
     if unit == "B/s":
         return _scaled(value, "B/s", _DECIMAL)
     if unit == "ratio":
-        return f"{value:.3g}×"
+        return f"{value:,.0f}×" if value >= 1000 else f"{value:.3g}×"
     if unit == "fraction":
-        return f"{value:.3g}" if value > 1 else f"{value * 100:.3g}%"
+        return f"{value * 100:.3g}%"
     if unit == "tokens/s":
         return f"{value:.3g} tok/s"
-    return f"{value:,.6g}" if unit == "count" else f"{value:.4g} {unit}"
+    if unit == "count":
+        return f"{value:,.0f}" if value == round(value) else f"{value:,.4g}"
+    return f"{value:.4g} {unit}"
 
 
 def bound_text(compare: str, slide, unit: str) -> str:
     """What the slide allows, e.g. "≤ 1.3×", "≥ 100", "1.5× – 1.8×", "2×"."""
     text = format_value(slide, unit)
-    return {"at_most": f"≤ {text}", "at_least": f"≥ {text}"}.get(compare, text)
+    return {"at_most": f"≤ {text}", "at_least": f"≥ {text}", "exact": f"= {text}"}.get(compare, text)
 
 
 def summary_counts(table: pd.DataFrame) -> dict:
@@ -224,7 +247,8 @@ def summary_counts(table: pd.DataFrame) -> dict:
 def summary_line(table: pd.DataFrame) -> str:
     counts = summary_counts(table)
     return (f"{len(table)} checkable claim(s): " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
-            + f" (agrees: within {AGREES:.0%} of what the slide allows; near: within {NEAR:.0%})")
+            + f" (agrees: a value within {AGREES:.0%}, an exact value equal, a bound or range met; "
+              f"near: within {NEAR:.0%})")
 
 
 def ledger_markdown(table: "pd.DataFrame | None" = None) -> str:
