@@ -54,14 +54,17 @@ def sparsegpt24_memory(claim: Claim) -> Check:
                  f"metadata), embedding/LM head dense")
 
 
+def _sparsegpt24(phase: str) -> tuple[dict, dict]:
+    # SparseGPT's 2:4 speed-ups were measured on A100s (native sparse tensor cores) and it
+    # calibrates on 2048-token sequences: 2048 tokens, batch 1, on the two A100-80GB that 70B
+    # fp16 needs; dense and 2:4 summaries.
+    return tuple(_summary("llama-2-70b", "a100", phase, 1, 2048, tp=2, dtype="fp16", recipe=r)
+                 for r in ("dense", "2:4"))
+
+
 @evaluates("l2-a3-sparsegpt24-prefill-1.5x")
 def sparsegpt24_prefill(claim: Claim) -> Check:
-    # SparseGPT's 2:4 speed-ups were measured on A100s (native sparse tensor cores) and it
-    # calibrates on 2048-token sequences: a 2048-token prompt, batch 1, on the two A100-80GB
-    # that 70B fp16 needs.
-    kw = dict(tp=2, dtype="fp16")
-    dense = _summary("llama-2-70b", "a100", "prefill", 1, 2048, **kw)
-    sparse = _summary("llama-2-70b", "a100", "prefill", 1, 2048, recipe="2:4", **kw)
+    dense, sparse = _sparsegpt24("prefill")
     return Check(dense["time_s"] / sparse["time_s"],
                  f"llama-2-70b fp16 prefill, batch 1, 2048-token prompt, 2 x a100-sxm4-80gb (tp 2): dense "
                  f"{dense['time_s'] * 1e3:.0f} ms / --recipe 2:4 {sparse['time_s'] * 1e3:.0f} ms (attention dense)")
@@ -69,9 +72,7 @@ def sparsegpt24_prefill(claim: Claim) -> Check:
 
 @evaluates("l2-a3-sparsegpt24-decode-45pct")
 def sparsegpt24_decode_saving(claim: Claim) -> Check:
-    kw = dict(tp=2, dtype="fp16")
-    dense = _summary("llama-2-70b", "a100", "decode", 1, 2048, **kw)
-    sparse = _summary("llama-2-70b", "a100", "decode", 1, 2048, recipe="2:4", **kw)
+    dense, sparse = _sparsegpt24("decode")
     saved = 1.0 - sparse["bytes"] / dense["bytes"]
     return Check(saved,
                  f"llama-2-70b fp16 decode, batch 1, context 2048, tp 2 a100: bytes per step 1 - "
