@@ -12,6 +12,7 @@ import math
 import sys
 
 import numpy as np
+import pandas as pd
 
 from simulator.errors import SimulatorError
 
@@ -56,12 +57,18 @@ def _int_list(flag: str):
     return parse
 
 
+def _json_value(value):
+    """A DataFrame cell as strict JSON: numpy scalars as Python numbers, missing values (NaN,
+    pd.NA, None) as null — json.dumps would otherwise write NaN, which is not JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    return value
+
+
 def _json_records(df):
-    records = []
-    for row in df.to_dict(orient="records"):
-        records.append({key: (value.item() if isinstance(value, np.generic) else value)
-                        for key, value in row.items()})
-    return records
+    return [{key: _json_value(value) for key, value in row.items()} for row in df.to_dict(orient="records")]
 
 
 def _gemm_frames(args):
@@ -266,7 +273,7 @@ def cmd_plan(args) -> int:
                           "deployments": _json_records(table)}, indent=2))
         return 0
     fits = table[table["fits"].astype(bool)]
-    served = fits[fits["batch"].notna()]
+    served = fits[fits["batch"].notna()]  # pd.NA-aware
     short = table[~table["fits"].astype(bool) & table["note"].isna()]
     refused = table[~table["fits"].astype(bool) & table["note"].notna()]
     target = f", within {args.max_tpot_ms:g} ms per output token" if args.max_tpot_ms is not None else ""
@@ -279,7 +286,7 @@ def cmd_plan(args) -> int:
         print(header)
     for r in fits.head(args.top).itertuples():
         served_cells = (f"{int(r.batch):>6} {fmt_time(r.tpot_s):>8} {r.tokens_per_s:>8.4g} {r.tokens_per_s_per_gpu:>9.4g}"
-                        if r.batch == r.batch else f"{'-':>6} {'-':>8} {'-':>8} {'-':>9}")
+                        if not pd.isna(r.batch) else f"{'-':>6} {'-':>8} {'-':>8} {'-':>9}")
         print(f"  {r.tp:<5} {r.hw:<16} {r.recipe:<12} {r.weights:<10} {r.kv_method:<12} "
               f"{fmt_bytes(r.memory_bytes_per_gpu):>11} {int(r.max_batch):>6} {fmt_time(r.ttft_s):>8} "
               f"{fmt_time(r.tpot_batch1_s):>9} {served_cells}"

@@ -72,6 +72,8 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["kv_method"] = table["kv_method"].fillna("none")
     table["weights"] = table["weights"].fillna(dtype)
+    for column in ("max_batch", "batch"):  # whole numbers; missing where a deployment is refused or not served
+        table[column] = table[column].astype("Int64")
     order = table.assign(_refused=table["note"].notna() & ~table["fits"].astype(bool),
                          _fits=~table["fits"].astype(bool),
                          _rate=-table["tokens_per_s_per_gpu"].fillna(0.0))

@@ -4,6 +4,7 @@ deployments the model refuses are rows with a reason, not crashes."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from simulator.cli import main
@@ -57,7 +58,7 @@ def test_a_tpot_target_is_honoured_and_costs_batch():
     capped = plan("llama-2-70b", 8192, hws=("h200",), tps=(1, 2), recipes=("2:4",), max_tpot_s=0.030)
     for f, c in zip(free.itertuples(), capped.itertuples()):
         assert (f.hw, f.tp) == (c.hw, c.tp)
-        if c.batch == c.batch:  # served within the target
+        if not pd.isna(c.batch):  # served within the target
             assert c.tpot_s <= 0.030 and c.batch <= f.batch
         else:
             assert c.tpot_batch1_s > 0.030 and "over the TPOT target" in c.note
@@ -101,3 +102,16 @@ def test_cli_plan_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert main(["plan", "--model", "llama-2-7b"] + argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_cli_plan_when_nothing_is_served_and_json_is_strict(capsys):
+    # 70B on 8 x H100: batch 1 decodes in ~10 ms, so a 5 ms target serves nothing; 1 x H100 does not fit.
+    argv = ["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1,3,8", "--max-tpot-ms", "5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "over the TPOT target" in out and "no deployment serves" in out
+    assert main(argv + ["--json"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text  # missing values are null: strict JSON
+    rows = json.loads(text)["deployments"]
+    assert all(r["batch"] is None for r in rows) and any(r["max_batch"] == 0 for r in rows)
