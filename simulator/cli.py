@@ -245,15 +245,19 @@ def cmd_course(args) -> int:
 def _list_arg(values, flag: str, cast=str) -> list:
     """A flag given as comma lists and/or repeated: --tp 1,2 --tp 8 -> [1, 2, 8]."""
     items = [item.strip() for value in values for item in value.split(",")]
+    if not items or any(item == "" for item in items):
+        raise SimulatorError(f"{flag}: empty value in {','.join(values)!r}")
     out = []
     for item in items:
         try:
             out.append(cast(item))
         except ValueError:
             raise SimulatorError(f"{flag}: {item!r} is not a whole number") from None
-    if not out or any(item == "" for item in items):
-        raise SimulatorError(f"{flag}: empty value in {','.join(values)!r}")
     return out
+
+
+def _rate(tokens_per_s: float) -> str:
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
 
 def cmd_plan(args) -> int:
@@ -262,59 +266,77 @@ def cmd_plan(args) -> int:
 
     hws = _list_arg(args.hw, "--hw") if args.hw else list(DEFAULT_HW)
     tps = _list_arg(args.tp, "--tp", int) if args.tp else list(DEFAULT_TP)
-    if args.max_tpot_ms is not None and not args.max_tpot_ms > 0:
-        raise SimulatorError(f"--max-tpot-ms: must be a positive time, got {args.max_tpot_ms:g}")
+    if args.max_tpot_ms is not None and not (math.isfinite(args.max_tpot_ms) and args.max_tpot_ms > 0):
+        raise SimulatorError(f"--max-tpot-ms: must be a positive, finite time in ms, got {args.max_tpot_ms:g}")
+    if args.top < 1:
+        raise SimulatorError(f"--top: must be a whole number >= 1, got {args.top}")
     table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
                  args.kv_method or [None], args.dtype,
-                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3)
+                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens)
     if args.json:
-        print(json.dumps({"model": args.model, "context": args.context, "dtype": args.dtype,
+        print(json.dumps({"model": args.model, "context": args.context, "output_tokens": args.output_tokens,
+                          "dtype": args.dtype,
                           "max_tpot_s": None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
                           "deployments": _json_records(table)}, indent=2))
         return 0
     fits = table[table["fits"].astype(bool)]
-    served = fits[fits["batch"].notna()]  # pd.NA-aware
     short = table[~table["fits"].astype(bool) & table["note"].isna()]
     refused = table[~table["fits"].astype(bool) & table["note"].notna()]
+    # a deployment is recommended only if it serves a batch and one prompt's prefill fits
+    servable = fits[fits["batch"].notna() & fits["prefill_fits"].astype(bool)]
     target = f", within {args.max_tpot_ms:g} ms per output token" if args.max_tpot_ms is not None else ""
-    print(f"Capacity plan: {args.model}, decode with {args.context} tokens of context per sequence, {args.dtype} "
-          f"math: {len(table)} deployment(s), {len(fits)} fit at batch 1")
-    print(f"  batch = the largest that fits{target}; TTFT = one {args.context}-token prompt at batch 1")
-    header = (f"  {'GPUs':<5} {'device':<16} {'recipe':<12} {'weights':<10} {'KV method':<12} {'mem/GPU b=1':>11} "
-              f"{'max b':>6} {'TTFT':>8} {'TPOT b=1':>9} {'batch':>6} {'TPOT':>8} {'tok/s':>8} {'tok/s/GPU':>9}")
+    cached = args.context + args.output_tokens
+    print(f"Capacity plan: {args.model}, {args.dtype} math, prompts of {args.context} tokens"
+          + (f" + {args.output_tokens} generated" if args.output_tokens else "")
+          + f": {len(table)} deployment(s), {len(fits)} fit at batch 1")
+    print(f"  decode priced with {cached} tokens cached per sequence; batch = the largest that fits{target}; "
+          f"TTFT = one prompt at batch 1")
+
+    def more(group, name):
+        if len(group) > args.top:
+            print(f"  ... {len(group) - args.top} more {name} (--top N shows more, --json all)")
+
     if len(fits):
-        print(header)
-    for r in fits.head(args.top).itertuples():
-        served_cells = (f"{int(r.batch):>6} {fmt_time(r.tpot_s):>8} {r.tokens_per_s:>8.4g} {r.tokens_per_s_per_gpu:>9.4g}"
-                        if not pd.isna(r.batch) else f"{'-':>6} {'-':>8} {'-':>8} {'-':>9}")
-        print(f"  {r.tp:<5} {r.hw:<16} {r.recipe:<12} {r.weights:<10} {r.kv_method:<12} "
-              f"{fmt_bytes(r.memory_bytes_per_gpu):>11} {int(r.max_batch):>6} {fmt_time(r.ttft_s):>8} "
-              f"{fmt_time(r.tpot_batch1_s):>9} {served_cells}"
-              + ("" if r.prefill_fits else "  (the prompt's prefill does not fit at batch 1)")
-              + (f"  ({r.note})" if isinstance(r.note, str) else ""))
-    if len(fits) > args.top:
-        print(f"  ... {len(fits) - args.top} more that fit (--top N shows more, --json all)")
+        cells = []
+        for r in fits.head(args.top).itertuples():
+            served = not pd.isna(r.batch)
+            cells.append([f"{r.tp}", r.hw, r.recipe, r.weights, r.kv_method, fmt_bytes(r.memory_bytes_per_gpu),
+                          f"{int(r.max_batch)}", fmt_time(r.ttft_s), fmt_time(r.tpot_batch1_s),
+                          f"{int(r.batch)}" if served else "-", fmt_time(r.tpot_s) if served else "-",
+                          _rate(r.tokens_per_s) if served else "-", _rate(r.tokens_per_s_per_gpu) if served else "-",
+                          ("" if r.prefill_fits else "(one prompt's prefill does not fit) ")
+                          + (f"({r.note})" if isinstance(r.note, str) else "")])
+        header = ["GPUs", "device", "recipe", "weights", "KV method", "mem/GPU b=1", "max b", "TTFT", "TPOT b=1",
+                  "batch", "TPOT", "tok/s", "tok/s/GPU", ""]
+        widths = [max(len(str(row[c])) for row in cells + [header]) for c in range(len(header))]
+        left = {1, 2, 3, 4, 13}
+        for row in [header] + cells:
+            print("  " + " ".join(f"{str(v):<{w}}" if c in left else f"{str(v):>{w}}"
+                                  for c, (v, w) in enumerate(zip(row, widths))).rstrip())
+        more(fits, "that fit")
     if len(short):
         print(f"does not fit at batch 1 ({len(short)}):")
         for r in short.head(args.top).itertuples():
             print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: needs "
                   f"{fmt_bytes(r.memory_bytes_per_gpu)} per GPU, has {fmt_bytes(r.memory_bytes_per_gpu - r.shortfall_bytes)}")
+        more(short, "that do not fit")
     if len(refused):
         print(f"not a valid deployment ({len(refused)}):")
         for r in refused.head(args.top).itertuples():
             print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.note}")
-    if len(served):
-        fewest = served.iloc[0]
-        best = served.sort_values("tokens_per_s_per_gpu", ascending=False).iloc[0]
+        more(refused, "that are not valid")
+    if len(servable):
+        fewest = servable.iloc[0]
+        best = servable.sort_values("tokens_per_s_per_gpu", ascending=False, kind="stable").iloc[0]
         print(f"fewest GPUs: {fewest.tp} x {fewest.hw} ({fewest.recipe}, {fewest.weights} weights, KV {fewest.kv_method}): "
-              f"{fewest.tokens_per_s_batch1:.4g} tok/s at batch 1, {fewest.tokens_per_s:.4g} tok/s at batch "
+              f"{_rate(fewest.tokens_per_s_batch1)} tok/s at batch 1, {_rate(fewest.tokens_per_s)} tok/s at batch "
               f"{int(fewest.batch)}")
         print(f"most tokens/s per GPU: {best.tp} x {best.hw} ({best.recipe}, {best.weights} weights, KV {best.kv_method}): "
-              f"{best.tokens_per_s_per_gpu:.4g} tok/s/GPU at batch {int(best.batch)}")
+              f"{_rate(best.tokens_per_s_per_gpu)} tok/s/GPU at batch {int(best.batch)}")
     else:
-        print("no deployment serves this model at this context" + (" within the TPOT target" if target else ""))
+        print("no deployment serves this model at this context" + (" within the TPOT target" if target else "")
+              + " with room for one prompt's prefill")
     return 0
-
 
 def cmd_roofline(args) -> int:
     _headless_plots()
@@ -559,7 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="capacity planning: which deployments fit, how large a batch, at what speed")
     p.add_argument("--model", required=True, help="model id, e.g. llama-2-70b (see workloads/models/)")
-    p.add_argument("--context", type=int, default=4096, help="tokens per sequence in the KV cache (default 4096)")
+    p.add_argument("--context", type=int, default=4096, help="prompt tokens per request (default 4096)")
+    p.add_argument("--output-tokens", type=int, default=0, metavar="N",
+                   help="tokens each request generates: decode is priced at its last step, with context + N "
+                        "tokens cached (default 0: the first step)")
     p.add_argument("--hw", action="append", help="devices, comma-separated or repeated (default h100,h200,b200)")
     p.add_argument("--tp", action="append", help="tensor-parallel degrees, comma-separated or repeated (default 1,2,4,8)")
     p.add_argument("--recipe", action="append", help="pruning recipe to compare, repeat for several (default dense)")

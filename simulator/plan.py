@@ -1,19 +1,25 @@
 """Capacity planning: which deployments of a model fit, with how large a batch, at what speed.
 
 A *deployment* is (device, tensor-parallel GPUs, pruning recipe, weight storage, KV method). For
-each one, at a given context, ``plan`` answers the capacity planner's questions in one row:
+each one, for requests of ``prompt`` tokens that generate ``output_tokens`` more, ``plan``
+answers the capacity planner's questions in one row:
 
 - does batch 1 fit, and if not, by how much (memory per GPU against what CUDA can allocate);
 - the largest decode batch that fits (memory per GPU is affine in the batch: weights and
-  workspace, plus each sequence's KV cache and activations), and whether the prompt's prefill
-  fits at batch 1 (the prefill holds one layer's transient activations for the whole prompt);
-- time to first token for one prompt of ``context`` tokens, and the decode step at batch 1;
+  workspace, plus each sequence's KV cache and activations — checked exact against
+  ``estimate_model`` at that batch and the next), and whether one prompt's prefill fits;
+- time to first token for one prompt, and the decode step at batch 1;
 - the batch to serve at: the largest that fits, or, with ``max_tpot_s``, the largest whose
   decode step stays within that time per output token; its tokens/s in all and per GPU.
 
-Every number comes from ``simulator.llm.sweep`` (the same model as ``sparsim model``); points of
-one deployment are priced in one vectorized pass. Decode is priced with ``context`` tokens in
-the KV cache, the last and slowest step of a request of that length.
+Decode is priced at the request's last step: the KV cache holds ``prompt + output_tokens``
+tokens, of which ``output_tokens`` were generated (methods that compress only the prompt, like
+SnapKV, hold their budget plus those). With ``output_tokens`` 0 that is the first step after the
+prompt. The largest batch counts decoding sequences only: admitting a new prompt needs its
+prefill's transient memory on top (``prefill_fits`` says whether one prefill fits alone).
+
+Every number comes from ``simulator.llm.sweep`` (the same model as ``sparsim model``); the points
+of all deployments are priced in a few vectorized passes.
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ import math
 import numpy as np
 import pandas as pd
 
+from simulator.dtypes import check_dtype
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
-from simulator.llm import estimate_model, sweep
+from simulator.kvcache import parse_kv_method
+from simulator.llm import estimate_model, parse_recipe, parse_weights, sweep
 from simulator.models import load_model
 
 DEFAULT_HW = ("h100", "h200", "b200")
 DEFAULT_TP = (1, 2, 4, 8)
-# Batches tried under a TPOT target: a geometric grid up to the largest batch that fits.
+# Batches tried per pass under a TPOT target: a geometric grid up to the largest batch that fits,
+# then evenly spaced batches inside the bracket where the target is crossed, until it is one wide.
 BATCH_GRID_POINTS = 48
 
 COLUMNS = ("hw", "tp", "recipe", "weights", "kv_method", "fits", "memory_bytes_per_gpu", "shortfall_bytes",
@@ -43,32 +52,68 @@ def _none(value):
     return None if value in (None, "none", "") else value
 
 
-def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("dense",), weights=(None,),
-         kv_methods=(None,), dtype: str = "bf16", max_tpot_s: "float | None" = None) -> pd.DataFrame:
-    """One row per deployment (see the module docstring), the best first: deployments that fit,
-    fewest GPUs, then most tokens/s per GPU. Deployments the model refuses (a TP degree that does
-    not divide the heads, a recipe that does not apply) are kept as rows with ``note`` saying why."""
-    if not isinstance(context, (int, np.integer)) or context < 1:
-        raise SimulatorError(f"--context: must be a whole number >= 1, got {context!r}")
+def _as_tuple(values, name: str) -> tuple:
+    if values is None or isinstance(values, (str, int, np.integer)):
+        values = (values,)
+    values = tuple(dict.fromkeys(values))  # in order, without repeats
+    if not values:
+        raise SimulatorError(f"{name}: give at least one value")
+    return values
+
+
+def _check_inputs(cfg, prompt, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s):
+    """Errors that hold for every deployment are bad input (one line, exit 2), not rows."""
+    for name, value, low in (("--context", prompt, 1), ("--output-tokens", output_tokens, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise SimulatorError(f"{name}: must be a whole number >= {low}, got {value!r}")
     if max_tpot_s is not None and not (math.isfinite(max_tpot_s) and max_tpot_s > 0):
-        raise SimulatorError(f"--max-tpot-ms: must be a positive time, got {max_tpot_s * 1e3:g} ms")
+        raise SimulatorError(f"--max-tpot-ms: must be a positive, finite time, got {max_tpot_s * 1e3:g}")
+    check_dtype(dtype, "--dtype")
+    for recipe in recipes:
+        parse_recipe(recipe)
+    for weight in weights:
+        parse_weights(_none(weight), dtype)
+    for kv in kv_methods:
+        parse_kv_method(_none(kv))
+    if cfg.kind == "encoder":
+        raise SimulatorError(f"--model {cfg.id}: an encoder has no decode phase to plan for")
+    total = prompt + output_tokens
+    if cfg.position == "learned" and total > cfg.max_position_embeddings:
+        raise SimulatorError(f"--context {prompt} + --output-tokens {output_tokens}: {cfg.id} has learned "
+                             f"positions up to {cfg.max_position_embeddings} tokens")
+
+
+def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("dense",), weights=(None,),
+         kv_methods=(None,), dtype: str = "bf16", max_tpot_s: "float | None" = None,
+         output_tokens: int = 0) -> pd.DataFrame:
+    """One row per deployment (see the module docstring), the best first: deployments that fit,
+    fewest GPUs, then most tokens/s per GPU. ``context`` is the prompt; decode is priced with
+    ``context + output_tokens`` tokens cached. Inputs wrong for every deployment (an unknown
+    recipe, model, device, dtype; a context past the model's positions) raise SimulatorError;
+    deployments the model refuses on their own (a TP degree that does not divide the heads, a
+    device that cannot compute in the dtype) are kept as rows with ``note`` saying why."""
     cfg = load_model(model)
-    devices = [load_hw(h).id for h in hws]  # unknown devices fail here, with the list of known ones
+    recipes, weights, kv_methods = (_as_tuple(v, n) for v, n in ((recipes, "--recipe"), (weights, "--weights"),
+                                                                   (kv_methods, "--kv-method")))
+    _check_inputs(cfg, context, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s)
+    devices = tuple(dict.fromkeys(load_hw(h).id for h in _as_tuple(hws, "--hw")))  # aliases resolved
+    tps = _as_tuple(tps, "--tp")
     for tp in tps:
-        if not isinstance(tp, (int, np.integer)) or tp < 1:
+        if not isinstance(tp, (int, np.integer)) or isinstance(tp, bool) or tp < 1:
             raise SimulatorError(f"--tp: must be whole numbers >= 1, got {tp!r}")
+    point = dict(context=context + output_tokens, generated=output_tokens)
     rows, valid = [], []
     for hw, tp, recipe, weight, kv in itertools.product(devices, tps, recipes, weights, kv_methods):
         key = dict(hw=hw, tp=int(tp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
-        try:  # the deployment's own constraints (TP divides heads, recipe applies), at batch 1
-            estimate_model(cfg, hw, "decode", 1, context, int(tp), dtype, key["weights"], recipe,
-                           kv_method=key["kv_method"], with_ops=False)
+        try:  # the deployment's own constraints (TP divides heads, the device computes the dtype)
+            estimate_model(cfg, hw, "decode", 1, point["context"], int(tp), dtype, key["weights"], recipe,
+                           kv_method=key["kv_method"], generated=output_tokens, with_ops=False)
         except SimulatorError as err:
             rows.append({**key, "fits": False, "note": str(err)})
             continue
         valid.append(key)
     if valid:
-        rows += _price(model, context, dtype, valid, max_tpot_s)
+        rows += _price(model, context, point, dtype, valid, max_tpot_s)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["kv_method"] = table["kv_method"].fillna("none")
     table["weights"] = table["weights"].fillna(dtype)
@@ -81,56 +126,84 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     return table.loc[order.index].reset_index(drop=True)
 
 
-def _points(model, context, dtype, deployments, phase, batch) -> pd.DataFrame:
-    return pd.DataFrame(deployments).assign(model=model, phase=phase, batch=batch, context=context, dtype=dtype)
+def _points(model, dtype, deployments, phase, batch, context, generated=0) -> pd.DataFrame:
+    return pd.DataFrame(deployments).assign(model=model, phase=phase, batch=batch, context=context,
+                                            generated=generated, dtype=dtype)
 
 
-def _price(model, context, dtype, deployments, max_tpot_s) -> list:
-    first = pd.concat([_points(model, context, dtype, deployments, "decode", 1),
-                       _points(model, context, dtype, deployments, "decode", 2),
-                       _points(model, context, dtype, deployments, "prefill", 1)], ignore_index=True)
+def _decode(model, dtype, point, deployments, index, batches):
+    """Decode step time and fit for deployment ``index[j]`` at batch ``batches[j]``, in one sweep."""
+    frame = pd.DataFrame([deployments[i] for i in index])
+    priced = sweep(frame.assign(model=model, phase="decode", batch=batches, context=point["context"],
+                                generated=point["generated"], dtype=dtype))
+    return priced["time_s"].to_numpy(), priced["fits"].to_numpy(), priced["tokens_per_s"].to_numpy()
+
+
+def _largest_within(model, dtype, point, deployments, top, max_tpot_s) -> np.ndarray:
+    """Per deployment, the largest batch in 1..top whose decode step takes at most max_tpot_s
+    (0 where even batch 1 does not): a geometric grid, then brackets narrowed to one batch."""
+    n = len(deployments)
+    low = np.zeros(n, dtype=np.int64)        # largest batch known within the target (0: none yet)
+    high = top.astype(np.int64) + 1          # smallest batch known over it, or past the top
+    grids = [np.unique(np.r_[np.round(np.geomspace(1, t, BATCH_GRID_POINTS)), t]).astype(np.int64)
+             if t >= 1 else np.zeros(0, dtype=np.int64) for t in top]
+    while True:
+        index = np.concatenate([np.full(len(g), i) for i, g in enumerate(grids)]).astype(int)
+        if not len(index):
+            return low
+        batches = np.concatenate(grids)
+        time_s, fits, _ = _decode(model, dtype, point, deployments, index, batches)
+        ok = fits & (time_s <= max_tpot_s)
+        for i in range(n):
+            mine = index == i
+            if not mine.any():
+                continue
+            b, good = batches[mine], ok[mine]
+            if good.any():
+                low[i] = max(low[i], b[good].max())
+            above = b[(~good) & (b > low[i])]
+            if len(above):
+                high[i] = min(high[i], above.min())
+        grids = []
+        for i in range(n):
+            gap = high[i] - low[i] - 1  # batches still unpriced between the bracket's ends
+            if gap <= 0:
+                grids.append(np.zeros(0, dtype=np.int64))
+            else:
+                grids.append(np.unique(np.linspace(low[i] + 1, high[i] - 1, min(gap, BATCH_GRID_POINTS))
+                                       .round()).astype(np.int64))
+
+
+def _price(model, prompt, point, dtype, deployments, max_tpot_s) -> list:
+    first = pd.concat([_points(model, dtype, deployments, "decode", 1, point["context"], point["generated"]),
+                       _points(model, dtype, deployments, "decode", 2, point["context"], point["generated"]),
+                       _points(model, dtype, deployments, "prefill", 1, prompt)], ignore_index=True)
     priced = sweep(first)
     n = len(deployments)
     one, two, prefill = (priced.iloc[i * n:(i + 1) * n].reset_index(drop=True) for i in range(3))
-    per_sequence = two["memory_bytes_per_gpu"] - one["memory_bytes_per_gpu"]
+    per_sequence = (two["memory_bytes_per_gpu"] - one["memory_bytes_per_gpu"]).to_numpy()
     capacity = np.array([load_hw(d["hw"]).memory_capacity_bytes for d in deployments])
-    fixed = one["memory_bytes_per_gpu"] - per_sequence
-    max_batch = np.where(per_sequence > 0, np.floor((capacity - fixed) / per_sequence.where(per_sequence > 0, 1.0)),
-                         0.0).clip(min=0).astype(int)
-    # the batch to serve at: the largest that fits, or the largest within the TPOT target
-    grids = []
-    for i, d in enumerate(deployments):
-        top = int(max_batch[i])
-        if top < 1:
-            continue
-        grid = (np.array([top]) if max_tpot_s is None else
-                np.unique(np.r_[np.round(np.geomspace(1, top, BATCH_GRID_POINTS)), top]).astype(int))
-        grids.append((i, grid))
-    chosen = {}
-    if grids:
-        frame = pd.DataFrame([deployments[i] for i, grid in grids for _ in grid])
-        points = frame.assign(model=model, phase="decode", batch=np.concatenate([g for _, g in grids]),
-                              context=context, dtype=dtype)
-        priced_grid = sweep(points)
-        start = 0
-        for i, grid in grids:
-            block = priced_grid.iloc[start:start + len(grid)]
-            start += len(grid)
-            ok = block[block["fits"] & ((block["time_s"] <= max_tpot_s) if max_tpot_s else True)]
-            if len(ok):
-                chosen[i] = ok.iloc[-1]
+    fixed = one["memory_bytes_per_gpu"].to_numpy() - per_sequence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = np.where(per_sequence > 0, np.floor((capacity - fixed) / per_sequence), 0.0)
+    top = np.clip(np.nan_to_num(top), 0, None).astype(np.int64)
+    batch = top if max_tpot_s is None else _largest_within(model, dtype, point, deployments, top, max_tpot_s)
+    served = np.flatnonzero(batch >= 1)
+    time_s = tokens = np.zeros(0)
+    if len(served):
+        time_s, _, tokens = _decode(model, dtype, point, deployments, served, batch[served])
+    at = {int(i): j for j, i in enumerate(served)}
     rows = []
     for i, d in enumerate(deployments):
         row = {**d, "fits": bool(one["fits"][i]), "memory_bytes_per_gpu": float(one["memory_bytes_per_gpu"][i]),
-               "shortfall_bytes": float(one["shortfall_bytes"][i]), "max_batch": int(max_batch[i]),
+               "shortfall_bytes": float(one["shortfall_bytes"][i]), "max_batch": int(top[i]),
                "prefill_fits": bool(prefill["fits"][i]), "ttft_s": float(prefill["time_s"][i]),
                "tpot_batch1_s": float(one["time_s"][i]), "tokens_per_s_batch1": float(one["tokens_per_s"][i]),
                "note": None}
-        best = chosen.get(i)
-        if best is not None:
-            row.update(batch=int(best["batch"]), tpot_s=float(best["time_s"]),
-                       tokens_per_s=float(best["tokens_per_s"]),
-                       tokens_per_s_per_gpu=float(best["tokens_per_s"]) / d["tp"])
+        if i in at:
+            j = at[i]
+            row.update(batch=int(batch[i]), tpot_s=float(time_s[j]), tokens_per_s=float(tokens[j]),
+                       tokens_per_s_per_gpu=float(tokens[j]) / d["tp"])
         elif row["fits"] and max_tpot_s:
             row["note"] = f"batch 1 takes {row['tpot_batch1_s'] * 1e3:.3g} ms per token, over the TPOT target"
         rows.append(row)

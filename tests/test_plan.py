@@ -53,6 +53,40 @@ def test_max_batch_by_hand():
     assert 30 <= row.max_batch <= 33
 
 
+def test_the_tpot_batch_is_the_largest_within_the_target():
+    # Not a grid point: one more sequence would be over the target (or not fit).
+    capped = plan("llama-2-70b", 32768, hws=("h200",), tps=(1, 2), recipes=("dense", "2:4"),
+                  weights=(None, "int4:g128"), kv_methods=(None, "h2o"), max_tpot_s=0.050)
+    checked = 0
+    for row in capped[capped["batch"].notna()].itertuples():
+        assert row.tpot_s <= 0.050
+        if int(row.batch) < int(row.max_batch):
+            nxt = estimate_model("llama-2-70b", row.hw, "decode", int(row.batch) + 1, 32768, int(row.tp), "bf16",
+                                 None if row.weights == "bf16" else row.weights, row.recipe,
+                                 kv_method=None if row.kv_method == "none" else row.kv_method, with_ops=False).summary
+            assert nxt["time_s"] > 0.050, row
+            checked += 1
+    assert checked >= 4
+
+
+def test_output_tokens_price_the_last_step_of_a_request():
+    # SnapKV compresses the prompt only: after 2048 generated tokens each sequence holds its 2048-token
+    # budget plus those 2048, twice the first step's cache, so fewer sequences fit; a dense cache holds
+    # prompt + output either way, so 2048 + 2048 tokens is the same as a 4096-token prompt.
+    first = plan("llama-2-7b", 4096, hws=("a100",), tps=(1,), kv_methods=("snapkv",)).iloc[0]
+    last = plan("llama-2-7b", 4096, hws=("a100",), tps=(1,), kv_methods=("snapkv",), output_tokens=2048).iloc[0]
+    assert last.max_batch < first.max_batch
+    dense_last = plan("llama-2-7b", 2048, hws=("a100",), tps=(1,), output_tokens=2048).iloc[0]
+    dense_prompt = plan("llama-2-7b", 4096, hws=("a100",), tps=(1,)).iloc[0]
+    assert dense_last.max_batch == dense_prompt.max_batch
+
+
+def test_single_values_and_repeats_are_accepted_from_python():
+    one = plan("llama-2-7b", 4096, hws="h100", tps=1, recipes="2:4", kv_methods="h2o")
+    assert len(one) == 1 and one.iloc[0].recipe == "2:4" and one.iloc[0].kv_method == "h2o"
+    assert len(plan("llama-2-7b", 4096, hws=("h100", "h100-sxm5-80gb"), tps=(1, 1))) == 1
+
+
 def test_a_tpot_target_is_honoured_and_costs_batch():
     free = plan("llama-2-70b", 8192, hws=("h200",), tps=(1, 2), recipes=("2:4",))
     capped = plan("llama-2-70b", 8192, hws=("h200",), tps=(1, 2), recipes=("2:4",), max_tpot_s=0.030)
@@ -95,13 +129,34 @@ def test_cli_plan_text_and_json(capsys):
     (["--hw", "h300"], "h300"),
     (["--tp", "1,x"], "--tp: 'x' is not a whole number"),
     (["--tp", "0"], "--tp: must be whole numbers >= 1"),
-    (["--max-tpot-ms", "-5"], "--max-tpot-ms: must be a positive time"),
+    (["--max-tpot-ms", "-5"], "--max-tpot-ms: must be a positive, finite time"),
     (["--context", "0"], "--context: must be a whole number >= 1"),
+    (["--recipe", "nonsense"], "--recipe 'nonsense'"),
+    (["--kv-method", "nonsense"], "--kv-method 'nonsense'"),
+    (["--weights", "int3"], "--weights: unknown dtype 'int3'"),
+    (["--dtype", "int3"], "--dtype: unknown dtype 'int3'"),
+    (["--top", "0"], "--top: must be a whole number >= 1"),
+    (["--tp", "1,,2"], "--tp: empty value"),
+    (["--output-tokens", "-1"], "--output-tokens: must be a whole number >= 0"),
+    (["--model", "opt-30b", "--context", "4096"], "opt-30b has learned positions up to 2048"),
+    (["--model", "bert-base"], "an encoder has no decode phase"),
 ])
 def test_cli_plan_bad_input_is_one_line_and_exit_2(capsys, argv, message):
-    assert main(["plan", "--model", "llama-2-7b"] + argv) == 2
+    assert main(["plan", "--model", "llama-2-7b"] + argv) == 2  # a later --model wins
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_deployment_whose_prompt_cannot_be_prefilled_is_not_recommended(capsys):
+    # LLaMA-3.1-8B, 128k prompt, one H100: H2O's eager scores need the prefill's full score matrix
+    # (docs/kv.md), so its decode fits but its prefill does not; the plan must not recommend it.
+    argv = ["plan", "--model", "llama-3.1-8b", "--context", "131072", "--hw", "h100", "--tp", "1",
+            "--kv-method", "h2o:scores=eager", "--kv-method", "none"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(one prompt's prefill does not fit)" in out
+    summary = out[out.index("fewest GPUs"):]
+    assert "KV none" in summary and "h2o" not in summary
 
 
 def test_cli_plan_when_nothing_is_served_and_json_is_strict(capsys):
