@@ -273,6 +273,17 @@ def cmd_plan(args) -> int:
     table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
                  args.kv_method or [None], args.dtype,
                  None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens)
+    if args.plot:
+        from simulator.plan import throughput_curves
+        from simulator.plots import plan_figure
+
+        curves = throughput_curves(table, args.model, args.context, args.dtype, args.output_tokens)
+        if not len(curves):
+            raise SimulatorError("--plot: nothing to plot (no deployment fits)")
+        title = (f"{args.model}, {args.context}-token prompts" + (f" + {args.output_tokens} out" if args.output_tokens
+                                                                 else "") + f", {args.dtype} math")
+        max_tpot = None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3
+        _save_figure(lambda: plan_figure(curves, title, max_tpot), args.plot)
     if args.json:
         print(json.dumps({"model": args.model, "context": args.context, "output_tokens": args.output_tokens,
                           "dtype": args.dtype,
@@ -596,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tpot-ms", type=float, metavar="MS",
                    help="serve at the largest batch whose decode step takes at most MS milliseconds")
     p.add_argument("--top", type=int, default=20, help="deployments listed per group (default 20)")
+    p.add_argument("--plot", metavar="FILE", help="also draw tokens/s per GPU against time per output token, "
+                   "one curve per deployment (the 8 fastest), into FILE (png, pdf, svg)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
 

@@ -208,3 +208,28 @@ def _price(model, prompt, point, dtype, deployments, max_tpot_s) -> list:
             row["note"] = f"batch 1 takes {row['tpot_batch1_s'] * 1e3:.3g} ms per token, over the TPOT target"
         rows.append(row)
     return rows
+
+
+def throughput_curves(table: pd.DataFrame, model: str, context: int, dtype: str = "bf16", output_tokens: int = 0,
+                      points: int = 24) -> pd.DataFrame:
+    """The latency-throughput curve of each deployment of a ``plan`` table that fits: decode
+    step time (time per output token) and tokens/s per GPU at batches from 1 to its largest,
+    on a geometric grid. One row per (deployment, batch)."""
+    fitting = table[table["fits"].astype(bool) & (table["max_batch"].fillna(0) >= 1)]
+    columns = ["hw", "tp", "recipe", "weights", "kv_method", "batch", "tpot_s", "tokens_per_s", "tokens_per_s_per_gpu"]
+    if not len(fitting):
+        return pd.DataFrame(columns=columns)
+    frames = []
+    for r in fitting.itertuples():
+        batches = np.unique(np.round(np.geomspace(1, int(r.max_batch), points))).astype(np.int64)
+        frames.append(pd.DataFrame({"hw": r.hw, "tp": r.tp, "recipe": r.recipe,
+                                    "weights": None if r.weights == dtype else r.weights,
+                                    "kv_method": None if r.kv_method == "none" else r.kv_method, "batch": batches}))
+    points_frame = pd.concat(frames, ignore_index=True)
+    priced = sweep(points_frame.assign(model=model, phase="decode", context=context + output_tokens,
+                                       generated=output_tokens, dtype=dtype))
+    out = points_frame.assign(tpot_s=priced["time_s"].to_numpy(), tokens_per_s=priced["tokens_per_s"].to_numpy())
+    out["tokens_per_s_per_gpu"] = out["tokens_per_s"] / out["tp"]
+    out["weights"] = out["weights"].fillna(dtype)
+    out["kv_method"] = out["kv_method"].fillna("none")
+    return out[columns]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from simulator.hardware import load_hw
 
@@ -110,5 +111,34 @@ def course_figure(table):
     for verdict, colour in VERDICT_COLOURS.items():
         ax.scatter([], [], c=colour, s=18, label=verdict)
     ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plan_figure(curves, title: str, max_tpot_s=None, most: int = 8):
+    """Tokens/s per GPU against time per output token, one curve per deployment (batch grows
+    along it), for the ``most`` deployments with the highest peak tokens/s per GPU."""
+    keys = ["hw", "tp", "recipe", "weights", "kv_method"]
+    peaks = curves.groupby(keys, sort=False)["tokens_per_s_per_gpu"].max().sort_values(ascending=False)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for key in peaks.index[:most]:
+        hw, tp, recipe, weights, kv = key
+        c = curves[(curves[keys] == pd.Series(dict(zip(keys, key)))).all(axis=1)]
+        ax.plot(c["tpot_s"] * 1e3, c["tokens_per_s_per_gpu"], marker="o", ms=3,
+                label=f"{tp} x {hw.split('-')[0]} {recipe} {weights} KV {kv}")
+    if max_tpot_s:
+        ax.axvline(max_tpot_s * 1e3, color="0.4", ls="--", lw=1, label=f"target {max_tpot_s * 1e3:g} ms")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = plt.FuncFormatter(lambda value, _: f"{value:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
+    ax.tick_params(which="minor", labelsize=7)
+    ax.set_xlabel("time per output token (ms); batch grows along each curve")
+    ax.set_ylabel("decode tokens/s per GPU")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig

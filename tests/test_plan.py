@@ -170,3 +170,28 @@ def test_cli_plan_when_nothing_is_served_and_json_is_strict(capsys):
     assert "NaN" not in text  # missing values are null: strict JSON
     rows = json.loads(text)["deployments"]
     assert all(r["batch"] is None for r in rows) and any(r["max_batch"] == 0 for r in rows)
+
+
+def test_throughput_curves_run_from_batch_1_to_the_largest(table):
+    from simulator.plan import throughput_curves
+
+    curves = throughput_curves(table, "llama-2-70b", 32768)
+    fitting = table[table["fits"].astype(bool)]
+    keys = ["hw", "tp", "recipe", "weights", "kv_method"]
+    assert curves.groupby(keys).ngroups == len(fitting)
+    for row in fitting.itertuples():
+        c = curves[(curves.hw == row.hw) & (curves.tp == row.tp) & (curves.recipe == row.recipe)
+                   & (curves.kv_method == row.kv_method)]
+        assert c.batch.min() == 1 and c.batch.max() == row.max_batch
+        # at batch 1 and at the largest batch the curve is the plan's own numbers
+        assert c.tpot_s.iloc[0] == pytest.approx(row.tpot_batch1_s, rel=1e-9)
+        assert (c.tokens_per_s_per_gpu == c.tokens_per_s / row.tp).all()
+
+
+def test_cli_plan_plot(tmp_path, capsys):
+    out = tmp_path / "plan.png"
+    argv = ["plan", "--model", "llama-2-7b", "--hw", "h100", "--tp", "1,2", "--max-tpot-ms", "20", "--plot", str(out)]
+    assert main(argv) == 0 and out.stat().st_size > 10_000
+    assert f"wrote {out}" in capsys.readouterr().err
+    assert main(["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1", "--plot", str(out)]) == 2
+    assert "nothing to plot (no deployment fits)" in capsys.readouterr().err
