@@ -60,3 +60,14 @@ def test_sparsegpt_24_plus_int4_on_llama_7b():
     # = 65,600,000 B; embedding fp16 262,144,000 B; norms 266,240 x 2 B = 532,480 B.
     # Total 2,759,498,240 B -> 13,476,831,232 / 2,759,498,240 = 4.884x (slide: 5.6x).
     assert value("l2-d1-sparsegpt24-gptq4-5.6x") == pytest.approx(13_476_831_232 / 2_759_498_240)
+
+
+def test_eie_energy_gain_is_speedup_times_the_power_ratio():
+    # The paper's energy efficiency is (baseline time x baseline power) / (EIE time x EIE chip power),
+    # so it is the speed-up times P_baseline / P_EIE. sparsim's 64-PE chip power from [EIE] Table II:
+    # 64 PEs x 9.157 mW + 21 LNZD units (a 16 + 4 + 1 tree) x 0.023 mW = 586.531 mW. Titan X 159 W
+    # and i7-5930K 73 W as measured in the paper: factors 271.08 and 124.46.
+    chip_w = (64 * 9.157 + 21 * 0.023) * 1e-3
+    for speed, energy, watts in (("l1-b3-eie-speedup-vs-gpu", "l1-b3-eie-energy-vs-gpu", 159.0),
+                                 ("l1-b3-eie-speedup-vs-cpu", "l1-b3-eie-energy-vs-cpu", 73.0)):
+        assert value(energy) == pytest.approx(value(speed) * watts / chip_w, rel=1e-6)
