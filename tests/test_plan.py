@@ -33,6 +33,10 @@ def test_rows_agree_with_the_model_at_their_own_points(table):
         assert row.tokens_per_s == pytest.approx(at_batch["tokens_per_s"], rel=1e-9)
         assert row.tokens_per_s_per_gpu == pytest.approx(row.tokens_per_s / row.tp)
         assert row.ttft_s == pytest.approx(_estimate(row, 1, "prefill")["time_s"], rel=1e-9)
+        at_one = _estimate(row, 1)
+        assert row.tpot_batch1_s == pytest.approx(at_one["time_s"], rel=1e-9)
+        assert row.memory_bytes_per_gpu == pytest.approx(at_one["memory_bytes_per_gpu"], rel=1e-9)
+        assert row.prefill_fits == _estimate(row, 1, "prefill")["fits"]
 
 
 def test_max_batch_is_the_largest_that_fits(table):
