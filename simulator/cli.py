@@ -213,6 +213,9 @@ def _save_figure(make, path: str) -> None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     except OSError as err:
         raise SimulatorError(f"--plot {path!r}: cannot write ({err.strerror or err})") from None
+    except (RuntimeError, ValueError) as err:  # e.g. .pgf needs a LaTeX install matplotlib cannot find
+        raise SimulatorError(f"--plot {path!r}: matplotlib cannot write this format here "
+                             f"({str(err).splitlines()[0]}); use .png, .pdf or .svg") from None
     finally:
         plt.close(fig)
     print(f"wrote {path}", file=sys.stderr)

@@ -30,7 +30,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from simulator.dtypes import check_dtype
+from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
 from simulator.kvcache import parse_kv_method
@@ -42,6 +42,11 @@ DEFAULT_TP = (1, 2, 4, 8)
 # Batches tried per pass under a TPOT target: a geometric grid up to the largest batch that fits,
 # then evenly spaced batches inside the bracket where the target is crossed, until it is one wide.
 BATCH_GRID_POINTS = 48
+# Under a TPOT target every batch from 1 to the largest is priced when there are at most this many
+# points in all (step time is not monotonic in batch: wave quantization makes small dips); above it,
+# the bracket search, exact where time grows with batch.
+EXHAUSTIVE_POINTS = 250_000
+MAX_TOKENS = 10**9  # a context beyond any model; keeps token counts exact in float64
 
 COLUMNS = ("hw", "tp", "recipe", "weights", "kv_method", "fits", "memory_bytes_per_gpu", "shortfall_bytes",
            "max_batch", "prefill_fits", "ttft_s", "tpot_batch1_s", "tokens_per_s_batch1", "batch", "tpot_s",
@@ -49,13 +54,16 @@ COLUMNS = ("hw", "tp", "recipe", "weights", "kv_method", "fits", "memory_bytes_p
 
 
 def _none(value):
-    return None if value in (None, "none", "") else value
+    if isinstance(value, str):
+        value = value.strip()
+        return None if value.lower() in ("none", "") else value
+    return value
 
 
-def _as_tuple(values, name: str) -> tuple:
+def _as_tuple(values, name: str, normal=lambda v: v) -> tuple:
     if values is None or isinstance(values, (str, int, np.integer)):
         values = (values,)
-    values = tuple(dict.fromkeys(values))  # in order, without repeats
+    values = tuple(dict.fromkeys(normal(v) for v in values))  # normalised, in order, without repeats
     if not values:
         raise SimulatorError(f"{name}: give at least one value")
     return values
@@ -64,15 +72,18 @@ def _as_tuple(values, name: str) -> tuple:
 def _check_inputs(cfg, prompt, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s):
     """Errors that hold for every deployment are bad input (one line, exit 2), not rows."""
     for name, value, low in (("--context", prompt, 1), ("--output-tokens", output_tokens, 0)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise SimulatorError(f"{name}: must be a whole number >= {low}, got {value!r}")
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= MAX_TOKENS:
+            raise SimulatorError(f"{name}: must be a whole number from {low} to {MAX_TOKENS:,}, got {value!r}")
     if max_tpot_s is not None and not (math.isfinite(max_tpot_s) and max_tpot_s > 0):
         raise SimulatorError(f"--max-tpot-ms: must be a positive, finite time, got {max_tpot_s * 1e3:g}")
     check_dtype(dtype, "--dtype")
     for recipe in recipes:
         parse_recipe(recipe)
     for weight in weights:
-        parse_weights(_none(weight), dtype)
+        weight_dtype, _ = parse_weights(weight, dtype)
+        if BYTES_PER_ELEMENT[weight_dtype or dtype] > BYTES_PER_ELEMENT[dtype]:
+            raise SimulatorError(f"--weights {weight}: {weight_dtype} weights are wider than the --dtype {dtype} "
+                                 "math; weight-only quantization stores weights narrower than the compute dtype")
     for kv in kv_methods:
         parse_kv_method(_none(kv))
     if cfg.kind == "encoder":
@@ -93,8 +104,12 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     deployments the model refuses on their own (a TP degree that does not divide the heads, a
     device that cannot compute in the dtype) are kept as rows with ``note`` saying why."""
     cfg = load_model(model)
-    recipes, weights, kv_methods = (_as_tuple(v, n) for v, n in ((recipes, "--recipe"), (weights, "--weights"),
-                                                                   (kv_methods, "--kv-method")))
+    recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
+    if any(r == "" for r in recipes):
+        raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
+    # weights equal to the math dtype and 'none' are the default storage; KV '' and 'none' are no method
+    weights = _as_tuple(weights, "--weights", lambda w: None if _none(w) in (None, dtype) else w)
+    kv_methods = _as_tuple(kv_methods, "--kv-method", _none)
     _check_inputs(cfg, context, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s)
     devices = tuple(dict.fromkeys(load_hw(h).id for h in _as_tuple(hws, "--hw")))  # aliases resolved
     tps = _as_tuple(tps, "--tp")
@@ -141,8 +156,19 @@ def _decode(model, dtype, point, deployments, index, batches):
 
 def _largest_within(model, dtype, point, deployments, top, max_tpot_s) -> np.ndarray:
     """Per deployment, the largest batch in 1..top whose decode step takes at most max_tpot_s
-    (0 where even batch 1 does not): a geometric grid, then brackets narrowed to one batch."""
+    (0 where even batch 1 does not). Every batch is priced when that is at most
+    EXHAUSTIVE_POINTS in all; otherwise a geometric grid, then brackets narrowed to one batch."""
     n = len(deployments)
+    if int(top.clip(min=0).sum()) <= EXHAUSTIVE_POINTS:
+        index = np.repeat(np.arange(n), top.clip(min=0))
+        if not len(index):
+            return np.zeros(n, dtype=np.int64)
+        batches = np.concatenate([np.arange(1, t + 1) for t in top if t >= 1]).astype(np.int64)
+        time_s, fits, _ = _decode(model, dtype, point, deployments, index, batches)
+        ok = fits & (time_s <= max_tpot_s)
+        best = np.zeros(n, dtype=np.int64)
+        np.maximum.at(best, index[ok], batches[ok])
+        return best
     low = np.zeros(n, dtype=np.int64)        # largest batch known within the target (0: none yet)
     high = top.astype(np.int64) + 1          # smallest batch known over it, or past the top
     grids = [np.unique(np.r_[np.round(np.geomspace(1, t, BATCH_GRID_POINTS)), t]).astype(np.int64)

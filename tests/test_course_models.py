@@ -62,3 +62,12 @@ def test_minitron_slide_cuts_together_make_2_65b_not_4b():
     # The -Depth variant does have 16 layers (Sreenivas et al. 2024, Table 3).
     depth_claim, depth = _check("l2-d2-minitron-depth-16")
     assert depth.value == 16 and verdict(depth_claim, depth.value) == "agrees"
+
+
+def test_naee_gpu_count_and_the_slides_premise():
+    # Mixtral-8x7B bf16: 46.7 B params = 93.4 GB of weights, over one A100's 85.9 GB (81,920 MiB) ->
+    # 2 GPUs, the slide's "原需 2 张"; 6 of 8 experts: 70.9 GB -> 1 GPU.
+    claim = next(c for c in load_claims() if c.id == "l3-a6-naee-single-80gb")
+    check = evaluate(claim)
+    assert check.value == 1.0
+    assert f"dense {claim.setup['dense_gpus']} " in check.basis

@@ -160,7 +160,7 @@ def distance(claim: Claim, value: float) -> float:
 def verdict(claim: Claim, value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not modelled"
-    d = distance(claim, value) - ROUNDING  # a value on a band's edge (10 us vs 8 us: 1.25) is inside it
+    d = distance(claim, value) - ROUNDING  # a value exactly on a band's edge (10 vs 8: 1.25) is inside it
     if claim.comparison == "exact":
         return "agrees" if d <= 0.0 else "differs"
     if claim.comparison in ("at_most", "at_least", "range"):

@@ -115,14 +115,14 @@ def fp32_sparse(claim: Claim) -> Check:
 
 @evaluates("l1-d5-kernel-launch-10us")
 def kernel_launch(claim: Claim) -> Check:
-    # The slide's "each GEMM call" is a call of its D.5 subject, a 2:4 int8 GEMM at small K: the
-    # fixed overhead sparsim charges that call (launch plus the sparse path's extra kernel).
+    # The slide's heading is the fixed kernel-launch overhead: the spec's per-launch cost. What
+    # sparsim adds around a torch 2:4 call (a judged extra kernel) is in the basis, not the value.
     hw = load_hw(claim.setup["hw"])
     row = estimate_gemm(hw, SWEEP_M, SWEEP_N, 1280, "int8", "2:4").iloc[0]
-    return Check(float(row.overhead_s),
-                 f"{hw.id} 2:4 int8 GEMM call (M=N={SWEEP_M}, K=1280): fixed overhead {_us(row.overhead_s)} = "
-                 f"kernel_launch_us {hw.overhead.kernel_launch_us.value:g} (sourced) + sparse_kernel_extra_us "
-                 f"{hw.overhead.sparse_kernel_extra_us.value:g} (judgement); a dense call {_us(hw.launch_overhead_s)}")
+    return Check(hw.launch_overhead_s,
+                 f"{hw.id} spec: overhead.kernel_launch_us = {hw.overhead.kernel_launch_us.value:g} (eager launch, "
+                 f"sourced); a torch 2:4 GEMM call costs {_us(row.overhead_s)} fixed in sparsim (+ sparse_kernel_extra_us "
+                 f"{hw.overhead.sparse_kernel_extra_us.value:g}, a judgement)")
 
 
 @evaluates("l1-d7-blackwell-fp4-sparsity")
