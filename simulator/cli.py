@@ -198,6 +198,8 @@ def cmd_anchors(args) -> int:
 
 def _save_figure(make, path: str) -> None:
     """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)."""
+    if not path.strip():
+        raise SimulatorError("--plot: empty file name")
     _headless_plots()
     import matplotlib.pyplot as plt
     from pathlib import Path
@@ -224,12 +226,12 @@ def _save_figure(make, path: str) -> None:
 def cmd_course(args) -> int:
     from simulator.course import AREAS, VERDICTS, bound_text, format_value, ledger, summary_counts, summary_line
 
-    if args.verdict and args.verdict not in VERDICTS:
+    if args.verdict is not None and args.verdict not in VERDICTS:
         raise SimulatorError(f"--verdict {args.verdict!r}: allowed {', '.join(VERDICTS)}")
     table = ledger(area=args.area, ids=_list_arg(args.id, "--id") if args.id else None)
-    if args.verdict:
+    if args.verdict is not None:
         table = table[table["verdict"] == args.verdict]
-    if args.plot:
+    if args.plot is not None:
         _save_figure(lambda: __import__("simulator.plots", fromlist=["course_figure"]).course_figure(table), args.plot)
     if args.json:
         print(json.dumps({"claims": json.loads(table.to_json(orient="records")),
@@ -276,7 +278,7 @@ def cmd_plan(args) -> int:
     table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
                  args.kv_method or [None], args.dtype,
                  None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens)
-    if args.plot:
+    if args.plot is not None:
         from simulator.plan import throughput_curves
         from simulator.plots import plan_figure
 

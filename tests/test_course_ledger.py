@@ -135,6 +135,8 @@ def test_cli_course_json_and_text(capsys):
     (["course", "--area", "gpus"], "--area 'gpus': allowed"),
     (["course", "--plot", "/nonexistent/dir/ledger.png"], "cannot write"),
     (["course", "--plot", "/tmp/ledger.xyz"], "the file name must end in one of"),
+    (["course", "--plot", ""], "--plot: empty file name"),
+    (["course", "--verdict", ""], "--verdict '': allowed"),
     (["course", "--id", "l1-d4-mma-sp-shape", "--plot", "/tmp/ledger.png"], "nothing to plot"),
     (["course", "--id", "l9-nope"], "--id 'l9-nope': not a checkable claim"),
     (["course", "--verdict", "maybe"], "--verdict 'maybe': allowed"),
