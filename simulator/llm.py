@@ -155,12 +155,25 @@ def parse_weights(text: "str | None", dtype: str):
     return name, None
 
 
-@dataclass
 class ModelEstimate:
-    """The op table and the summary of one (model, hardware, phase, batch, context) point."""
+    """The op table and the summary of one (model, hardware, phase, batch, context) point.
 
-    ops: "pd.DataFrame | None"  # None when estimated with with_ops=False
-    summary: dict
+    ``ops`` is the per-op DataFrame (OP_COLUMNS), or None when estimated with with_ops=False. It
+    is built the first time it is read (a DataFrame costs about a quarter of an estimate, and
+    sweeps that read only the summary never need it), then kept."""
+
+    __slots__ = ("summary", "_ops", "_op_rows")
+
+    def __init__(self, ops=None, summary=None, *, op_rows=None):
+        self.summary = summary
+        self._ops = ops
+        self._op_rows = op_rows  # the cost model's ops, until the table is built
+
+    @property
+    def ops(self) -> "pd.DataFrame | None":
+        if self._ops is None and self._op_rows is not None:
+            self._ops, self._op_rows = _op_table(self._op_rows), None
+        return self._ops
 
     def __repr__(self):
         s = self.summary
@@ -571,25 +584,7 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     summary = _summary(cfg, hw, info, totals, 0)
     if not with_ops:
         return ModelEstimate(ops=None, summary=summary)
-    table = {name: [] for name in OP_COLUMNS}
-    for o in ops:
-        c = o["columns"]
-        count = _first(o["count"])
-        values = {
-            "scope": o["scope"], "op": o["op"], "kind": o["kind"], "kernel": c.get("kernel", o["kind"]),
-            "count": count, "m": _first(o["m"]), "n": _first(o["n"]), "k": _first(o["k"]),
-            "comm_time_s": _first(c.get("comm_time_s", 0.0)), "bytes_weight": _first(c.get("bytes_weight", 0.0)),
-            "bytes_metadata": _first(c.get("bytes_metadata", 0.0)), "bytes_kv": _first(o["bytes_kv"]),
-            "resident_weight_bytes": o["resident_total"], "bound": _BOUNDS[int(_first(c["bound_code"]))],
-        }
-        for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s"):
-            values[key] = _first(c[key])
-        values["total_time_s"] = values["time_s"] * count
-        for name in OP_COLUMNS:
-            table[name].append(values[name])
-    # numeric columns as arrays: pandas infers the same dtypes as from the lists, in less time
-    return ModelEstimate(ops=pd.DataFrame({name: values if name in _TEXT_COLUMNS else np.array(values)
-                                           for name, values in table.items()}), summary=summary)
+    return ModelEstimate(summary=summary, op_rows=ops)
 
 
 OP_COLUMNS = ("scope", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
@@ -597,6 +592,38 @@ OP_COLUMNS = ("scope", "op", "kind", "kernel", "count", "m", "n", "k", "flops", 
               "overhead_s", "comm_time_s", "time_s", "total_time_s", "bound")
 
 _TEXT_COLUMNS = ("scope", "op", "kind", "kernel", "bound")
+
+# The op table's numeric columns but total_time_s (time_s x count), in OP_COLUMNS order, with where
+# each is read: the op itself (m, n, k, ...) or the cost model's columns ("c"), 0.0 where absent.
+_NUMERIC_SOURCES = (("count", "count", "op"), ("m", "m", "op"), ("n", "n", "op"), ("k", "k", "op"),
+                    ("flops", "flops", "c"), ("bytes", "bytes", "c"), ("bytes_weight", "bytes_weight", "c"),
+                    ("bytes_metadata", "bytes_metadata", "c"), ("bytes_kv", "bytes_kv", "op"),
+                    ("resident_weight_bytes", "resident_total", "op"), ("compute_time_s", "compute_time_s", "c"),
+                    ("memory_time_s", "memory_time_s", "c"), ("overhead_s", "overhead_s", "c"),
+                    ("comm_time_s", "comm_time_s", "c"), ("time_s", "time_s", "c"))
+
+
+def _op_table(ops) -> pd.DataFrame:
+    """The op table of a one-point estimate: a row per op, OP_COLUMNS, at the first point."""
+    numeric = np.array([[_first(o[key] if where == "op" else o["columns"].get(key, 0.0)) for o in ops]
+                        for _, key, where in _NUMERIC_SOURCES])
+    bounds = tuple(_BOUNDS[int(_first(o["columns"]["bound_code"]))] for o in ops)
+    text = _text_columns(tuple((o["scope"], o["op"], o["kind"], o["columns"].get("kernel", o["kind"]))
+                               for o in ops), bounds)
+    columns = dict(zip((name for name, _, _ in _NUMERIC_SOURCES), numeric))
+    columns["total_time_s"] = columns["time_s"] * columns["count"]
+    return pd.DataFrame({name: text[name].copy() if name in _TEXT_COLUMNS else columns[name]
+                         for name in OP_COLUMNS}, copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _text_columns(names: tuple, bounds: tuple) -> dict:
+    """The text columns for ops with these (scope, op, kind, kernel) names and bounds, as pandas
+    string arrays: the same op graph comes back for every point of a sweep, and inferring a
+    string column from a list is most of a small DataFrame's cost. Callers copy them."""
+    scope, op, kind, kernel = zip(*names)
+    return {name: pd.array(list(values), dtype="str")
+            for name, values in zip(_TEXT_COLUMNS, (scope, op, kind, kernel, bounds))}
 
 
 def _first(value):

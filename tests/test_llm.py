@@ -67,6 +67,20 @@ def test_time_is_the_sum_of_the_op_table():
     assert est.ops.loc[est.ops.op == "allreduce", "count"].item() == 160
 
 
+def test_op_table_built_on_first_read_is_the_same_whenever_it_is_read():
+    # ModelEstimate.ops is built lazily from the cost model's arrays: reading it after other
+    # estimates ran (which could reuse or overwrite shared arrays) must give the same table,
+    # and later reads the same object.
+    late = decode(recipe="2:4", tp=2, batch=3)
+    decode(recipe="unstructured:0.5:csr", batch=9)  # other estimates in between
+    estimate_model("mixtral-8x7b", "a100", "prefill", 4, 512)
+    early = decode(recipe="2:4", tp=2, batch=3).ops
+    pd.testing.assert_frame_equal(late.ops, early, check_exact=True)
+    assert late.ops is late.ops
+    assert list(early.columns)[:4] == ["scope", "op", "kind", "kernel"]
+    assert decode(with_ops=False).ops is None
+
+
 def test_prefill_of_one_token_equals_decode_at_context_one():
     a = estimate_model("llama-3.1-8b", "h100", "prefill", 4, 1).summary
     b = estimate_model("llama-3.1-8b", "h100", "decode", 4, 1).summary
