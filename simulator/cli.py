@@ -524,8 +524,9 @@ def cmd_model(args) -> int:
               f"{fmt_bytes(s['kv_read_bytes_per_step'])} read per step")
     parts = [f"{name} {fmt_time(t)} ({t / s['time_s']:.0%})" for name, t in s["time_by_category_s"].items() if t > 0]
     print("  time goes to  " + ", ".join(parts))
-    table = est.ops[["scope", "op", "kind", "count", "time_s", "total_time_s", "bound"]].copy()
+    table = est.ops[["scope", "layer", "op", "kind", "count", "time_s", "total_time_s", "bound"]].copy()
     table = table[table["count"] > 0]
+    table["layer"] = table["layer"].fillna("")
     table["count"] = table["count"].map(lambda c: f"{c:g}")
     table["time_s"] = table["time_s"].map(fmt_time)
     table["share"] = (est.ops["total_time_s"] / s["time_s"]).map(lambda x: f"{x:.1%}")

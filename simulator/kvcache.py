@@ -53,6 +53,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.errors import SimulatorError
+from simulator.ops import layer_text
 
 ROLES = ("prune", "select", "allocate", "merge", "read", "quantize")
 NO_METHOD = ("none", "dense", "full")
@@ -242,6 +243,7 @@ class KVGroup:
     pairs: np.ndarray = None
     dequant_flops: np.ndarray = None
     label: str = ""
+    layers: str = ""          # which layers, as index runs ('0-1,4-31'; simulator.llm.layer_text)
 
 
 @dataclass
@@ -256,6 +258,7 @@ class ExtraOp:
     unit: str = "vector"
     bytes_kv: np.ndarray = 0.0
     launches: object = None  # kernel launches per layer; default: one wherever the op does work
+    layers: str = ""  # the layers it runs in (simulator.llm.layer_text), for the op table
 
 
 @dataclass
@@ -451,12 +454,12 @@ class H2O(Selector):
                 flops = 2.0 * env.batch * env.heads * env.head_dim * g.pairs
                 k_read = env.batch * env.kv_heads * keys * env.head_dim * env.kv_el
                 bytes_ = k_read + 12.0 * per_head_keys
-                ops.append(ExtraOp("h2o_scores" + g.label, g.count, flops, bytes_, "matrix", k_read))
+                ops.append(ExtraOp("h2o_scores" + g.label, g.count, flops, bytes_, "matrix", k_read, layers=g.layers))
             else:
                 # unfused attention: S written (fp16), read by softmax, P written, read by PV and by
                 # the score accumulation: 10 B per (head, query, key) pair; scores RMW 8 B per key
                 bytes_ = 10.0 * env.batch * env.heads * g.pairs + 8.0 * per_head_keys
-                ops.append(ExtraOp("h2o_eager_scores" + g.label, g.count, 0.0 * bytes_, bytes_, "vector"))
+                ops.append(ExtraOp("h2o_eager_scores" + g.label, g.count, 0.0 * bytes_, bytes_, "vector", layers=g.layers))
         return ops
 
     def transient_bytes(self, env, groups):
@@ -554,7 +557,7 @@ class SnapKV(Selector):
             k_read = env.batch * env.kv_heads * keys * env.head_dim * env.kv_el
             scores = 8.0 * env.batch * env.heads * w * keys  # S and P, written and read (fp16)
             gather = 2.0 * env.batch * env.kv_heads * np.where(active, g.held, 0.0) * env.token_bytes
-            ops.append(ExtraOp("snapkv_select" + g.label, g.count, flops, k_read + scores + gather, "matrix", k_read))
+            ops.append(ExtraOp("snapkv_select" + g.label, g.count, flops, k_read + scores + gather, "matrix", k_read, layers=g.layers))
         return ops
 
     def transient_bytes(self, env, groups):
@@ -605,7 +608,7 @@ class RazorAttention(Selector):
             folded = (1.0 - self.retrieval) * (dropped_now - dropped_before)
             bytes_ = env.batch * env.kv_heads * folded * env.token_bytes
             flops = 2.0 * env.batch * env.kv_heads * folded * 2.0 * env.head_dim
-            ops.append(ExtraOp("razor_compensation" + g.label, g.count, flops, bytes_, "vector", bytes_))
+            ops.append(ExtraOp("razor_compensation" + g.label, g.count, flops, bytes_, "vector", bytes_, layers=g.layers))
         return ops
 
 
@@ -724,7 +727,7 @@ class MiniCache(KVMethod):
             per_pair = g.new * (3.0 * env.token_bytes + 2 * self.MAGNITUDE_BYTES)
             bytes_ = env.batch * env.kv_heads * per_pair
             flops = env.batch * env.kv_heads * g.new * 10.0 * env.head_dim
-            ops.append(ExtraOp("minicache_merge" + g.label, g.count / 2.0, flops, bytes_, "vector"))
+            ops.append(ExtraOp("minicache_merge" + g.label, g.count / 2.0, flops, bytes_, "vector", layers=g.layers))
         return ops
 
 
@@ -777,11 +780,11 @@ class Quest(KVMethod):
             flops = env.batch * env.heads * self.pages(g.held_past) * 4.0 * env.head_dim
             # two kernels: page estimate, then top-k (Quest's decode path; none while prefilling)
             ops.append(ExtraOp("quest_select" + g.label, g.count, flops, meta + scores, "vector", meta,
-                               launches=2.0 * (g.held_past > 0)))
+                               launches=2.0 * (g.held_past > 0), layers=g.layers))
             new_k = env.batch * env.kv_heads * g.new * env.head_dim * env.kv_el
             meta_write = env.batch * env.kv_heads * np.ceil(g.new / self.page) * 2.0 * env.head_dim * env.kv_el
             ops.append(ExtraOp("quest_metadata" + g.label, g.count, 2.0 * new_k / env.kv_el, new_k + meta_write,
-                               "vector"))
+                               "vector", layers=g.layers))
         return ops
 
 
@@ -835,7 +838,7 @@ class KIVI(KVMethod):
             # decode quantizes the residual window once it is full: one launch per `residual` steps
             launches = np.minimum(1.0, g.new / max(self.residual, 1))
             ops.append(ExtraOp("kivi_quantize" + g.label, g.count, 4.0 * elements, bytes_, "vector",
-                               launches=launches))
+                               launches=launches, layers=g.layers))
         return ops
 
 
@@ -891,7 +894,10 @@ class LazyLLM(KVMethod):
         pruned_now = env.batch * (1.0 - self.keep) * keys / self.keep * (env.q_len > 1)
         aux = pruned_now * env.hidden * env.act_el
         flops = 2.0 * env.batch * env.heads * env.head_dim * keys
-        return [ExtraOp("lazyllm_prune", prune_layers, flops, k_read + scores + aux, "matrix", k_read)]
+        stage = self.stage_of(env.layers)
+        starts = np.r_[False, stage[1:] != stage[:-1]]  # pruning runs where a stage begins
+        return [ExtraOp("lazyllm_prune", prune_layers, flops, k_read + scores + aux, "matrix", k_read,
+                        layers=layer_text(starts))]
 
 
 # ---- the pipeline --------------------------------------------------------------------------------
@@ -946,7 +952,7 @@ class KVPipeline:
             members = np.array([k == key for k in keys])
             label = "" if len(order) == 1 else f"[{index}]"
             groups.append(KVGroup(count=float(members.sum()), keep=key[0], depth=float(depth[members].mean()),
-                                  merged=key[1], read_selected=key[2], label=label))
+                                  merged=key[1], read_selected=key[2], label=label, layers=layer_text(members)))
 
         q, context = env.q_len, env.context
         held_total = np.zeros_like(context)

@@ -38,7 +38,7 @@ from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
-from simulator.ops import allreduce_columns, memory_op_columns
+from simulator.ops import allreduce_columns, layer_text, memory_op_columns
 from simulator.sparsity import parse_fraction, parse_sparsity
 
 PHASES = ("prefill", "decode")
@@ -172,7 +172,7 @@ class ModelEstimate:
     @property
     def ops(self) -> "pd.DataFrame | None":
         if self._ops is None and self._op_rows is not None:
-            self._ops, self._op_rows = _op_table(self._op_rows), None
+            self._ops, self._op_rows = _op_table(self._op_rows, self.summary["phase"]), None
         return self._ops
 
     def __repr__(self):
@@ -278,22 +278,24 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     tokens = batch * q_len
     ops = []
 
-    def add(op, kind, count, columns, m=None, n=None, k=None, resident_total=0.0, scope="layers", bytes_kv=None):
-        """``resident_total``: bytes of weights this row keeps in memory, all its copies."""
+    def add(op, kind, count, columns, m=None, n=None, k=None, resident_total=0.0, scope="layers", bytes_kv=None,
+            layer=None):
+        """``resident_total``: bytes of weights this row keeps in memory, all its copies.
+        ``layer``: the layers the row stands for (layer_text); None outside the layers."""
         ops.append({"scope": scope, "op": op, "kind": kind, "count": count, "columns": columns,
                     "m": m, "n": n, "k": k, "resident_total": float(resident_total),
-                    "bytes_kv": columns.get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv})
+                    "bytes_kv": columns.get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv, "layer": layer})
 
     n_points = len(batch)
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
     pending_memory = []  # and the element-wise kernels in one ops.memory_op_columns call
 
-    def memory_op(op, count, bytes_moved, scope="layers", resident_total=0.0):
+    def memory_op(op, count, bytes_moved, scope="layers", resident_total=0.0, layer=None):
         """A memory-bound kernel (norm, activation, gather) moving ``bytes_moved``."""
-        add(op, "memory", count, {}, resident_total=resident_total, scope=scope)
+        add(op, "memory", count, {}, resident_total=resident_total, scope=scope, layer=layer)
         pending_memory.append((ops[-1], bytes_moved))
 
-    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None):
+    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None, layer=None):
         """``role`` (qkv, o, mlp_in, mlp_out): the recipe's @scope and a dynamic method use it."""
         if role is not None and role not in rec.roles:
             sparsity = "dense"  # outside the recipe's @scope
@@ -302,7 +304,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             n_keep, k_keep = dyn.keep(role, m)
             n = np.maximum(1.0, np.ceil(n * np.asarray(n_keep, float)))
             k = np.maximum(1.0, np.ceil(k * np.asarray(k_keep, float)))
-        add(op, "gemm", count, {}, m, n, k, 0.0, scope)
+        add(op, "gemm", count, {}, m, n, k, 0.0, scope, layer=layer)
         ops[-1]["role"] = role
         copies = (count if weight_copies is None else weight_copies) * (dyn.resident_fraction(role) if role else 1.0)
         # resident weights are the whole matrix, however little of it a step reads
@@ -318,51 +320,54 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     recipe_groups = rec.layer_groups(layers)
     token_groups = _layer_partition(tuple(pipeline.keep_per_layer(layers).tolist()),
                                     tuple(int(c) for c, _ in recipe_groups))
-    ffn_groups = []  # (tokens, layers, first op index) of each token group: where offload waits go
-    for t_index, (fraction, t_layers, recipe_counts) in enumerate(token_groups):
+    ffn_groups = []  # (tokens, layers, tag, first op index, layer text) of each token group: where offload waits go
+    for t_index, (fraction, t_layers, recipe_counts, t_layer_text, both_text) in enumerate(token_groups):
         t_tag = "" if len(token_groups) == 1 else f"[s{t_index}]"
         t_tokens = batch * (np.round(fraction * (q_len - 1.0)) + 1.0)  # as KVGroup.new
-        ffn_groups.append((t_tokens, t_layers, t_tag, len(ops)))
+        ffn_groups.append((t_tokens, t_layers, t_tag, len(ops), t_layer_text))
         norms = t_layers * cfg.norms_per_layer
         memory_op("norms" + t_tag, norms, 2 * t_tokens * hidden * act + norm_params * act,
-                  resident_total=norms * norm_params * act)
+                  resident_total=norms * norm_params * act, layer=t_layer_text)
         if tp > 1:
-            add("allreduce" + t_tag, "comm", 2 * t_layers, allreduce_columns(hw, t_tokens * hidden * act, tp))
-        for r_index, ((_, sparsity), count) in enumerate(zip(recipe_groups, recipe_counts)):
+            add("allreduce" + t_tag, "comm", 2 * t_layers, allreduce_columns(hw, t_tokens * hidden * act, tp),
+                layer=t_layer_text)
+        for r_index, ((_, sparsity), count, r_layer_text) in enumerate(zip(recipe_groups, recipe_counts, both_text)):
             if count == 0:
                 continue
             tag = ("" if len(recipe_groups) == 1 else f"[{r_index}]") + t_tag
             gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity,
-                 role="qkv")
-            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity, role="o")
+                 role="qkv", layer=r_layer_text)
+            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity, role="o",
+                 layer=r_layer_text)
             for name, pred_n, pred_k in dyn.predictor_gemms(cfg, tp):  # Deja Vu's per-layer predictors
-                gemm(name + tag, t_tokens, pred_n, pred_k, count, "dense")
+                gemm(name + tag, t_tokens, pred_n, pred_k, count, "dense", layer=r_layer_text)
             if cfg.moe is None:
                 gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, count, sparsity,
-                     role="mlp_in")
-                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity, role="mlp_out")
+                     role="mlp_in", layer=r_layer_text)
+                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity, role="mlp_out", layer=r_layer_text)
             else:
                 experts = cfg.moe.experts
                 # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
                 touched = experts * (1.0 - (1.0 - top_k / experts) ** t_tokens)
                 per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
-                gemm("router" + tag, t_tokens, experts, hidden, count, "dense")
+                gemm("router" + tag, t_tokens, experts, hidden, count, "dense", layer=r_layer_text)
                 gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
-                     weight_copies=count * experts, role="mlp_in")
+                     weight_copies=count * experts, role="mlp_in", layer=r_layer_text)
                 gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
-                     weight_copies=count * experts, role="mlp_out")
-        memory_op("activation" + t_tag, t_layers, (up_n + ffn_gpu) * t_tokens * top_k * act)
+                     weight_copies=count * experts, role="mlp_out", layer=r_layer_text)
+        memory_op("activation" + t_tag, t_layers, (up_n + ffn_gpu) * t_tokens * top_k * act, layer=t_layer_text)
     for g in kv.groups:
         add("attention" + g.label, "attention", g.count,
             attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
                               new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
-                              read_bytes=g.read_bytes, dtype=dtype, act_bytes=act, dequant_flops=g.dequant_flops))
+                              read_bytes=g.read_bytes, dtype=dtype, act_bytes=act, dequant_flops=g.dequant_flops),
+            layer=g.layers)
     for extra in kv.extra_ops:
         if not (np.any(np.asarray(extra.flops) > 0) or np.any(np.asarray(extra.bytes) > 0)):
             continue  # a kernel that runs at none of the points (SnapKV's selection while decoding)
         add(extra.name, "kv-method", extra.count,
             extra_op_columns(hw, extra.flops, extra.bytes, extra.unit, dtype, extra.launches),
-            bytes_kv=np.broadcast_to(np.asarray(extra.bytes_kv, float), batch.shape))
+            bytes_kv=np.broadcast_to(np.asarray(extra.bytes_kv, float), batch.shape), layer=extra.layers)
     memory_op("final_norm", 1.0 if cfg.final_norm else 0.0, 2 * batch * hidden * act, scope="head",
               resident_total=(norm_params * act) if cfg.final_norm else 0.0)
     gemm("lm_head", batch, cfg.vocab / tp, hidden, 1.0, "dense", scope="head",
@@ -398,7 +403,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # (the base DynamicMethod offloads nothing: no need for the model copy).
     if type(dyn).offload_seconds is not DynamicMethod.offload_seconds:
         offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
-        for t_tokens, t_layers, t_tag, start in ffn_groups:
+        for t_tokens, t_layers, t_tag, start, t_layer_text in ffn_groups:
             extra = dyn.offload_seconds(offload_cfg, hw, t_tokens, dtype, tp, weight_dtype, group)
             if extra is None:
                 continue
@@ -409,7 +414,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             zeros = np.zeros(n_points)
             add("offload" + t_tag, "offload", t_layers,
                 {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
-                 "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)})
+                 "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)}, layer=t_layer_text)
 
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
@@ -444,15 +449,19 @@ _sparsity_format = functools.lru_cache(parse_sparsity)
 def _layer_partition(keep: tuple, recipe_counts: tuple) -> tuple:
     """The kept layers split into token groups (a fraction of the prompt each layer processes,
     ``keep`` per layer) and, within each, layers per recipe group (``recipe_counts`` layers in
-    order): ((fraction, layers, (layers of each recipe group)), ...) in order of first layer."""
+    order): ((fraction, layers, (layers of each recipe group), which layers, (which layers of each
+    recipe group)), ...) in order of first layer; "which" as ops.layer_text writes it."""
     keep = np.array(keep)
     recipe_index = np.repeat(np.arange(len(recipe_counts)), recipe_counts)
     groups = []
     for fraction in dict.fromkeys(keep.tolist()):
         in_group = keep == fraction
-        counts = tuple(float(np.sum(in_group & (recipe_index == r))) for r in range(len(recipe_counts)))
-        groups.append((fraction, float(in_group.sum()), counts))
+        in_both = [in_group & (recipe_index == r) for r in range(len(recipe_counts))]
+        counts = tuple(float(np.sum(both)) for both in in_both)
+        groups.append((fraction, float(in_group.sum()), counts,
+                       layer_text(in_group), tuple(layer_text(both) for both in in_both)))
     return tuple(groups)
+
 
 
 def _stacked(values, n_points: int) -> np.ndarray:
@@ -587,11 +596,11 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     return ModelEstimate(summary=summary, op_rows=ops)
 
 
-OP_COLUMNS = ("scope", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
+OP_COLUMNS = ("phase", "scope", "layer", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
               "bytes_metadata", "bytes_kv", "resident_weight_bytes", "compute_time_s", "memory_time_s",
               "overhead_s", "comm_time_s", "time_s", "total_time_s", "bound")
 
-_TEXT_COLUMNS = ("scope", "op", "kind", "kernel", "bound")
+_TEXT_COLUMNS = ("phase", "scope", "layer", "op", "kind", "kernel", "bound")
 
 # The op table's numeric columns but total_time_s (time_s x count), in OP_COLUMNS order, with where
 # each is read: the op itself (m, n, k, ...) or the cost model's columns ("c"), 0.0 where absent.
@@ -603,13 +612,15 @@ _NUMERIC_SOURCES = (("count", "count", "op"), ("m", "m", "op"), ("n", "n", "op")
                     ("comm_time_s", "comm_time_s", "c"), ("time_s", "time_s", "c"))
 
 
-def _op_table(ops) -> pd.DataFrame:
-    """The op table of a one-point estimate: a row per op, OP_COLUMNS, at the first point."""
+def _op_table(ops, phase: str) -> pd.DataFrame:
+    """The op table of a one-point estimate: a row per op, OP_COLUMNS, at the first point.
+    ``layer`` says which layers a row stands for (0-based among the kept layers: '0-79'); rows
+    outside the layers (embedding, head) have none (NaN)."""
     numeric = np.array([[_first(o[key] if where == "op" else o["columns"].get(key, 0.0)) for o in ops]
                         for _, key, where in _NUMERIC_SOURCES])
     bounds = tuple(_BOUNDS[int(_first(o["columns"]["bound_code"]))] for o in ops)
-    text = _text_columns(tuple((o["scope"], o["op"], o["kind"], o["columns"].get("kernel", o["kind"]))
-                               for o in ops), bounds)
+    text = _text_columns(tuple((phase, o["scope"], o["layer"], o["op"], o["kind"],
+                                o["columns"].get("kernel", o["kind"])) for o in ops), bounds)
     columns = dict(zip((name for name, _, _ in _NUMERIC_SOURCES), numeric))
     columns["total_time_s"] = columns["time_s"] * columns["count"]
     return pd.DataFrame({name: text[name].copy() if name in _TEXT_COLUMNS else columns[name]
@@ -618,12 +629,10 @@ def _op_table(ops) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=256)
 def _text_columns(names: tuple, bounds: tuple) -> dict:
-    """The text columns for ops with these (scope, op, kind, kernel) names and bounds, as pandas
+    """The text columns for ops with these (phase, scope, layer, op, kind, kernel) names and bounds, as pandas
     string arrays: the same op graph comes back for every point of a sweep, and inferring a
     string column from a list is most of a small DataFrame's cost. Callers copy them."""
-    scope, op, kind, kernel = zip(*names)
-    return {name: pd.array(list(values), dtype="str")
-            for name, values in zip(_TEXT_COLUMNS, (scope, op, kind, kernel, bounds))}
+    return {name: pd.array(list(values), dtype="str") for name, values in zip(_TEXT_COLUMNS, (*zip(*names), bounds))}
 
 
 def _first(value):

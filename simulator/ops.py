@@ -43,3 +43,15 @@ def allreduce_columns(hw: HardwareSpec, message_bytes, tp: int):
         "overhead_s": zeros, "comm_time_s": comm, "time_s": comm,
         "bound_code": np.full(message_bytes.shape, 3),
     }
+
+
+def layer_text(members) -> str:
+    """The layers a boolean mask over the (kept) layers selects, as 0-based index runs: '0-79',
+    '0-1,4,6-31'; '' for none."""
+    index = np.flatnonzero(np.asarray(members, dtype=bool))
+    if index.size == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(index) > 1)
+    starts = np.concatenate(([index[0]], index[breaks + 1]))
+    stops = np.concatenate((index[breaks], [index[-1]]))
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(starts.tolist(), stops.tolist()))

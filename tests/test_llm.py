@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from simulator.cli import main
 from simulator.errors import SimulatorError
-from simulator.llm import estimate_model, estimate_request, parse_recipe, sweep
+from simulator.llm import OP_COLUMNS, estimate_model, estimate_request, parse_recipe, sweep
 from simulator.models import load_model
 
 GIB = 2**30
@@ -77,8 +77,50 @@ def test_op_table_built_on_first_read_is_the_same_whenever_it_is_read():
     early = decode(recipe="2:4", tp=2, batch=3).ops
     pd.testing.assert_frame_equal(late.ops, early, check_exact=True)
     assert late.ops is late.ops
-    assert list(early.columns)[:4] == ["scope", "op", "kind", "kernel"]
+    assert tuple(early.columns) == OP_COLUMNS
     assert decode(with_ops=False).ops is None
+
+
+def _layers_in(text: str) -> list:
+    """'0-3,8' -> [0, 1, 2, 3, 8]"""
+    out = []
+    for run in text.split(","):
+        first, _, last = run.partition("-")
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
+
+
+@pytest.mark.parametrize("kw", [
+    dict(model="llama-2-7b", recipe="owl:0.7", kv_method="lazyllm", phase="prefill", context=512, tp=2),
+    dict(model="llama-2-7b", kv_method="quest+minicache", context=4096),
+    dict(model="mixtral-8x7b", recipe="depth:0.25+2:4", kv_method="pyramidkv", context=2048, batch=4),
+])
+def test_op_table_says_which_layers_and_phase_each_row_stands_for(kw):
+    kw = dict(kw)
+    est = estimate_model(kw.pop("model"), "a100", kw.pop("phase", "decode"), kw.pop("batch", 1),
+                         kw.pop("context"), **kw)
+    ops, layers = est.ops, est.summary["layers"]
+    assert set(ops["phase"]) == {est.summary["phase"]}
+    assert ops.loc[ops.scope != "layers", "layer"].isna().all()  # embedding and head: no layer
+    per_layer = ops[ops.op.str.match(r"(qkv|o_proj|norms|attention|activation)\b")]
+    for family in ("qkv", "o_proj", "norms", "attention", "activation"):
+        rows = per_layer[per_layer.op.str.startswith(family)]
+        covered = sorted(i for text in rows["layer"] for i in _layers_in(text))
+        # every kept layer once, and each row's count is its layers (x 2 norms per layer)
+        assert covered == list(range(layers)), family
+        per = 2 if family == "norms" else 1
+        assert all(c == per * len(_layers_in(t)) for c, t in zip(rows["count"], rows["layer"])), family
+
+
+def test_op_table_layers_for_quest_and_owl_by_hand():
+    # Quest leaves the first two layers dense (mit-han-lab/Quest; QuestMethod.dense_layers = 2), so
+    # LLaMA-2-7B's 32 layers split 0-1 / 2-31, and only 2-31 run the page selection.
+    ops = estimate_model("llama-2-7b", "a100", "decode", 1, 4096, kv_method="quest").ops
+    assert ops.set_index("op").loc[["attention[0]", "attention[1]", "quest_select[1]"], "layer"].tolist() == \
+        ["0-1", "2-31", "2-31"]
+    # OWL bins 32 layers into 8 groups of 4 consecutive layers: group 2 is layers 8-11.
+    ops = estimate_model("llama-2-7b", "a100", "decode", 1, 512, recipe="owl:0.7").ops
+    assert ops.set_index("op").loc["qkv[2]", "layer"] == "8-11"
 
 
 def test_prefill_of_one_token_equals_decode_at_context_one():
