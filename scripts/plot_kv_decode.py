@@ -86,6 +86,10 @@ def main(out=OUT, frame: "pd.DataFrame | None" = None) -> Path:
         bottom.set_xticks([1024, 4096, 16384, 65536, 131072], ["1k", "4k", "16k", "64k", "128k"])
         top.set_ylim(0, None)
         bottom.set_yscale("log")
+        plain = plt.FuncFormatter(lambda value, _: f"{value:g}")  # 0.4, 1, 2 rather than 4 x 10^-1
+        bottom.yaxis.set_major_formatter(plain)
+        bottom.yaxis.set_minor_formatter(plain)
+        bottom.tick_params(axis="y", which="minor", labelsize=7)
         top.grid(alpha=0.3)
         bottom.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="lower left")
