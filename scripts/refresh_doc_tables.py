@@ -4,7 +4,8 @@ of the model or of a calibration (e.g. the first H200 traces), and say what move
     python scripts/refresh_doc_tables.py            # rewrite in place, list the changes
     python scripts/refresh_doc_tables.py --check    # change nothing; exit 1 if a table is stale
 
-Only columns that are pure numbers from the code are touched: docs/anchors.md (model, error),
+Only columns that are pure numbers from the code are touched: docs/anchors.md (model, error; the
+kernel speed-up table's model mean and error),
 docs/llm.md's anchor table (model, error), docs/kv.md's method table (speed-ups, KV fractions,
 max batch, throughput) and docs/course.md's ledger (generated whole, between its markers). The
 prose next to them ("why they differ", the paper column of kv.md, the ledger's discussion) is
@@ -63,7 +64,25 @@ def refresh_anchors(text: str) -> tuple[str, list[str]]:
         r = table.loc[row]
         return {6: f"{r.model_time_s * 1e3:.3f} ms", 7: signed(r.error)}
 
-    return _rewrite_rows(text, key_of, new_cells)
+    text, changes = _rewrite_rows(text, key_of, new_cells)
+    text, more = _rewrite_rows(text, _speedup_key, _speedup_cells)
+    return text, changes + more
+
+
+def _speedup_key(cells):
+    """The kernel speed-up table's rows: (anchor row, sparsity as '70%')."""
+    if cells[0].isdigit() and 25 <= int(cells[0]) <= 28 and cells[2].endswith("%"):
+        return int(cells[0]), cells[2]
+    return None
+
+
+def _speedup_cells(key):
+    from simulator.workloads import speedup_anchor_table
+
+    table = speedup_anchor_table()
+    level = table["sparsity"].str.split(":").str[1].astype(float)
+    r = table[(table["row"] == key[0]) & ((level * 100).round().astype(int).astype(str) + "%" == key[1])].iloc[0]
+    return {4: f"{r.model_speedup:.2f}× ({r.model_min:.2f}-{r.model_max:.2f})", 5: signed(r.error)}
 
 
 def refresh_llm(text: str) -> tuple[str, list[str]]:

@@ -115,7 +115,7 @@ def _crossover_line(args, hw) -> str:
     from simulator.gemm import crossover_sparsity
 
     parts = []
-    for storage in ("masked", "csr", "bitmap"):
+    for storage in ("masked", "csr", "bitmap", "tiled-csl"):
         try:
             row = crossover_sparsity(hw, args.m, args.n, args.k, args.dtype, storage).iloc[0]
         except SimulatorError:  # e.g. no tensor cores for the bitmap kernel on this device
@@ -163,11 +163,12 @@ def _headless_plots():
 
 
 def cmd_anchors(args) -> int:
-    from simulator.workloads import anchor_table, model_anchor_table
+    from simulator.workloads import anchor_table, model_anchor_table, speedup_anchor_table
 
-    gemm, model = anchor_table(), model_anchor_table()
+    gemm, model, speedup = anchor_table(), model_anchor_table(), speedup_anchor_table()
     if args.json:
         print(json.dumps({"gemm": json.loads(gemm.to_json(orient="records")),
+                          "kernel_speedup": json.loads(speedup.to_json(orient="records")),
                           "model": json.loads(model.to_json(orient="records"))}, indent=2))
         return 0
 
@@ -183,6 +184,15 @@ def cmd_anchors(args) -> int:
     for r in gemm.itertuples():
         print(f"| {r.row} | {r.hw} | {r.dtype} {r.sparsity} {r.m}×{r.n}×{r.k} | {r.published_time_s * 1e3:.3f} ms | "
               f"{r.model_time_s * 1e3:.3f} ms | {signed(r.error)} | {r.calibration} |")
+    print()
+    print("Published kernel speed-ups over dense cuBLAS, each averaged over a shape set (spmm.yaml):")
+    print("| row | kernel | device | sparsity | points | published | model mean (range) | error | efficiencies |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in speedup.itertuples():
+        derived = " (derived)" if r.derived else ""
+        print(f"| {r.row} | {r.kernel} | {r.hw} | {r.dtype} {r.sparsity} | {r.points} | "
+              f"{r.published_speedup:.2f}x{derived} | {r.model_speedup:.2f}x ({r.model_min:.2f}-{r.model_max:.2f}) | "
+              f"{signed(r.error)} | {r.calibration} |")
     print()
     print("Published whole-model anchors:")
     print("| row | model | device | precision | context | published | model | error | efficiencies |")
@@ -543,7 +553,7 @@ def _add_gemm_args(p, require_out=False):
     p.add_argument("-k", type=_int_list("-k"), required=True, help="input features (reduction)")
     p.add_argument("--dtype", default="bf16", help="fp32, tf32, fp16, bf16, fp8, int8, fp4, int4")
     p.add_argument("--sparsity", default="dense",
-                   help="dense | 2:4 | N:M | unstructured:0.9[:csr|bitmap|masked] | block:32:0.9 | "
+                   help="dense | 2:4 | N:M | unstructured:0.9[:csr|bitmap|tiled-csl|masked] | block:32:0.9 | "
                         "structured:0.36[:n|k]")
 
 

@@ -34,7 +34,7 @@ from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, load_hw
 from simulator.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
 
-TILED_KERNELS = ("dense", "masked-dense", "sparse-tc", "nm-whatif", "bitmap-tc")
+TILED_KERNELS = ("dense", "masked-dense", "sparse-tc", "nm-whatif", "bitmap-tc", "tiled-csl-tc")
 KERNELS = TILED_KERNELS + ("csr-spmm", "bsr-tc")
 BOUNDS = ("compute", "memory", "overhead")
 
@@ -96,11 +96,19 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
                 f"dtype: CSR kernels run on {hw.id}'s vector units, which have no {dtype} peak; "
                 f"use one of {', '.join(hw.vector.peaks_TFLOPS)}"
             )
+        if dtype in ("fp16", "bf16") and hw.vector_peak_flop_per_s("fp32") is not None:
+            # 16-bit values are multiplied and accumulated in fp32: cuSPARSE's generic SpMM has
+            # only 32-bit compute types for CUDA_R_16F/16BF data (nvmath.sparse.ComputeType lists
+            # CUDA_R_32F, CUDA_R_64F and complex), Sputnik's half kernels accumulate in float,
+            # and torch's CPU CSR kernel uses float opmath; packed half2 rates never apply.
+            vector = hw.vector_peak_flop_per_s("fp32")
         return kernel, vector, eff.csr_compute.value, eff.csr_memory.value
-    if kernel == "bitmap-tc":
+    if kernel in ("bitmap-tc", "tiled-csl-tc"):
+        # load-as-sparse, compute-as-dense (SpInfer's bitmap, Flash-LLM's Tiled-CSL): one kernel
+        # family, one pair of efficiencies; the formats differ in the bytes they load
         if matrix_dense is None:
             raise SimulatorError(
-                f"sparsity {fmt.label}: the bitmap kernel decodes into tensor-core tiles, and "
+                f"sparsity {fmt.label}: the {fmt.storage} kernel decodes into tensor-core tiles, and "
                 f"{hw.id} has no {dtype} tensor cores"
             )
         return kernel, matrix_dense, matrix_eff * eff.bitmap_compute.value, eff.bitmap_memory.value

@@ -39,7 +39,7 @@ from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.ops import allreduce_columns, layer_text, memory_op_columns
-from simulator.sparsity import parse_fraction, parse_sparsity
+from simulator.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
 
 PHASES = ("prefill", "decode")
 STRUCTURED_AXES = {"width": "FFN channels (LLM-Pruner)", "heads": "attention heads, whole KV groups",
@@ -50,7 +50,7 @@ RECIPE_ALIASES = {  # method names of the course -> the format they produce
 }
 OWL_DEFAULT_LAMBDA = 0.08  # OWL (Yin et al., ICML'24) limits layer sparsities to S +- lambda; 0.08 in its LLaMA runs
 OWL_GROUPS = 8
-RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|masked] | block:B:S | sparsegpt[:kernel] | "
+RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|tiled-csl|masked] | block:B:S | sparsegpt[:kernel] | "
                "wanda[:kernel] | owl:S[:lambda][:kernel], optionally @attn/@mlp/@qkv/@o/@up/@down | width:F | "
                "heads:F | hidden:F | depth:F, joined with '+' (e.g. '2:4@mlp+depth:0.25')")
 TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication", "offload")
@@ -129,13 +129,13 @@ def parse_recipe(text: str = "dense") -> Recipe:
 def _parse_owl(text, value):
     fields = [f for f in value.split(":") if f]
     storage = "csr"
-    if fields and fields[-1] in ("csr", "bitmap", "masked"):
+    if fields and fields[-1] in UNSTRUCTURED_STORAGES:
         storage = fields.pop()
     try:
         mean = float(fields[0])
         lam = float(fields[1]) if len(fields) > 1 else OWL_DEFAULT_LAMBDA
     except (ValueError, IndexError):
-        raise SimulatorError(f"--recipe {text!r}: write owl:S[:lambda][:csr|bitmap|masked], e.g. owl:0.7") from None
+        raise SimulatorError(f"--recipe {text!r}: write owl:S[:lambda][:csr|bitmap|tiled-csl|masked], e.g. owl:0.7") from None
     if not (0.0 < mean < 1.0 and 0.0 <= lam < min(mean, 1.0 - mean) + 1e-12):
         raise SimulatorError(f"--recipe {text!r}: OWL needs 0 < S < 1 and 0 <= lambda <= min(S, 1 - S), "
                              f"got S={mean}, lambda={lam}")

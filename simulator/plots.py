@@ -10,7 +10,7 @@ from simulator.hardware import load_hw
 
 KERNEL_COLORS = {
     "dense": "tab:blue", "masked-dense": "tab:gray", "sparse-tc": "tab:red", "nm-whatif": "tab:pink",
-    "csr-spmm": "tab:orange", "bitmap-tc": "tab:green", "bsr-tc": "tab:purple",
+    "csr-spmm": "tab:orange", "bitmap-tc": "tab:green", "tiled-csl-tc": "tab:olive", "bsr-tc": "tab:purple",
 }
 
 

@@ -45,7 +45,8 @@ KERNEL_TEXT = {
     "sparse-tc": "sparse tensor cores (cuSPARSELt/CUTLASS-like)",
     "nm-whatif": "WHAT-IF N:M tensor core: M/N x dense math, PTX-style metadata (no such hardware)",
     "csr-spmm": "CSR SpMM on CUDA cores / SIMD (cuSPARSE-like)",
-    "bitmap-tc": "compressed load, dense tensor-core compute (Flash-LLM / SpInfer-like bitmap)",
+    "bitmap-tc": "compressed load, dense tensor-core compute (SpInfer-like bitmap)",
+    "tiled-csl-tc": "compressed load, dense tensor-core compute (Flash-LLM's Tiled-CSL)",
     "bsr-tc": "block-sparse (BSR) on tensor cores over the kept blocks",
 }
 

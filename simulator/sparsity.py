@@ -6,7 +6,7 @@ STYLE.md's three-part split, one class per format:
 - *kernel* (hardware): the family that executes it, named in ``kernel`` and costed in gemm.py.
 
 Formats are parsed from the CLI's strings with ``parse_sparsity``:
-``dense``, ``2:4``, ``N:M``, ``unstructured:0.9[:csr|bitmap|masked]``, ``block:32:0.9``,
+``dense``, ``2:4``, ``N:M``, ``unstructured:0.9[:csr|bitmap|tiled-csl|masked]``, ``block:32:0.9``,
 ``structured:0.36[:n|k]``. Numeric parameters may be numpy arrays (for sweeps); they broadcast
 against the GEMM shapes.
 """
@@ -135,7 +135,16 @@ class NM(SparsityFormat):
         return values, metadata
 
 
-UNSTRUCTURED_STORAGES = ("csr", "bitmap", "masked")
+UNSTRUCTURED_STORAGES = ("csr", "bitmap", "tiled-csl", "masked")
+
+# Flash-LLM's Tiled-CSL (AlibabaResearch/flash-llm csrc/SpMM_API.cu, InitSparseMatrixA_API): the
+# weight is cut into 128 x 64 tiles (TILE_M = 128; TILE_K = 64 in csrc/TilingConfig.h); each
+# non-zero is one 32-bit word, the fp16 value and a 16-bit position inside its tile, and an int32
+# offset per tile says where its words start. Tiles are padded to a multiple of 4 words (at most
+# 3 per 8192-element tile; not counted here).
+TILED_CSL_TILE = (128, 64)
+TILED_CSL_POSITION_BYTES = 2.0
+TILED_CSL_OFFSET_BYTES = 4.0
 
 
 @dataclass(frozen=True)
@@ -144,8 +153,12 @@ class Unstructured(SparsityFormat):
 
     - ``masked``: zeros stored in a dense tensor; a dense kernel runs it (nothing skipped).
     - ``csr``: values + int32 column index per non-zero + int32 row pointers (cuSPARSE, torch).
-    - ``bitmap``: values + one bit per element (SpInfer-style; Flash-LLM's tiled CSL is similar),
-      loaded compressed and expanded to dense tiles for the tensor cores.
+    - ``bitmap``: values + one bit per element (SpInfer-style), loaded compressed and expanded
+      to dense tiles for the tensor cores.
+    - ``tiled-csl``: Flash-LLM's format (values + a 16-bit in-tile position per non-zero + an
+      int32 offset per 128 x 64 tile), run by the same load-as-sparse, compute-as-dense kernel
+      family as the bitmap; more metadata than a bitmap below ~94% sparsity (2 B per non-zero
+      against 1/8 B per element).
     """
 
     family: ClassVar[str] = "unstructured"
@@ -166,7 +179,8 @@ class Unstructured(SparsityFormat):
 
     @property
     def kernel(self) -> str:
-        return {"csr": "csr-spmm", "bitmap": "bitmap-tc", "masked": "masked-dense"}[self.storage]
+        return {"csr": "csr-spmm", "bitmap": "bitmap-tc", "tiled-csl": "tiled-csl-tc",
+                "masked": "masked-dense"}[self.storage]
 
     @property
     def label(self) -> str:
@@ -180,6 +194,9 @@ class Unstructured(SparsityFormat):
         values = dense * density
         if self.storage == "csr":
             return values, nnz * INDEX_BYTES + (n + 1) * INDEX_BYTES
+        if self.storage == "tiled-csl":
+            tiles = np.ceil(n / TILED_CSL_TILE[0]) * np.ceil(k / TILED_CSL_TILE[1])
+            return values, nnz * TILED_CSL_POSITION_BYTES + tiles * TILED_CSL_OFFSET_BYTES
         return values, n * k / 8.0
 
 
@@ -253,7 +270,7 @@ FORMATS: dict[str, type[SparsityFormat]] = {
     cls.family: cls for cls in (Dense, NM, Unstructured, Block, Structured)
 }
 
-SPEC_HELP = "dense, 2:4, N:M, unstructured:S[:csr|bitmap|masked], block:B:S, structured:F[:n|k]"
+SPEC_HELP = "dense, 2:4, N:M, unstructured:S[:csr|bitmap|tiled-csl|masked], block:B:S, structured:F[:n|k]"
 
 
 def parse_fraction(text: str, what: str, where: str) -> float:

@@ -62,10 +62,10 @@ def section_unstructured() -> str:
              "   kernel         time      vs dense"]
     dense = estimate_gemm(hw, 1, 4096, 4096, "fp16", "dense").iloc[0]
     lines.append(f"   dense       {fmt_time(dense.time_s):>9}     1.00x")
-    for storage in ("masked", "csr", "bitmap"):
+    for storage in ("masked", "csr", "bitmap", "tiled-csl"):
         row = estimate_gemm(hw, 1, 4096, 4096, "fp16", f"unstructured:0.5:{storage}").iloc[0]
         lines.append(f"   {storage:<10} {fmt_time(row.time_s):>9}  {dense.time_s / row.time_s:>7.2f}x")
-    for storage in ("csr", "bitmap"):
+    for storage in ("csr", "bitmap", "tiled-csl"):
         cross = crossover_sparsity(hw, [1, 16, 4096], 4096, 4096, "fp16", storage)
         parts = [f"M={int(r.m)}: " + (f"{r.crossover_sparsity:.0%}" if r.beats_dense else "never")
                  for r in cross.itertuples()]

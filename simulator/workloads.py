@@ -69,6 +69,27 @@ class ModelAnchors(Strict):
     anchors: list[ModelAnchor]
 
 
+class SpeedupAnchor(Strict):
+    """A published speed-up of a sparse kernel over dense, averaged over shapes x tokens."""
+
+    id: str
+    anchor_row: int
+    kernel: str = Field(min_length=1)
+    hw: str
+    dtype: str
+    sparsity: str
+    shapes: list[tuple[int, int]] = Field(min_length=1)  # (n, k): weight rows, reduction
+    tokens: list[int] = Field(min_length=1)  # m
+    speedup: float = Field(gt=0)
+    derived: Optional[str] = None  # how the value was derived from published ones, if it was
+    source: str = Field(min_length=3)
+
+
+class SpeedupAnchors(Strict):
+    shapes: list[tuple[int, int]] = Field(default_factory=list)  # the file's shared shape set
+    anchors: list[SpeedupAnchor]
+
+
 def workloads_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "workloads"
 
@@ -127,4 +148,38 @@ def model_anchor_table() -> pd.DataFrame:
                      "dtype": a.dtype, "weights": a.weights or a.dtype, "context": a.context,
                      "published": a.value, "estimate": model_value, "error": model_value / a.value - 1.0,
                      "calibration": calibration_state(a.hw)})
+    return pd.DataFrame(rows)
+
+
+def load_speedup_anchors() -> list[SpeedupAnchor]:
+    return load_yaml((workloads_dir() / "anchors" / "spmm.yaml").resolve(), SpeedupAnchors).anchors
+
+
+def speedup_anchor_table() -> pd.DataFrame:
+    """Model vs published for every kernel speed-up anchor: the model's speed-up over dense
+    (dense time / sparse time) at each (shape, tokens) point of the anchor's set, averaged as
+    the arithmetic mean, with its range, on the device as it loads."""
+    import numpy as np
+
+    from simulator.gemm import gemm_columns
+    from simulator.hardware import load_hw
+
+    rows = []
+    for a in load_speedup_anchors():
+        hw = load_hw(a.hw)
+        n, k = (np.tile([float(s[i]) for s in a.shapes], len(a.tokens)) for i in (0, 1))
+        m = np.repeat(np.array(a.tokens, dtype=float), len(a.shapes))
+        dense = gemm_columns(hw, m, n, k, a.dtype, "dense")
+        sparse = gemm_columns(hw, m, n, k, a.dtype, a.sparsity)
+        speedup = dense["time_s"] / sparse["time_s"]
+        bounds = pd.Series(sparse["bound"]).value_counts()
+        rows.append({
+            "anchor": a.id, "row": a.anchor_row, "kernel": a.kernel, "hw": a.hw, "dtype": a.dtype,
+            "sparsity": a.sparsity, "points": int(speedup.size), "published_speedup": a.speedup,
+            "derived": a.derived is not None, "model_speedup": float(speedup.mean()),
+            "model_min": float(speedup.min()), "model_max": float(speedup.max()),
+            "error": float(speedup.mean()) / a.speedup - 1.0,
+            "model_bound": ", ".join(f"{b} {c}" for b, c in bounds.items() if c),
+            "calibration": calibration_state(a.hw),
+        })
     return pd.DataFrame(rows)

@@ -35,6 +35,15 @@ def test_anchor_doc_quotes_current_errors():
         assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
 
 
+def test_anchor_doc_quotes_current_kernel_speedups():
+    from simulator.workloads import speedup_anchor_table
+
+    doc = (ROOT / "docs" / "anchors.md").read_text()
+    for row in speedup_anchor_table().itertuples():
+        assert f"{row.model_speedup:.2f}× ({row.model_min:.2f}-{row.model_max:.2f})" in doc, row.anchor
+        assert f"{row.error:+.1%}".replace("-", "−") in doc, row.anchor
+
+
 def test_llm_doc_quotes_current_anchor_errors():
     from simulator.workloads import model_anchor_table
 

@@ -12,7 +12,7 @@ from simulator.sparsity import FORMATS, Block, Dense, NM, Structured, Unstructur
 # and the string that parses to the same format.
 ZERO = {
     "dense": [(Dense(), "dense")],
-    "unstructured": [(Unstructured(0.0, s), f"unstructured:0.0:{s}") for s in ("csr", "bitmap", "masked")],
+    "unstructured": [(Unstructured(0.0, s), f"unstructured:0.0:{s}") for s in ("csr", "bitmap", "tiled-csl", "masked")],
     "block": [(Block(32, 0.0), "block:32:0.0")],
     "structured": [(Structured(0.0, "n"), "structured:0.0:n"), (Structured(0.0, "k"), "structured:0.0:k")],
     "nm": [(NM(2, 4), "2:4"), (NM(4, 8, pairwise=True), "4:8-pairwise"), (NM(1, 4), "1:4")],
@@ -42,6 +42,7 @@ def test_zero_sparsity_stores_the_dense_values(fmt, text):
 @pytest.mark.parametrize("family, make", [
     ("unstructured-csr", lambda s: Unstructured(s, "csr")),
     ("unstructured-bitmap", lambda s: Unstructured(s, "bitmap")),
+    ("unstructured-tiled-csl", lambda s: Unstructured(s, "tiled-csl")),
     ("unstructured-masked", lambda s: Unstructured(s, "masked")),
     ("block", lambda s: Block(16, s)),
     ("structured-n", lambda s: Structured(s, "n")),
@@ -59,6 +60,9 @@ def test_bytes_never_grow_with_sparsity(family, make):
     (Unstructured(0.75, "masked"), 2_097_152),                 # zeros stored
     (Unstructured(0.75, "csr"), 262_144 * 2 + 262_144 * 4 + 1025 * 4),  # nnz = 262,144
     (Unstructured(0.75, "bitmap"), 262_144 * 2 + 1_048_576 // 8),
+    # Flash-LLM Tiled-CSL: a 16-bit position per non-zero + an int32 offset per 128 x 64 tile
+    # (1024/128 x 1024/64 = 128 tiles)
+    (Unstructured(0.75, "tiled-csl"), 262_144 * 2 + 262_144 * 2 + 128 * 4),
     (Block(32, 0.75), 262_144 * 2 + 256 * 4 + 33 * 4),          # 1024 blocks, 256 kept; 32 block rows
     (Structured(0.25, "n"), 768 * 1024 * 2),
     (NM(2, 4), 524_288 * 2 + 262_144 * 4 // 8),                 # 262,144 groups x 4 bits

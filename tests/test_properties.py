@@ -11,7 +11,8 @@ dims = st.integers(min_value=1, max_value=1 << 16)
 k_dims = st.integers(min_value=1, max_value=1 << 14).map(lambda x: 4 * x)  # 2:4 needs K % 4 == 0
 devices = st.sampled_from(["a100", "h100", "b200", "rtx-4090", "l40s", "i7-5930k", "titan-x-maxwell"])
 formats = st.sampled_from([
-    "dense", "2:4", "1:4", "unstructured:0.5:csr", "unstructured:0.9:bitmap", "unstructured:0.3:masked",
+    "dense", "2:4", "1:4", "unstructured:0.5:csr", "unstructured:0.9:bitmap", "unstructured:0.8:tiled-csl",
+    "unstructured:0.3:masked",
     "block:16:0.75", "block:64:0.5", "structured:0.25", "structured:0.5:k",
 ])
 
@@ -20,7 +21,7 @@ def _dtype_for(device, fmt):
     spec = load_hw(device)
     if fmt in ("2:4", "1:4"):
         return "fp16" if spec.sparse_pattern("fp16") == "2:4" else None
-    if fmt.endswith("bitmap"):
+    if fmt.endswith(("bitmap", "tiled-csl")):
         return "fp16" if spec.matrix_peak_flop_per_s("fp16") else None
     return "fp16" if spec.matrix_peak_flop_per_s("fp16") else "fp32"
 
@@ -46,7 +47,7 @@ def test_24_never_beats_2x(device, m, n, k):
 
 
 @given(m=dims, n=dims, k=k_dims, s1=st.floats(0, 0.99), s2=st.floats(0, 0.99),
-       storage=st.sampled_from(["csr", "bitmap", "masked"]))
+       storage=st.sampled_from(["csr", "bitmap", "tiled-csl", "masked"]))
 def test_more_unstructured_sparsity_never_adds_bytes(m, n, k, s1, s2, storage):
     low, high = sorted((s1, s2))
     df = estimate_gemm("a100", m, n, k, "fp16", f"unstructured:{low!r}:{storage}")
