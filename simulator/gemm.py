@@ -235,6 +235,10 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     m, n, k, density = (np.array(a, dtype=float).ravel() for a in (m, n, k, density))
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
+    if kernel == "tiled-csl-tc" and BYTES_PER_ELEMENT[weight_dtype] != 2:
+        raise SimulatorError(f"sparsity {fmt.label}: Tiled-CSL packs a 16-bit value with its 16-bit position "
+                             f"in one 32-bit word (Flash-LLM); {weight_dtype} weights do not fit it "
+                             "(use unstructured:S:bitmap or :csr)")
     n_eff, k_eff = fmt.effective_shape(n, k, density)
     n_eff = np.broadcast_to(n_eff, m.shape).astype(float)
     k_eff = np.broadcast_to(k_eff, m.shape).astype(float)

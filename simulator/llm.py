@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +133,8 @@ def _parse_owl(text, value):
     if fields and fields[-1] in UNSTRUCTURED_STORAGES:
         storage = fields.pop()
     try:
+        if not 1 <= len(fields) <= 2:  # S, lambda; anything else (a misspelt storage) is wrong
+            raise ValueError
         mean = float(fields[0])
         lam = float(fields[1]) if len(fields) > 1 else OWL_DEFAULT_LAMBDA
     except (ValueError, IndexError):
@@ -159,20 +162,26 @@ class ModelEstimate:
     """The op table and the summary of one (model, hardware, phase, batch, context) point.
 
     ``ops`` is the per-op DataFrame (OP_COLUMNS), or None when estimated with with_ops=False. It
-    is built the first time it is read (a DataFrame costs about a quarter of an estimate, and
-    sweeps that read only the summary never need it), then kept."""
+    is built the first time it is read (a DataFrame costs about half an estimate, and sweeps
+    that read only the summary never need it), then kept; threads reading it at once get the
+    same table."""
 
-    __slots__ = ("summary", "_ops", "_op_rows")
+    __slots__ = ("summary", "_ops", "_op_rows", "_phase")
+    _building = threading.Lock()
 
     def __init__(self, ops=None, summary=None, *, op_rows=None):
         self.summary = summary
         self._ops = ops
         self._op_rows = op_rows  # the cost model's ops, until the table is built
+        self._phase = summary["phase"] if op_rows is not None else None  # as estimated
 
     @property
     def ops(self) -> "pd.DataFrame | None":
         if self._ops is None and self._op_rows is not None:
-            self._ops, self._op_rows = _op_table(self._op_rows, self.summary["phase"]), None
+            with ModelEstimate._building:
+                if self._ops is None:  # another thread may have built it meanwhile
+                    self._ops = _op_table(self._op_rows, self._phase)
+                    self._op_rows = None
         return self._ops
 
     def __repr__(self):
@@ -356,6 +365,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
                      weight_copies=count * experts, role="mlp_out", layer=r_layer_text)
         memory_op("activation" + t_tag, t_layers, (up_n + ffn_gpu) * t_tokens * top_k * act, layer=t_layer_text)
+    ffn_end = len(ops)  # the per-layer ops of the token groups end here
     for g in kv.groups:
         add("attention" + g.label, "attention", g.count,
             attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
@@ -403,11 +413,13 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # (the base DynamicMethod offloads nothing: no need for the model copy).
     if type(dyn).offload_seconds is not DynamicMethod.offload_seconds:
         offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
-        for t_tokens, t_layers, t_tag, start, t_layer_text in ffn_groups:
+        ends = [g[3] for g in ffn_groups[1:]] + [ffn_end]
+        for (t_tokens, t_layers, t_tag, start, t_layer_text), end in zip(ffn_groups, ends):
             extra = dyn.offload_seconds(offload_cfg, hw, t_tokens, dtype, tp, weight_dtype, group)
             if extra is None:
                 continue
-            group_ops = [o for o in ops[start:] if o.get("role") in ("mlp_in", "mlp_out")]
+            # this token group's FFN GEMMs only (later groups' ops follow them in the list)
+            group_ops = [o for o in ops[start:end] if o.get("role") in ("mlp_in", "mlp_out")]
             device_ffn = sum(o["columns"]["time_s"] * o["count"] for o in group_ops) / t_layers
             wait = np.maximum(0.0, extra - device_ffn) if dyn.overlaps_device else extra
             wait = np.broadcast_to(np.asarray(wait, float), (n_points,)).copy()

@@ -70,7 +70,8 @@ class ModelAnchors(Strict):
 
 
 class SpeedupAnchor(Strict):
-    """A published speed-up of a sparse kernel over dense, averaged over shapes x tokens."""
+    """A published speed-up of a sparse kernel over a baseline kernel (dense unless given),
+    averaged over shapes x tokens."""
 
     id: str
     anchor_row: int
@@ -80,8 +81,8 @@ class SpeedupAnchor(Strict):
     sparsity: str
     shapes: list[tuple[int, int]] = Field(min_length=1)  # (n, k): weight rows, reduction
     tokens: list[int] = Field(min_length=1)  # m
+    baseline: str = "dense"  # the kernel the speed-up is over, as a sparsity string
     speedup: float = Field(gt=0)
-    derived: Optional[str] = None  # how the value was derived from published ones, if it was
     source: str = Field(min_length=3)
 
 
@@ -156,9 +157,9 @@ def load_speedup_anchors() -> list[SpeedupAnchor]:
 
 
 def speedup_anchor_table() -> pd.DataFrame:
-    """Model vs published for every kernel speed-up anchor: the model's speed-up over dense
-    (dense time / sparse time) at each (shape, tokens) point of the anchor's set, averaged as
-    the arithmetic mean, with its range, on the device as it loads."""
+    """Model vs published for every kernel speed-up anchor: the model's speed-up over the
+    baseline (baseline time / kernel time) at each (shape, tokens) point of the anchor's set,
+    averaged as the arithmetic mean, with its range, on the device as it loads."""
     import numpy as np
 
     from simulator.gemm import gemm_columns
@@ -169,14 +170,14 @@ def speedup_anchor_table() -> pd.DataFrame:
         hw = load_hw(a.hw)
         n, k = (np.tile([float(s[i]) for s in a.shapes], len(a.tokens)) for i in (0, 1))
         m = np.repeat(np.array(a.tokens, dtype=float), len(a.shapes))
-        dense = gemm_columns(hw, m, n, k, a.dtype, "dense")
+        baseline = gemm_columns(hw, m, n, k, a.dtype, a.baseline)
         sparse = gemm_columns(hw, m, n, k, a.dtype, a.sparsity)
-        speedup = dense["time_s"] / sparse["time_s"]
+        speedup = baseline["time_s"] / sparse["time_s"]
         bounds = pd.Series(sparse["bound"]).value_counts()
         rows.append({
             "anchor": a.id, "row": a.anchor_row, "kernel": a.kernel, "hw": a.hw, "dtype": a.dtype,
-            "sparsity": a.sparsity, "points": int(speedup.size), "published_speedup": a.speedup,
-            "derived": a.derived is not None, "model_speedup": float(speedup.mean()),
+            "sparsity": a.sparsity, "baseline": a.baseline, "points": int(speedup.size),
+            "published_speedup": a.speedup, "model_speedup": float(speedup.mean()),
             "model_min": float(speedup.min()), "model_max": float(speedup.max()),
             "error": float(speedup.mean()) / a.speedup - 1.0,
             "model_bound": ", ".join(f"{b} {c}" for b, c in bounds.items() if c),

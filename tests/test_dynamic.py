@@ -181,3 +181,13 @@ def test_kernel_efficiency_slows_only_the_sparse_reads():
     assert lm_real == lm_ideal  # the LM head is not a sparse read
     with pytest.raises(SimulatorError, match=r"kernel_efficiency is a fraction in \(0, 1\]"):
         parse_dynamic("teal:kernel_efficiency=1.5")
+
+
+def test_offload_wait_of_a_token_group_counts_only_its_own_ffn():
+    # LazyLLM's first stage processes the whole prompt, so its per-layer offload wait must equal
+    # the wait without LazyLLM; it once subtracted the FFN time of every later stage as well.
+    from simulator.llm import estimate_model
+
+    plain = estimate_model("llama-2-7b", "a100", "prefill", 1, 512, dynamic="powerinfer").ops
+    staged = estimate_model("llama-2-7b", "a100", "prefill", 1, 512, kv_method="lazyllm", dynamic="powerinfer").ops
+    assert staged.set_index("op").loc["offload[s0]", "time_s"] == plain.set_index("op").loc["offload", "time_s"]

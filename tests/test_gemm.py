@@ -296,11 +296,18 @@ def test_speedup_anchors_quote_the_published_rows():
     if not path.is_file():
         pytest.skip("shared/reference is not beside this checkout")
     rows = {int(r["id"]): r for r in csv.DictReader(path.open())}
-    sputnik = [float(x) for x in rows[28]["value"].split("/")]  # Flash-LLM over Sputnik, 70/80/90%
+    over_sputnik = [float(x) for x in rows[28]["value"].split("/")]  # 70/80/90%
     for a in load_speedup_anchors():
         level = {"0.7": 0, "0.8": 1, "0.9": 2}[a.sparsity.split(":")[1]]
-        flash_llm = float(rows[25 + level]["value"])
-        if a.derived is None:
-            assert a.anchor_row == 25 + level and a.speedup == flash_llm
-        else:  # Sputnik over cuBLAS = (Flash-LLM over cuBLAS) / (Flash-LLM over Sputnik)
-            assert a.anchor_row == 28 and a.speedup == pytest.approx(flash_llm / sputnik[level], abs=5e-4)
+        if a.baseline == "dense":  # over cuBLAS: rows 25-27
+            assert a.anchor_row == 25 + level and a.speedup == float(rows[25 + level]["value"])
+        else:  # over Sputnik, a CSR kernel: row 28, at the same sparsity
+            assert a.anchor_row == 28 and a.speedup == over_sputnik[level]
+            assert a.baseline == a.sparsity.replace("tiled-csl", "csr")
+
+
+@pytest.mark.parametrize("dtype, weight_dtype", [("int8", None), ("fp8", None), ("bf16", "int4")])
+def test_tiled_csl_holds_16_bit_values_only(dtype, weight_dtype):
+    # Flash-LLM packs an fp16 value and a 16-bit position into one 32-bit word
+    with pytest.raises(SimulatorError, match="Tiled-CSL packs a 16-bit value"):
+        estimate_gemm("h100", 16, 4096, 4096, dtype, "unstructured:0.7:tiled-csl", weight_dtype=weight_dtype)

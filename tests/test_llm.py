@@ -123,6 +123,24 @@ def test_op_table_layers_for_quest_and_owl_by_hand():
     assert ops.set_index("op").loc["qkv[2]", "layer"] == "8-11"
 
 
+def test_kv_method_rows_say_where_their_kernels_run():
+    # LazyLLM (4 stages over 32 layers) prunes where stages 1-3 begin: layers 8, 16, 24, once each.
+    ops = estimate_model("llama-2-7b", "a100", "prefill", 1, 512, kv_method="lazyllm").ops.set_index("op")
+    assert (ops.loc["lazyllm_prune", "layer"], ops.loc["lazyllm_prune", "count"]) == ("8,16,24", 3.0)
+    # MiniCache merges pairs of layers in the second half: its row lists both layers of each pair
+    # and runs once per pair (count = half the layers listed).
+    ops = estimate_model("llama-2-7b", "a100", "decode", 1, 4096, kv_method="minicache").ops
+    merge = ops[ops.op.str.startswith("minicache_merge")].iloc[0]
+    assert merge["count"] * 2 == len(_layers_in(merge["layer"]))
+    assert merge["layer"] == ops[ops.op == "attention" + merge["op"][len("minicache_merge"):]].layer.item()
+
+
+def test_owl_storage_must_be_spelt_right():
+    with pytest.raises(SimulatorError, match="owl:S"):
+        parse_recipe("owl:0.7:0.1:tiled")
+    assert parse_recipe("owl:0.7:0.1:tiled-csl").owl == (0.7, 0.1, "tiled-csl")
+
+
 def test_prefill_of_one_token_equals_decode_at_context_one():
     a = estimate_model("llama-3.1-8b", "h100", "prefill", 4, 1).summary
     b = estimate_model("llama-3.1-8b", "h100", "decode", 4, 1).summary
