@@ -141,6 +141,31 @@ def test_owl_storage_must_be_spelt_right():
     assert parse_recipe("owl:0.7:0.1:tiled-csl").owl == (0.7, 0.1, "tiled-csl")
 
 
+@settings(max_examples=40, deadline=None)
+@given(model=st.sampled_from(["llama-2-7b", "mixtral-8x7b", "opt-6.7b", "llama-3.1-8b", "gpt-j-6b"]),
+       hw=st.sampled_from(["a100", "h100", "b200"]), phase=st.sampled_from(["prefill", "decode"]),
+       batch=st.integers(1, 64), context=st.integers(1, 2048), tp=st.sampled_from([1, 2, 4]),
+       recipe=st.sampled_from(["dense", "2:4", "owl:0.7:tiled-csl", "unstructured:0.6:bitmap@mlp",
+                               "depth:0.25+owl:0.6", "width:0.3+2:4", "block:32:0.8"]),
+       kv=st.sampled_from([None, "h2o", "quest+minicache", "lazyllm+snapkv", "pyramidkv+kivi"]),
+       dynamic=st.sampled_from([None, "teal", "powerinfer"]))
+def test_any_op_table_adds_up_and_covers_every_kept_layer(model, hw, phase, batch, context, tp, recipe, kv,
+                                                          dynamic):
+    try:
+        est = estimate_model(model, hw, phase, batch, context, tp=tp, recipe=recipe, kv_method=kv,
+                             dynamic=dynamic)
+    except SimulatorError:
+        return  # a refused combination (TP not dividing heads, a KV method on a short prompt, ...)
+    ops, s = est.ops, est.summary
+    assert s["time_s"] == pytest.approx(ops["total_time_s"].sum(), rel=1e-9)
+    assert np.isfinite(ops[["time_s", "bytes", "flops"]].to_numpy()).all()
+    assert (ops[["time_s", "bytes", "flops", "count"]].to_numpy() >= 0).all()
+    assert set(ops["phase"]) == {phase}
+    for family in ("qkv", "o_proj", "attention"):
+        rows = ops[ops.op.str.match(family + r"\b")]
+        assert sorted(i for t in rows["layer"] for i in _layers_in(t)) == list(range(s["layers"])), family
+
+
 def test_prefill_of_one_token_equals_decode_at_context_one():
     a = estimate_model("llama-3.1-8b", "h100", "prefill", 4, 1).summary
     b = estimate_model("llama-3.1-8b", "h100", "decode", 4, 1).summary
