@@ -10,6 +10,8 @@ Conventions (also stated at the top of every spec file):
 - Matrix (tensor-core) peaks are per dtype, dense; ``sparse_TFLOPS`` is the 2:4 (or 1:2 / 4:8
   pair-wise) peak counted in dense-equivalent FLOP, as NVIDIA quotes it.
 - FLOP = 2 x MAC for every dtype, integers included.
+- ``matrix.mma_sync`` (optional) lists the PTX warp-level instruction shapes per dtype
+  ('m16n8k16'; mma.sp doubles K); facts for teaching, not read by the cost models.
 - Datasheet peaks and achievable fractions (``efficiency``) are separate; calibration fits the
   fractions, never the peaks.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -79,9 +82,49 @@ class MatrixPeak(Strict):
         return self
 
 
+class MmaShape(Strict):
+    """A warp-level MMA instruction's shape, written as PTX does: 'm16n8k16'."""
+
+    dense: str = Field(pattern=r"^m\d+n\d+k\d+$")
+    sparse: Optional[str] = Field(default=None, pattern=r"^m\d+n\d+k\d+$")
+
+    @staticmethod
+    def mnk(text: str) -> tuple[int, int, int]:
+        m, n, k = re.fullmatch(r"m(\d+)n(\d+)k(\d+)", text).groups()
+        return int(m), int(n), int(k)
+
+    @model_validator(mode="after")
+    def _sparse_doubles_k(self):
+        if self.sparse is not None:
+            (m, n, k), (sm, sn, sk) = self.mnk(self.dense), self.mnk(self.sparse)
+            if (sm, sn, sk) != (m, n, 2 * k):
+                raise ValueError(f"sparse {self.sparse} must be dense {self.dense} with K doubled "
+                                 "(mma.sp stores half of A's K)")
+        return self
+
+
+class MmaInstructions(Strict):
+    """PTX warp-level mma.sync / mma.sp shapes per dtype (the largest of each)."""
+
+    shapes: dict[Dtype, MmaShape] = Field(min_length=1)
+    source: str = Field(min_length=3)
+
+
 class MatrixSpec(Strict):
     peaks: dict[Dtype, MatrixPeak]
     source: str = Field(min_length=3)
+    mma_sync: Optional[MmaInstructions] = None
+
+    @model_validator(mode="after")
+    def _instructions_match_peaks(self):
+        if self.mma_sync is not None:
+            for dtype, shape in self.mma_sync.shapes.items():
+                if dtype not in self.peaks:
+                    raise ValueError(f"mma_sync.shapes.{dtype}: no {dtype} tensor-core peak in peaks")
+                if (shape.sparse is not None) != (self.peaks[dtype].sparse_pattern is not None):
+                    raise ValueError(f"mma_sync.shapes.{dtype}: a sparse shape goes with a sparse peak, "
+                                     "and only with one")
+        return self
 
 
 class VectorSpec(Strict):

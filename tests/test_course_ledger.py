@@ -137,7 +137,7 @@ def test_cli_course_json_and_text(capsys):
     (["course", "--plot", "/tmp/ledger.xyz"], "the file name must end in one of"),
     (["course", "--plot", ""], "--plot: empty file name"),
     (["course", "--verdict", ""], "--verdict '': allowed"),
-    (["course", "--id", "l1-d4-mma-sp-shape", "--plot", "/tmp/ledger.png"], "nothing to plot"),
+    (["course", "--id", "l2-a1-calibration-llama7b-30s", "--plot", "/tmp/ledger.png"], "nothing to plot"),
     (["course", "--id", "l9-nope"], "--id 'l9-nope': not a checkable claim"),
     (["course", "--verdict", "maybe"], "--verdict 'maybe': allowed"),
 ])

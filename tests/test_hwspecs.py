@@ -94,6 +94,20 @@ def test_sparse_peak_for_unsupported_dtype_is_rejected(tmp_path, spec_text):
     assert "matrix.peaks.fp64.sparse_TFLOPS" in message and "hopper" in message
 
 
+@pytest.mark.parametrize("old, new, expect", [
+    # mma.sp stores half of A's K, so its K is twice the dense instruction's
+    ("fp16: {dense: m16n8k16, sparse: m16n8k32}", "fp16: {dense: m16n8k16, sparse: m16n8k16}", "K doubled"),
+    ("fp16: {dense: m16n8k16, sparse: m16n8k32}", "fp16: {dense: 16x8x16, sparse: m16n8k32}", "mma_sync.shapes.fp16.dense"),
+    # a shape for a dtype the tensor cores do not run
+    ("fp16: {dense: m16n8k16, sparse: m16n8k32}", "fp16: {dense: m16n8k16, sparse: m16n8k32}\n      int4: {dense: m16n8k64}",
+     "no int4 tensor-core peak"),
+])
+def test_mma_instruction_shapes_are_checked(tmp_path, spec_text, old, new, expect):
+    assert old in spec_text
+    message = _load_error(tmp_path, swap(spec_text, old, new))
+    assert expect in message
+
+
 def test_missing_source_is_rejected(tmp_path, spec_text):
     text = swap(spec_text, '  source: "[H100-DS]: up to 700 W (configurable)"\n', "")
     message = _load_error(tmp_path, text)

@@ -71,10 +71,20 @@ def memory_capacity(claim: Claim) -> Check:
 
 @evaluates("l1-d4-mma-tile-16x16", "l1-d4-mma-sp-shape")
 def mma_instruction_shape(claim: Claim) -> Check:
-    hw = load_hw(claim.setup["hw"])
-    return Check(None, f"not modelled: the {hw.id} spec holds per-dtype peaks and sparse patterns "
-                       f"({hw.sparse_pattern(claim.setup['dtype'])} for {claim.setup['dtype']}), "
-                       f"not PTX {claim.setup['instruction']} instruction shapes (M, N, K per warp)")
+    # The K of the warp-level instruction: dense mma.sync (l1-d4-mma-tile-16x16) or mma.sp
+    # (l1-d4-mma-sp-shape), from the spec's PTX shapes.
+    hw, dtype = load_hw(claim.setup["hw"]), claim.setup["dtype"]
+    shapes = hw.matrix.mma_sync.shapes if hw.matrix is not None and hw.matrix.mma_sync is not None else {}
+    if dtype not in shapes:
+        return Check(None, f"not modelled: the {hw.id} spec lists no PTX mma.sync shape for {dtype}")
+    shape = shapes[dtype]
+    sparse = claim.quantity == "mma_k_sparse"
+    text = shape.sparse if sparse else shape.dense
+    m, n, k = shape.mnk(text)
+    macs = m * n * k // (2 if sparse else 1)
+    return Check(float(k), f"{hw.id} spec [PTX]: {dtype} mma.sync.aligned.{shape.dense} dense, "
+                           f"mma.sp.sync.aligned.{shape.sparse} sparse (K doubled, half of A stored); "
+                           f"K = {k} of {text}: one warp instruction, {macs:,} multiply-adds")
 
 
 @evaluates("l1-d4-sparse-dtypes")
