@@ -33,6 +33,10 @@ def _int_list(flag: str):
                 if part.count(":") == 2:
                     start, stop, step = part.split(":")
                     start, stop = int(start), int(stop)
+                    if start < 1 or stop < start:
+                        raise argparse.ArgumentTypeError(
+                            f"range {part!r} is empty or starts below 1: write start:stop:step with "
+                            "1 <= start <= stop")
                     if step.startswith("x") and float(step[1:]) > 1:
                         v = start
                         while v <= stop:
@@ -52,6 +56,8 @@ def _int_list(flag: str):
         for v in values:
             if v < 1:
                 raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v}")
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r} gives no values")
         return values
 
     return parse
@@ -205,10 +211,11 @@ def cmd_anchors(args) -> int:
     return 0
 
 
-def _save_figure(make, path: str) -> None:
-    """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)."""
+def _save_figure(make, path: str, flag: str = "--plot", quiet: bool = False) -> None:
+    """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)
+    naming ``flag``. The suffix is checked before anything is drawn."""
     if not path.strip():
-        raise SimulatorError("--plot: empty file name")
+        raise SimulatorError(f"{flag}: empty file name")
     _headless_plots()
     import matplotlib.pyplot as plt
     from pathlib import Path
@@ -217,19 +224,20 @@ def _save_figure(make, path: str) -> None:
     supported = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     if suffix not in supported:
-        raise SimulatorError(f"--plot {path!r}: the file name must end in one of "
+        raise SimulatorError(f"{flag} {path!r}: the file name must end in one of "
                              f".{', .'.join(sorted(supported))}")
     fig = make()
     try:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     except OSError as err:
-        raise SimulatorError(f"--plot {path!r}: cannot write ({err.strerror or err})") from None
+        raise SimulatorError(f"{flag} {path!r}: cannot write ({err.strerror or err})") from None
     except (RuntimeError, ValueError) as err:  # e.g. .pgf needs a LaTeX install matplotlib cannot find
-        raise SimulatorError(f"--plot {path!r}: matplotlib cannot write this format here "
+        raise SimulatorError(f"{flag} {path!r}: matplotlib cannot write this format here "
                              f"({str(err).splitlines()[0]}); use .png, .pdf or .svg") from None
     finally:
         plt.close(fig)
-    print(f"wrote {path}", file=sys.stderr)
+    if not quiet:
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_course(args) -> int:
@@ -368,8 +376,7 @@ def cmd_roofline(args) -> int:
     from simulator.plots import roofline_figure
 
     df, _ = _gemm_frames(args)
-    fig = roofline_figure(args.hw, df, dtype=args.dtype)
-    fig.savefig(args.out, dpi=150, bbox_inches="tight")
+    _save_figure(lambda: roofline_figure(args.hw, df, dtype=args.dtype), args.out, "--out", quiet=True)
     print(f"wrote {args.out} ({len(df)} point(s) on {df['device'].iloc[0]})")
     return 0
 
@@ -425,7 +432,7 @@ def cmd_validate(args) -> int:
         if args.plot:
             _headless_plots()
             path = args.plot if len(_devices_with_traces(args)) == 1 else f"{args.plot.rsplit('.', 1)[0]}-{hw.id}.png"
-            validation_figure(result).savefig(path, dpi=150, bbox_inches="tight")
+            _save_figure(lambda: validation_figure(result), path, quiet=True)
             result["plot"] = path
     if args.json:
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]

@@ -231,10 +231,9 @@ def _cmd_compare(args) -> int:
     df = comparison_table(spec, seed=args.seed)
     gains = headline_gains(df)
     if args.out:
-        from simulator.cli import _headless_plots
+        from simulator.cli import _save_figure
 
-        _headless_plots()
-        comparison_figure(df).savefig(args.out, dpi=150, bbox_inches="tight")
+        _save_figure(lambda: comparison_figure(df), args.out, "--out", quiet=True)
     if args.json:
         print(json.dumps({"layers": _records(df), "headline": _records(gains)}))
         return 0

@@ -162,6 +162,8 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
         "tiles": pick(tiles),
         "waves": pick(waves),
         "wave_efficiency": pick(ctas / (waves * units)),
+        # the chosen tile's rate is set by the L2 -> SM operand feed, not by the math
+        "feed_limited": pick(feed * intensity < peak / units * compute_eff).astype(bool),
     }
 
 
@@ -280,6 +282,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         compute_floor = flops_executed / peak
         tiled = {key: zeros for key in ("tile_m", "tile_n", "tiles", "waves", "wave_efficiency")}
         tiled["split_k"] = np.ones_like(m)
+        tiled["feed_limited"] = np.zeros(m.shape, dtype=bool)
 
     total_bytes = base_bytes
     memory_time = total_bytes / memory_rate
@@ -335,6 +338,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         "tiles": tiled["tiles"],
         "waves": tiled["waves"],
         "wave_efficiency": tiled["wave_efficiency"],
+        "feed_limited": tiled["feed_limited"],
     }
 
 

@@ -76,8 +76,14 @@ def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None"
             f" x split-K {int(row.split_k)} in {int(row.waves)} wave(s) over {hw.units} "
             f"{hw.compute.unit_name}s ({row.wave_efficiency:.0%} of {hw.compute.unit_name} slots busy across the waves)"
         )
+    why = ""
+    if row.tiles and row.feed_limited:
+        why = (f"; the {int(row.tile_m)}x{int(row.tile_n)} tile is limited by its operand feed from L2, "
+               "not by the math")
+    elif row.tiles and row.m < row.tile_m:
+        why = f"; the tile pads {int(row.m)} token row(s) to {int(row.tile_m)}"
     lines += [
-        f"  compute       {fmt_time(row.compute_time_s)} (floor at datasheet peak {fmt_time(row.compute_floor_s)})",
+        f"  compute       {fmt_time(row.compute_time_s)} (floor at datasheet peak {fmt_time(row.compute_floor_s)}{why})",
         f"  memory        {fmt_time(row.memory_time_s)} (floor at datasheet bandwidth {fmt_time(row.memory_floor_s)})",
         f"  overhead      {fmt_time(row.overhead_s)} (kernel launch"
         + (", plus the sparse path's extra kernels)" if row.kernel in ("sparse-tc", "nm-whatif") else ")"),

@@ -95,6 +95,12 @@ def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
     (["hw", "show", "h300"], "unknown device"),
     (["frobnicate"], "invalid choice"),
     (["gemm", "-n", "8", "-k", "8"], "required: -m"),
+    # ranges that give nothing (or would never end: 0 x 2 = 0)
+    (["gemm", "-m", "16:1:x2", "-n", "8", "-k", "8"], "range '16:1:x2' is empty"),
+    (["gemm", "-m", "0:16:x2", "-n", "8", "-k", "8"], "starts below 1"),
+    (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/tmp/roofline.txt"], "--out '/tmp/roofline.txt'"),
+    (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/nonexistent/dir/r.png"], "cannot write"),
+    (["eie", "--compare", "--out", "/tmp/eie.txt"], "--out '/tmp/eie.txt'"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
