@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from simulator.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +85,32 @@ def test_llm_doc_plan_example_matches_cli(capsys):
     expected = "\n".join(line[4:] for line in block.group(3).rstrip("\n").split("\n"))
     assert main(argv) == 0
     assert capsys.readouterr().out.rstrip("\n") == expected
+
+
+def _doc_commands():
+    """Every `sparsim ...` command line shown in README.md and docs/*.md (indented code), with
+    continuation lines joined, trailing comments and optional [brackets] dropped."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = re.sub(r"\\\n\s+", " ", path.read_text())
+        for line in text.splitlines():
+            match = re.match(r"^    (?:\$ )?sparsim ([^\n]+)$", line)
+            if not match:
+                continue
+            command, _, comment = match.group(1).partition("#")
+            if "<" in command or ".npz" in command:  # placeholders for the reader's own values
+                continue
+            found.append((path.name, re.sub(r"\[[^\]]*\]", "", command).strip(), "error:" in comment))
+    return found
+
+
+@pytest.mark.parametrize("doc, command, fails", _doc_commands(), ids=lambda x: str(x)[:60])
+def test_every_command_in_the_docs_runs(capsys, monkeypatch, tmp_path, doc, command, fails):
+    import shlex
+
+    from simulator.cli import main
+
+    monkeypatch.chdir(tmp_path)  # commands that write figures write them here
+    code = main(shlex.split(command))
+    capsys.readouterr()
+    assert code == (2 if fails else 0), f"{doc}: sparsim {command}"
