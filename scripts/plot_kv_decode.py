@@ -1,8 +1,8 @@
-"""Decode time per token vs context (1k to 128k) for LLaMA-2-70B (bf16, batch 1) on H100, H200
+"""Decode time per token vs context (1k to 128k) for LLaMA-3.1-70B (bf16, batch 1) on H100, H200
 and B200, without a KV method and with a few, the time split into weights / KV / the rest.
 
 Each GPU gets the smallest tensor-parallel degree (tp) at which the dense 128k cache fits next to
-the weights: H100 tp=4, H200 tp=2, B200 tp=1 (137.95 GB of weights + 42.9 GB of KV = 181 GB).
+the weights: H100 tp=4, H200 tp=2, B200 tp=1 (141.1 GB of weights + 42.9 GB of KV = 184 GB).
 The figure is docs/figures/kv-decode-vs-context.png; regenerate it with
 
     python scripts/plot_kv_decode.py [--out docs/figures/kv-decode-vs-context.png]
@@ -18,7 +18,7 @@ import pandas as pd
 
 from simulator.llm import estimate_model, sweep
 
-MODEL = "llama-2-70b"
+MODEL = "llama-3.1-70b"  # 128k trained positions (LLaMA-2-70B has 4k)
 GPUS = ("h100", "h200", "b200")
 METHODS = ("none", "h2o", "streamingllm", "snapkv", "quest", "kivi")
 CONTEXTS = np.unique(np.round(2.0 ** np.arange(10, 17.01, 1 / 3)).astype(int))  # 1024 ... 131072

@@ -211,6 +211,16 @@ def cmd_anchors(args) -> int:
     return 0
 
 
+def _trained_context_note(model, tokens: int) -> None:
+    """One line when a rotary model is asked for more positions than it was trained on."""
+    from simulator.models import load_model
+
+    cfg = load_model(model)
+    if cfg.position != "learned" and tokens > cfg.max_position_embeddings:
+        print(f"  note          {tokens:,} tokens is past {cfg.id}'s {cfg.max_position_embeddings:,} trained "
+              f"positions: priced as if a long-context (RoPE-scaled) variant ran it")
+
+
 def _save_figure(make, path: str, flag: str = "--plot", quiet: bool = False) -> None:
     """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)
     naming ``flag``. The suffix is checked before anything is drawn."""
@@ -324,6 +334,7 @@ def cmd_plan(args) -> int:
           + f": {len(table)} deployment(s), {len(fits)} fit at batch 1")
     print(f"  decode priced with {cached} tokens cached per sequence; batch = the largest that fits{target}; "
           f"TTFT = one prompt at batch 1")
+    _trained_context_note(args.model, args.context + (args.output_tokens or 0))
 
     def more(group, name):
         if len(group) > args.top:
@@ -510,6 +521,7 @@ def cmd_model(args) -> int:
             return 0
         print(f"{r['model']} on {args.tp} x {r['hw']}: a request of {r['prompt']} prompt + {r['output_tokens']} "
               f"output tokens, batch {r['batch']}")
+        _trained_context_note(args.model, args.context + args.output_tokens)
         print(f"  TTFT {fmt_time(r['ttft_s'])}; TPOT {fmt_time(r['tpot_first_s'])} -> {fmt_time(r['tpot_last_s'])} "
               f"(mean {fmt_time(r['tpot_mean_s'])}); latency {fmt_time(r['latency_s'])}; "
               f"{r['output_tokens_per_s']:.4g} output tokens/s; peak memory/GPU "
@@ -528,6 +540,9 @@ def cmd_model(args) -> int:
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
           f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, KV method {s['kv_method']}, dynamic {s['dynamic']}")
+    if s["beyond_trained_context"]:
+        print(f"  note          context {s['context']:,} is past {s['model']}'s {s['trained_context']:,} trained "
+              f"positions: priced as if a long-context (RoPE-scaled) variant ran it")
     print(f"  time          {fmt_time(s['time_s'])} per {'step' if s['phase'] == 'decode' else 'prefill'}: "
           f"{s['tokens_per_s']:.4g} tokens/s")
     verdict = "fits" if s["fits"] else (f"does not fit: needs {fmt_bytes(s['memory_bytes_per_gpu'])}, "

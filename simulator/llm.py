@@ -662,7 +662,12 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     kv_gpu = _at_point(info["kv_gpu"], info["batch"].shape, i)
     return {
         "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
-        "context": int(info["context"][i]), "dtype": info["dtype"], "weights": info["weights"],
+        "context": int(info["context"][i]),
+        # a rotary model asked for more positions than it was trained on (learned positions are an
+        # error instead): priced as if a long-context variant (RoPE scaling) of it ran
+        "beyond_trained_context": bool(cfg.max_position_embeddings
+                                       and int(info["context"][i]) > cfg.max_position_embeddings),
+        "trained_context": cfg.max_position_embeddings, "dtype": info["dtype"], "weights": info["weights"],
         "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"],
         "dynamic": info["dynamic"], "layers": info["layers"],
         "time_s": float(totals["time_s"][i]),

@@ -102,18 +102,20 @@ def section_anchors() -> str:
 def section_capacity() -> str:
     from simulator.llm import estimate_model
 
-    lines = ["6. Capacity planning: does LLaMA-2-70B fit one H200 at 32k context, and how fast does it decode?",
+    lines = ["6. Capacity planning: does LLaMA-3.1-70B fit one H200 at 32k context, and how fast does it decode?",
              "   batch  recipe             weights        memory/GPU        fits   decode tok/s"]
     for batch in (1, 8):
         for recipe, weights, kv in (("dense", None, None), ("2:4", None, None), ("2:4", None, "h2o"),
                                     ("2:4", "int4:g128", None)):
-            s = estimate_model("llama-2-70b", "h200", "decode", batch, 32768, 1, "bf16", weights, recipe,
+            s = estimate_model("llama-3.1-70b", "h200", "decode", batch, 32768, 1, "bf16", weights, recipe,
                                kv_method=kv, with_ops=False).summary
             verdict = "yes" if s["fits"] else f"no (-{fmt_bytes(s['shortfall_bytes'])})"
             label = recipe + (f" + {kv}" if kv else "")
+            speed = f"{s['tokens_per_s']:>8.1f}" if s["fits"] else f"{'-':>8}"  # no speed for what cannot run
             lines.append(f"   {batch:>5}  {label:<17}  {s['weights']:<13}  {fmt_bytes(s['memory_bytes_per_gpu']):>9}  "
-                         f"{verdict:>16}   {s['tokens_per_s']:>8.1f}")
-    lines.append("   (h2o at its paper's default budget; other KV methods: sparsim model --kv-method, docs/kv.md)")
+                         f"{verdict:>16}   {speed}")
+    lines.append("   (h2o at its paper's default budget; other KV methods: sparsim model --kv-method, docs/kv.md;"
+                 " LLaMA-3.1 holds 128k positions, LLaMA-2 4k)")
     return "\n".join(lines)
 
 
