@@ -377,10 +377,13 @@ def cmd_plan(args) -> int:
               f"{int(fewest.batch)}")
         print(f"most tokens/s per GPU: {best.tp} x {best.hw} ({best.recipe}, {best.weights} weights, KV {best.kv_method}): "
               f"{_rate(best.tokens_per_s_per_gpu)} tok/s/GPU at batch {int(best.batch)}")
+    elif len(refused) == len(table):
+        print("no valid deployment in this product: every one is refused above (change --tp or --hw)")
     else:
         print("no deployment serves this model at this context" + (" within the TPOT target" if target else "")
               + " with room for one prompt's prefill")
     return 0
+
 
 def cmd_roofline(args) -> int:
     _headless_plots()
@@ -538,8 +541,11 @@ def cmd_model(args) -> int:
         return 0
     what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
+    from simulator.kvcache import parse_kv_method
+
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
-          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, KV method {s['kv_method']}, dynamic {s['dynamic']}")
+          f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, "
+          f"KV method {parse_kv_method(s['kv_method']).describe()}, dynamic {s['dynamic']}")
     if s["beyond_trained_context"]:
         print(f"  note          context {s['context']:,} is past {s['model']}'s {s['trained_context']:,} trained "
               f"positions: priced as if a long-context (RoPE-scaled) variant ran it")
@@ -549,7 +555,8 @@ def cmd_model(args) -> int:
                                         f"has {fmt_bytes(s['memory_capacity_bytes'])}")
     print(f"  memory/GPU    {fmt_bytes(s['memory_bytes_per_gpu'])} = weights {fmt_bytes(s['weight_bytes_per_gpu'])}"
           f" + KV cache {fmt_bytes(s['kv_cache_bytes_per_gpu'])} + activations "
-          f"{fmt_bytes(s['activation_bytes_per_gpu'])} of {fmt_bytes(s['memory_capacity_bytes'])}: {verdict}")
+          f"{fmt_bytes(s['activation_bytes_per_gpu'])} of {fmt_bytes(s['memory_capacity_bytes'])} "
+          f"({s['memory_capacity_bytes'] / 2**30:.1f} GiB): {verdict}")
     if s["phase"] == "decode":
         print(f"  KV cache      {fmt_bytes(s['kv_cache_bytes'])} held (all GPUs), "
               f"{fmt_bytes(s['kv_read_bytes_per_step'])} read per step")

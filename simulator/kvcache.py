@@ -917,6 +917,11 @@ class KVPipeline:
     def __str__(self):
         return self.text
 
+    def describe(self) -> str:
+        """Every method with all its parameters, defaults included: 'h2o(heavy=0.1, recent=0.1)'."""
+        return "+".join(f"{m.name}({', '.join(f'{k}={_fmt(v)}' for k, v in m.values.items())})"
+                        for m in self.methods) or "none"
+
     def role(self, name: str):
         found = [m for m in self.methods if m.role == name]
         return found[0] if found else None

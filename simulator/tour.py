@@ -148,6 +148,11 @@ def section_measured() -> str:
         errors = ", ".join(f"{c['class']} {c['median_ape']:.1%}" for c in result["classes"] if c["modelled"])
         state = result["calibration_state"]
         lines.append(f"   {spec.id:<20} ({state}) median APE by class: {errors}")
+        # a pooled class can hide a weak part: weight-only's int8 rows against its int4 rows
+        parts = [c for c in result["subclasses"] if c["modelled"] and c["n"]]
+        if parts:
+            lines.append("   " + " " * 20 + "  by class/dtype (rows): " + ", ".join(
+                f"{c['class']} {c['median_ape']:.1%} ({c['n']})" for c in parts))
     if not any(s.kind == "gpu" for s in traced):
         lines.append("   GPUs: no traces yet; `bash scripts/gpu_capture.sh` on an H200 captures them (docs/traces.md)")
     return "\n".join(lines)

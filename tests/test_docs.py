@@ -114,3 +114,13 @@ def test_every_command_in_the_docs_runs(capsys, monkeypatch, tmp_path, doc, comm
     code = main(shlex.split(command))
     capsys.readouterr()
     assert code == (2 if fails else 0), f"{doc}: sparsim {command}"
+
+
+def test_llm_doc_quotes_the_current_course_decode_number():
+    from simulator.llm import estimate_model
+
+    s = estimate_model("llama-2-70b", "h100", "decode", 1, 4096, dtype="fp16", with_ops=False).summary
+    doc = (ROOT / "docs" / "llm.md").read_text()
+    share = s["time_by_category_s"]["weights"] / s["time_s"]
+    assert f"{s['time_s'] * 1e3:.1f} ms ({s['tokens_per_s']:.1f} tok/s)" in doc
+    assert f"{share:.0%} of it streaming weights" in doc
