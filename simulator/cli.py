@@ -288,6 +288,12 @@ def _list_arg(values, flag: str, cast=str) -> list:
     return out
 
 
+def _reserve_bytes(args) -> float:
+    if not (math.isfinite(args.reserve_gb) and args.reserve_gb >= 0):
+        raise SimulatorError(f"--reserve-gb: must be a finite number of GB >= 0, got {args.reserve_gb:g}")
+    return args.reserve_gb * 1e9
+
+
 def _rate(tokens_per_s: float) -> str:
     return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
@@ -304,7 +310,8 @@ def cmd_plan(args) -> int:
         raise SimulatorError(f"--top: must be a whole number >= 1, got {args.top}")
     table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
                  args.kv_method or [None], args.dtype,
-                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens)
+                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens,
+                 memory_reserve_bytes=_reserve_bytes(args))
     if args.plot is not None:
         from simulator.plan import throughput_curves
         from simulator.plots import plan_figure
@@ -332,8 +339,9 @@ def cmd_plan(args) -> int:
     print(f"Capacity plan: {args.model}, {args.dtype} math, prompts of {args.context} tokens"
           + (f" + {args.output_tokens} generated" if args.output_tokens else "")
           + f": {len(table)} deployment(s), {len(fits)} fit at batch 1")
+    reserve = f"; {args.reserve_gb:g} GB per GPU reserved for the runtime" if args.reserve_gb else ""
     print(f"  decode priced with {cached} tokens cached per sequence; batch = the largest that fits{target}; "
-          f"TTFT = one prompt at batch 1")
+          f"TTFT = one prompt at batch 1{reserve}")
     _trained_context_note(args.model, args.context + (args.output_tokens or 0))
 
     def more(group, name):
@@ -518,7 +526,7 @@ def cmd_model(args) -> int:
     if args.output_tokens is not None:
         r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
                              args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method,
-                             dynamic=args.dynamic)
+                             dynamic=args.dynamic, memory_reserve_bytes=_reserve_bytes(args))
         if args.json:
             print(json.dumps(r, indent=2))
             return 0
@@ -532,7 +540,8 @@ def cmd_model(args) -> int:
         return 0
 
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
-                         args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic)
+                         args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
+                         memory_reserve_bytes=_reserve_bytes(args))
     s = est.summary
     if args.json:
         out = dict(s)
@@ -555,7 +564,9 @@ def cmd_model(args) -> int:
                                         f"has {fmt_bytes(s['memory_capacity_bytes'])}")
     print(f"  memory/GPU    {fmt_bytes(s['memory_bytes_per_gpu'])} = weights {fmt_bytes(s['weight_bytes_per_gpu'])}"
           f" + KV cache {fmt_bytes(s['kv_cache_bytes_per_gpu'])} + activations "
-          f"{fmt_bytes(s['activation_bytes_per_gpu'])} of {fmt_bytes(s['memory_capacity_bytes'])} "
+          f"{fmt_bytes(s['activation_bytes_per_gpu'])}"
+          + (f" + reserved {fmt_bytes(s['memory_reserve_bytes_per_gpu'])}" if s["memory_reserve_bytes_per_gpu"] else "")
+          + f" of {fmt_bytes(s['memory_capacity_bytes'])} "
           f"({s['memory_capacity_bytes'] / 2**30:.1f} GiB): {verdict}")
     if s["phase"] == "decode":
         print(f"  KV cache      {fmt_bytes(s['kv_cache_bytes'])} held (all GPUs), "
@@ -631,7 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, 2:4@mlp, unstructured:0.5:bitmap, "
                    "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",
+                   help="memory per GPU kept for the runtime (CUDA context, workspaces, allocator slack), "
+                        "counted against the capacity (default 0; vLLM's default 0.9 utilization of an "
+                        "H200 leaves ~15 GB)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("plan", help="capacity planning: which deployments fit, how large a batch, at what speed")
@@ -653,7 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="deployments listed per group (default 20)")
     p.add_argument("--plot", metavar="FILE", help="also draw tokens/s per GPU against time per output token, "
                    "one curve per deployment (the 8 fastest), into FILE (png, pdf, svg)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",
+                   help="memory per GPU kept for the runtime (CUDA context, workspaces, allocator slack), "
+                        "counted against the capacity (default 0; vLLM's default 0.9 utilization of an "
+                        "H200 leaves ~15 GB)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("validate", help="model vs measured traces, held-out split, per kernel class")

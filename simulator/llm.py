@@ -530,6 +530,20 @@ def _totals(ops, info, hw):
     }
 
 
+def _reserve(totals: dict, reserve, hw) -> dict:
+    """``totals`` with ``reserve`` bytes per GPU (a number, or one per point) added to the memory
+    and the fit and shortfall recomputed; unchanged for a zero reserve."""
+    reserve = np.asarray(reserve, dtype=float)
+    if not np.all(np.isfinite(reserve)) or np.any(reserve < 0):
+        bad = reserve[~np.isfinite(reserve) | (reserve < 0)].flat[0]
+        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {bad:g}")
+    if not np.any(reserve):
+        return totals
+    memory = totals["memory"] + reserve
+    return {**totals, "memory": memory, "fits": memory <= hw.memory_capacity_bytes,
+            "shortfall": np.maximum(0.0, memory - hw.memory_capacity_bytes)}
+
+
 def _rows(values, n_points: int) -> np.ndarray:
     """A 2-D float array whose row i broadcasts as values[i] (a scalar or an array over the
     points) does: (len(values), n_points), or (len(values), 1) where all are scalars."""
@@ -582,7 +596,7 @@ def _kind_rule(kind: str) -> tuple:
 def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
                    kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
-                   generated: int = 0, dynamic=None) -> ModelEstimate:
+                   generated: int = 0, dynamic=None, memory_reserve_bytes: float = 0.0) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
@@ -594,6 +608,9 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     Times are per phase (prefill: the whole prompt; decode: one step), in seconds.
     ``dynamic`` is an input-dependent weight-sparsity method ('teal', 'dejavu:mlp_sparsity=0.9',
     'naee'; simulator/dynamic.py). ``with_ops=False`` skips building the op DataFrame.
+    ``memory_reserve_bytes`` is memory per GPU the runtime keeps for itself (CUDA context,
+    library workspaces, allocator slack; vLLM's gpu_memory_utilization leaves 10%): it counts
+    against the capacity in ``fits`` and is part of ``memory_bytes_per_gpu``.
     """
     from simulator.models import load_model
 
@@ -601,8 +618,9 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     hw = load_hw(hw)
     ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
                       dynamic)
-    totals = _totals(ops, info, hw)
+    totals = _reserve(_totals(ops, info, hw), memory_reserve_bytes, hw)
     summary = _summary(cfg, hw, info, totals, 0)
+    summary["memory_reserve_bytes_per_gpu"] = float(memory_reserve_bytes)
     if not with_ops:
         return ModelEstimate(ops=None, summary=summary)
     return ModelEstimate(summary=summary, op_rows=ops)
@@ -699,8 +717,9 @@ SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
-    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic and generated (decode steps since
-    the prefill); points sharing the first ones are priced in one vectorized pass. Returns one
+    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, generated (decode steps since
+    the prefill) and memory_reserve_bytes (per GPU, see estimate_model); points sharing the first
+    ones are priced in one vectorized pass. Returns one
     row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
     shortfall_bytes, kv_cache_bytes, kv_read_bytes_per_step, the time categories (time_<bound
     category>_s) and the time by op kind (time_gemm_ops_s, time_attention_ops_s, time_other_ops_s)."""
@@ -708,7 +727,7 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
 
     frame = points.reset_index(drop=True).copy()
     defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
-                "dynamic": None, "generated": 0}
+                "dynamic": None, "generated": 0, "memory_reserve_bytes": 0.0}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
@@ -739,7 +758,7 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
                           rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
                           pipelines[kv_text], rows["generated"].to_numpy(float), dynamic)
-        totals = _totals(ops, info, hw)
+        totals = _reserve(_totals(ops, info, hw), rows["memory_reserve_bytes"].to_numpy(float), hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]
         out["tokens_per_s"][idx] = info["tokens_out"] / totals["time_s"]
@@ -768,7 +787,7 @@ def _hashable(value):
 
 def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1, tp: int = 1,
                      dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33,
-                     kv_method=None, dynamic=None) -> dict:
+                     kv_method=None, dynamic=None, memory_reserve_bytes: float = 0.0) -> dict:
     """A whole request for a batch: time to first token (the prefill), the time per output token
     as the context grows from ``prompt`` to ``prompt + output_tokens - 1``, and throughput.
 
@@ -787,6 +806,7 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
         "recipe": recipe, "kv_dtype": kv_dtype, "kv_method": [pipeline] * (1 + len(sampled)), "dynamic": dynamic,
         "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
         "context": np.concatenate([[prompt], prompt + sampled]), "generated": np.concatenate([[0], sampled]),
+        "memory_reserve_bytes": memory_reserve_bytes,
     })
     result = sweep(points)
     ttft = float(result["time_s"].iloc[0])

@@ -96,13 +96,14 @@ def _check_inputs(cfg, prompt, output_tokens, dtype, recipes, weights, kv_method
 
 def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("dense",), weights=(None,),
          kv_methods=(None,), dtype: str = "bf16", max_tpot_s: "float | None" = None,
-         output_tokens: int = 0) -> pd.DataFrame:
+         output_tokens: int = 0, memory_reserve_bytes: float = 0.0) -> pd.DataFrame:
     """One row per deployment (see the module docstring), the best first: deployments that fit,
     fewest GPUs, then most tokens/s per GPU. ``context`` is the prompt; decode is priced with
     ``context + output_tokens`` tokens cached. Inputs wrong for every deployment (an unknown
     recipe, model, device, dtype; a context past the model's positions) raise SimulatorError;
     deployments the model refuses on their own (a TP degree that does not divide the heads, a
-    device that cannot compute in the dtype) are kept as rows with ``note`` saying why."""
+    device that cannot compute in the dtype) are kept as rows with ``note`` saying why.
+    ``memory_reserve_bytes`` per GPU is kept for the runtime (see estimate_model) in every fit."""
     cfg = load_model(model)
     recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
     if any(r == "" for r in recipes):
@@ -116,13 +117,14 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     for tp in tps:
         if not isinstance(tp, (int, np.integer)) or isinstance(tp, bool) or tp < 1:
             raise SimulatorError(f"--tp: must be whole numbers >= 1, got {tp!r}")
-    point = dict(context=context + output_tokens, generated=output_tokens)
+    point = dict(context=context + output_tokens, generated=output_tokens, reserve=float(memory_reserve_bytes))
     rows, valid = [], []
     for hw, tp, recipe, weight, kv in itertools.product(devices, tps, recipes, weights, kv_methods):
         key = dict(hw=hw, tp=int(tp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
         try:  # the deployment's own constraints (TP divides heads, the device computes the dtype)
             estimate_model(cfg, hw, "decode", 1, point["context"], int(tp), dtype, key["weights"], recipe,
-                           kv_method=key["kv_method"], generated=output_tokens, with_ops=False)
+                           kv_method=key["kv_method"], generated=output_tokens, with_ops=False,
+                           memory_reserve_bytes=point["reserve"])
         except SimulatorError as err:
             rows.append({**key, "fits": False, "note": str(err)})
             continue
@@ -141,16 +143,17 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     return table.loc[order.index].reset_index(drop=True)
 
 
-def _points(model, dtype, deployments, phase, batch, context, generated=0) -> pd.DataFrame:
+def _points(model, dtype, deployments, phase, batch, context, generated=0, reserve=0.0) -> pd.DataFrame:
     return pd.DataFrame(deployments).assign(model=model, phase=phase, batch=batch, context=context,
-                                            generated=generated, dtype=dtype)
+                                            generated=generated, dtype=dtype, memory_reserve_bytes=reserve)
 
 
 def _decode(model, dtype, point, deployments, index, batches):
     """Decode step time and fit for deployment ``index[j]`` at batch ``batches[j]``, in one sweep."""
     frame = pd.DataFrame([deployments[i] for i in index])
     priced = sweep(frame.assign(model=model, phase="decode", batch=batches, context=point["context"],
-                                generated=point["generated"], dtype=dtype))
+                                generated=point["generated"], dtype=dtype,
+                                memory_reserve_bytes=point.get("reserve", 0.0)))
     return priced["time_s"].to_numpy(), priced["fits"].to_numpy(), priced["tokens_per_s"].to_numpy()
 
 
@@ -201,9 +204,10 @@ def _largest_within(model, dtype, point, deployments, top, max_tpot_s) -> np.nda
 
 
 def _price(model, prompt, point, dtype, deployments, max_tpot_s) -> list:
-    first = pd.concat([_points(model, dtype, deployments, "decode", 1, point["context"], point["generated"]),
-                       _points(model, dtype, deployments, "decode", 2, point["context"], point["generated"]),
-                       _points(model, dtype, deployments, "prefill", 1, prompt)], ignore_index=True)
+    reserve = point.get("reserve", 0.0)
+    first = pd.concat([_points(model, dtype, deployments, "decode", 1, point["context"], point["generated"], reserve),
+                       _points(model, dtype, deployments, "decode", 2, point["context"], point["generated"], reserve),
+                       _points(model, dtype, deployments, "prefill", 1, prompt, 0, reserve)], ignore_index=True)
     priced = sweep(first)
     n = len(deployments)
     one, two, prefill = (priced.iloc[i * n:(i + 1) * n].reset_index(drop=True) for i in range(3))

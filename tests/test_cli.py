@@ -101,6 +101,8 @@ def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
     (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/tmp/roofline.txt"], "--out '/tmp/roofline.txt'"),
     (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/nonexistent/dir/r.png"], "cannot write"),
     (["eie", "--compare", "--out", "/tmp/eie.txt"], "--out '/tmp/eie.txt'"),
+    (["model", "--model", "llama-2-7b", "--reserve-gb", "-1"], "--reserve-gb: must be a finite number of GB >= 0"),
+    (["plan", "--model", "llama-2-7b", "--reserve-gb", "nan"], "--reserve-gb: must be a finite number of GB >= 0"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
+from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
 from simulator.llm import estimate_model
 from simulator.plan import plan
@@ -218,3 +219,25 @@ def test_cli_plan_plot(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().err
     assert main(["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1", "--plot", str(out)]) == 2
     assert "nothing to plot (no deployment fits)" in capsys.readouterr().err
+
+
+def test_a_memory_reserve_counts_against_capacity_everywhere():
+    from simulator.llm import estimate_model
+
+    kw = dict(recipe="2:4", kv_method="h2o", with_ops=False)
+    bare = estimate_model("llama-3.1-70b", "h200", "decode", 1, 32768, **kw).summary
+    held = estimate_model("llama-3.1-70b", "h200", "decode", 1, 32768, memory_reserve_bytes=15e9, **kw).summary
+    assert held["memory_bytes_per_gpu"] == pytest.approx(bare["memory_bytes_per_gpu"] + 15e9, rel=1e-12)
+    assert held["memory_reserve_bytes_per_gpu"] == 15e9 and held["time_s"] == bare["time_s"]
+    # the plan's largest batch is the largest that still fits with the reserve, and no larger
+    row = plan("llama-3.1-70b", 32768, hws=("h200",), tps=(1,), recipes=("2:4",), kv_methods=("h2o",),
+               memory_reserve_bytes=15e9).iloc[0]
+    unreserved = plan("llama-3.1-70b", 32768, hws=("h200",), tps=(1,), recipes=("2:4",), kv_methods=("h2o",)).iloc[0]
+    assert row.max_batch < unreserved.max_batch
+
+    def fits(batch):
+        return estimate_model("llama-3.1-70b", "h200", "decode", int(batch), 32768, memory_reserve_bytes=15e9,
+                              **kw).summary["fits"]
+    assert fits(row.max_batch) and not fits(row.max_batch + 1)
+    with pytest.raises(SimulatorError, match="memory reserve"):
+        estimate_model("llama-3.1-70b", "h200", memory_reserve_bytes=-1.0, **kw)
