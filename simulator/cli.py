@@ -613,11 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("hw", help="list or show hardware specs")
     hw_sub = hw.add_subparsers(dest="hw_command", parser_class=_Parser, required=True)
     p = hw_sub.add_parser("list", help="every shipped device")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_hw_list)
     p = hw_sub.add_parser("show", help="one device's spec with sources")
     p.add_argument("name", help="device id, alias or spec path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_hw_show)
 
     p = sub.add_parser("model", help="a whole LLM for one phase: time, tokens/s, memory, where the time goes")
@@ -677,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="model vs measured traces, held-out split, per kernel class")
     p.add_argument("--hw", help="device with traces (default: every device that has some)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.add_argument("--plot", metavar="PATH", help="write a predicted-vs-measured chart (log-log)")
     p.add_argument("--uncalibrated", action="store_true", help="use the spec's default efficiencies")
     p.add_argument("--fail-above", type=float, metavar="FRACTION",
@@ -689,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit efficiency parameters on the training split of the traces")
     p.add_argument("--hw", required=True, help="device with traces under hwspecs/<id>/traces/")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.add_argument("--dry-run", action="store_true", help="fit and report, but write nothing")
     p.set_defaults(func=cmd_calibrate)
 
@@ -698,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eie_parser(sub)
 
     p = sub.add_parser("anchors", help="the model against published GEMM and whole-model measurements")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_anchors)
 
     p = sub.add_parser("course", help="every checkable number of the course text, recomputed, with a verdict")
@@ -706,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", action="append", metavar="CLAIM", help="only these claims (comma-separated or repeated)")
     p.add_argument("--verdict", help="only claims with this verdict: agrees, near, differs, 'not modelled'")
     p.add_argument("--plot", metavar="FILE", help="also draw sparsim / slide per claim into FILE (png, pdf, svg)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_course)
 
     p = sub.add_parser("tour", help="headline numbers from the course, computed on built-in data")

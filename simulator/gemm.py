@@ -237,6 +237,10 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     m, n, k, density = (np.array(a, dtype=float).ravel() for a in (m, n, k, density))
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
+    if kernel == "bsr-tc" and (np.any(n < fmt.block) or np.any(k < fmt.block)):
+        small = int(min(n.min(), k.min()))
+        raise SimulatorError(f"sparsity {fmt.label}: {fmt.block}x{fmt.block} blocks do not fit a weight whose "
+                             f"smaller side is {small}; use a block size <= {small}")
     if kernel == "tiled-csl-tc" and BYTES_PER_ELEMENT[weight_dtype] != 2:
         raise SimulatorError(f"sparsity {fmt.label}: Tiled-CSL packs a 16-bit value with its 16-bit position "
                              f"in one 32-bit word (Flash-LLM); {weight_dtype} weights do not fit it "
@@ -332,6 +336,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         "bound": pd.Categorical.from_codes(bound_code.astype(np.int8), categories=list(BOUNDS)),
         "flop_per_s": flops / time,
         "ridge_point_flop_per_byte": np.full_like(m, peak * compute_eff / memory_rate),
+        "datasheet_ridge_point_flop_per_byte": np.full_like(m, peak / hw.memory_bandwidth_bytes_per_s),
         "tile_m": tiled["tile_m"],
         "tile_n": tiled["tile_n"],
         "split_k": tiled["split_k"],

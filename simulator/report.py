@@ -68,7 +68,8 @@ def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None"
         f" + metadata {fmt_bytes(row.bytes_metadata)} + act in {fmt_bytes(row.bytes_act_in)}"
         f" + out {fmt_bytes(row.bytes_act_out)}",
         f"  intensity     {row.arithmetic_intensity_flop_per_byte:.3g} FLOP/B; ridge point "
-        f"{row.ridge_point_flop_per_byte:.3g} FLOP/B (achievable peak / achievable bandwidth)",
+        f"{row.ridge_point_flop_per_byte:.3g} FLOP/B at achievable rates "
+        f"({row.datasheet_ridge_point_flop_per_byte:.3g} at the datasheet's, as the roofline chart draws it)",
     ]
     if row.tiles:
         lines.append(

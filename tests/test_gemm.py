@@ -175,6 +175,7 @@ def test_cpu_device_gemv_is_memory_bound():
     (lambda: estimate_gemm("a100", 1, 8, 8, "fp8"), "cannot multiply fp8"),
     (lambda: estimate_gemm("i7-5930k", 1, 8, 8, "fp32", "2:4"), "no sparse tensor-core mode"),
     (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "block:0:0.5"), "block size"),
+    (lambda: estimate_gemm("h100", 1, 4096, 4096, "bf16", "block:5000:0.5"), "use a block size <= 4096"),
     (lambda: estimate_gemm("h100", 1, 8, 8, "bf16", "sparse!"), "not understood"),
     (lambda: estimate_gemm("h300", 1, 8, 8), "unknown device"),
 ])
