@@ -539,12 +539,38 @@ def cmd_model(args) -> int:
               f"{fmt_bytes(r['peak_memory_bytes_per_gpu'])} ({'fits' if r['fits'] else 'does not fit'})")
         return 0
 
+    longest = None
+    if args.longest_context:
+        if args.output_tokens is not None or args.kv_dtype:
+            raise SimulatorError("--longest-context: not with --output-tokens or --kv-dtype (price one phase)")
+        from simulator.plan import longest_context
+
+        longest = longest_context(args.model, args.hw, args.phase, args.batch, args.tp, args.dtype, args.weights,
+                                  args.recipe, args.kv_method, args.dynamic, _reserve_bytes(args))
+        if longest["context"] == 0:
+            s = longest["summary"]
+            if args.json:
+                print(json.dumps({"longest_context": 0, "limit": "memory", "memory_bytes_per_gpu_at_1":
+                                  s["memory_bytes_per_gpu"], "memory_capacity_bytes": s["memory_capacity_bytes"]}))
+                return 0
+            print(f"{s['model']} on {s['tp']} x {s['hw']}: not even a 1-token context fits at batch {args.batch}: "
+                  f"needs {fmt_bytes(s['memory_bytes_per_gpu'])}, has {fmt_bytes(s['memory_capacity_bytes'])}")
+            return 0
+        args.context = longest["context"]
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
                          memory_reserve_bytes=_reserve_bytes(args))
+    if longest is not None:
+        what = "tokens cached per sequence" if args.phase == "decode" else "prompt tokens"
+        why = ("the model's learned positions end there" if longest["limit"] == "positions"
+               else "memory runs out past it (to 0.1%)")
+        if not args.json:
+            print(f"longest context at batch {args.batch}: {longest['context']:,} {what}; {why}")
     s = est.summary
     if args.json:
         out = dict(s)
+        if longest is not None:
+            out["longest_context"], out["longest_context_limit"] = longest["context"], longest["limit"]
         out["ops"] = _json_records(est.ops)
         print(json.dumps(out, indent=2))
         return 0
@@ -640,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "flash[:window=5,flash_GBps=6] (docs/dynamic.md)")
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
+    p.add_argument("--longest-context", action="store_true",
+                   help="find the longest context that fits at --batch (decode: tokens cached per sequence; "
+                        "prefill: prompt tokens) and price the phase there (--context is ignored)")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, 2:4@mlp, unstructured:0.5:bitmap, "
                    "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
     p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",

@@ -263,3 +263,34 @@ def throughput_curves(table: pd.DataFrame, model: str, context: int, dtype: str 
     out["weights"] = out["weights"].fillna(dtype)
     out["kv_method"] = out["kv_method"].fillna("none")
     return out[columns]
+
+
+def longest_context(model, hw, phase: str = "decode", batch: int = 1, tp: int = 1, dtype: str = "bf16",
+                    weights=None, recipe="dense", kv_method=None, dynamic=None,
+                    memory_reserve_bytes: float = 0.0) -> dict:
+    """The longest context that fits at ``batch``: tokens cached per sequence for a decode step,
+    or prompt tokens for a prefill. Memory is not affine in the context under every KV method
+    (budgets cap it), so this doubles, then bisects to within 0.1%. Returns ``context`` (0 when
+    not even one token fits), ``limit`` ("memory", or "positions" where a learned position table
+    ends first), and the estimate's ``summary`` at that context."""
+    cfg = load_model(model) if isinstance(model, str) else model
+
+    def estimate(context):
+        return estimate_model(cfg, hw, phase, batch, int(context), tp, dtype, weights, recipe, kv_method=kv_method,
+                              dynamic=dynamic, with_ops=False, memory_reserve_bytes=memory_reserve_bytes).summary
+
+    cap = cfg.max_position_embeddings if cfg.position == "learned" else 2 ** 26
+    if not estimate(1)["fits"]:
+        return {"context": 0, "limit": "memory", "summary": estimate(1)}
+    low, high = 1, 2
+    while high <= cap and estimate(high)["fits"]:
+        low, high = high, high * 2
+    if high > cap:  # the table (or the search's own ceiling) ends before memory does
+        if estimate(cap)["fits"]:
+            limit = "positions" if cfg.position == "learned" else "memory"
+            return {"context": int(cap), "limit": limit, "summary": estimate(cap)}
+        high = cap
+    while high - low > max(1, low // 1000):
+        mid = (low + high) // 2
+        low, high = (mid, high) if estimate(mid)["fits"] else (low, mid)
+    return {"context": int(low), "limit": "memory", "summary": estimate(low)}

@@ -241,3 +241,25 @@ def test_a_memory_reserve_counts_against_capacity_everywhere():
     assert fits(row.max_batch) and not fits(row.max_batch + 1)
     with pytest.raises(SimulatorError, match="memory reserve"):
         estimate_model("llama-3.1-70b", "h200", memory_reserve_bytes=-1.0, **kw)
+
+
+def test_longest_context_fits_and_a_little_more_does_not():
+    from simulator.plan import longest_context
+
+    kw = dict(recipe="2:4", kv_method="h2o", memory_reserve_bytes=10e9)
+    found = longest_context("llama-3.1-70b", "h200", "decode", 8, **kw)
+    assert found["limit"] == "memory" and found["summary"]["fits"]
+    over = int(found["context"] * 1.001) + 1  # bisection stops within 0.1%
+    assert not estimate_model("llama-3.1-70b", "h200", "decode", 8, over, with_ops=False, **kw).summary["fits"]
+    # a learned position table ends before memory does; a model that cannot hold its weights gets 0
+    assert longest_context("opt-6.7b", "a100")["context"] == 2048
+    assert longest_context("opt-6.7b", "a100")["limit"] == "positions"
+    assert longest_context("llama-3.1-70b", "h100")["context"] == 0
+
+
+def test_cli_longest_context(capsys):
+    assert main(["model", "--model", "opt-6.7b", "--hw", "a100", "--longest-context"]) == 0
+    assert "longest context at batch 1: 2,048 tokens cached per sequence; the model's learned positions end" \
+        in capsys.readouterr().out
+    assert main(["model", "--model", "llama-3.1-70b", "--hw", "h100", "--longest-context"]) == 0
+    assert "not even a 1-token context fits" in capsys.readouterr().out
