@@ -22,6 +22,10 @@ class _Parser(argparse.ArgumentParser):
         raise SimulatorError(f"{self.prog}: {message}")
 
 
+MAX_RANGE_VALUES = 1_000_000  # values one -m/-n/-k may list
+MAX_SHAPES = 5_000_000  # GEMM shapes one command may price (-m x -n x -k); ~5 s of cost model
+
+
 def _int_list(flag: str):
     """Parse '16', '1,16,256' or '1:4096:x2' (geometric) / '128:1024:+128' (arithmetic)."""
 
@@ -41,9 +45,12 @@ def _int_list(flag: str):
                         v = start
                         while v <= stop:
                             values.append(v)
-                            v = int(math.ceil(v * float(step[1:])))
+                            v = max(v + 1, int(math.ceil(v * float(step[1:]))))
+                            if len(values) > MAX_RANGE_VALUES:
+                                break
                     elif step.startswith("+") and int(step[1:]) > 0:
-                        values.extend(range(start, stop + 1, int(step[1:])))
+                        values.extend(range(start, min(stop, start + int(step[1:]) * MAX_RANGE_VALUES) + 1,
+                                            int(step[1:])))
                     else:
                         raise ValueError
                 else:
@@ -53,6 +60,9 @@ def _int_list(flag: str):
                     f"{part!r} is not a whole number, a list 'a,b,c' or a range "
                     "'start:stop:x2' / 'start:stop:+step'"
                 ) from None
+        if len(values) > MAX_RANGE_VALUES:
+            raise argparse.ArgumentTypeError(f"{text!r} gives more than {MAX_RANGE_VALUES:,} values; "
+                                             "use a coarser step")
         for v in values:
             if v < 1:
                 raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v}")
@@ -80,6 +90,10 @@ def _json_records(df):
 def _gemm_frames(args):
     from simulator.gemm import estimate_gemm
 
+    count = len(args.m) * len(args.n) * len(args.k)
+    if count > MAX_SHAPES:
+        raise SimulatorError(f"-m x -n x -k: {count:,} shapes, more than {MAX_SHAPES:,} in one command; "
+                             "use coarser ranges (or simulator.estimate_gemm from Python)")
     shapes = list(itertools.product(args.m, args.n, args.k))
     m, n, k = (np.array(col) for col in zip(*shapes))
     df = estimate_gemm(args.hw, m, n, k, args.dtype, args.sparsity)

@@ -98,6 +98,8 @@ def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
     # ranges that give nothing (or would never end: 0 x 2 = 0)
     (["gemm", "-m", "16:1:x2", "-n", "8", "-k", "8"], "range '16:1:x2' is empty"),
     (["gemm", "-m", "0:16:x2", "-n", "8", "-k", "8"], "starts below 1"),
+    (["gemm", "-m", "1:100000000:+1", "-n", "8", "-k", "8"], "more than 1,000,000 values"),
+    (["gemm", "-m", "1:1000:+1", "-n", "1:1000:+1", "-k", "1:10:+1"], "10,000,000 shapes"),
     (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/tmp/roofline.txt"], "--out '/tmp/roofline.txt'"),
     (["roofline", "-m", "1", "-n", "8", "-k", "8", "--out", "/nonexistent/dir/r.png"], "cannot write"),
     (["eie", "--compare", "--out", "/tmp/eie.txt"], "--out '/tmp/eie.txt'"),
