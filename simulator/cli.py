@@ -32,6 +32,8 @@ def _int_list(flag: str):
     def parse(text: str):
         values = []
         for part in text.split(","):
+            if len(values) > MAX_RANGE_VALUES:
+                break  # the check below names the limit
             part = part.strip()
             try:
                 if part.count(":") == 2:
@@ -41,7 +43,7 @@ def _int_list(flag: str):
                         raise argparse.ArgumentTypeError(
                             f"range {part!r} is empty or starts below 1: write start:stop:step with "
                             "1 <= start <= stop")
-                    if step.startswith("x") and float(step[1:]) > 1:
+                    if step.startswith("x") and math.isfinite(float(step[1:])) and float(step[1:]) > 1:
                         v = start
                         while v <= stop:
                             values.append(v)
@@ -303,9 +305,28 @@ def _list_arg(values, flag: str, cast=str) -> list:
 
 
 def _reserve_bytes(args) -> float:
-    if not (math.isfinite(args.reserve_gb) and args.reserve_gb >= 0):
+    if not (math.isfinite(args.reserve_gb * 1e9) and args.reserve_gb >= 0):
         raise SimulatorError(f"--reserve-gb: must be a finite number of GB >= 0, got {args.reserve_gb:g}")
     return args.reserve_gb * 1e9
+
+
+def _longest_text(found: dict, phase: str) -> str:
+    """One line for --longest-context: how long, what stopped it, and (decode) the prefill's limit."""
+    why = {"memory": "memory runs out past it (to 0.1%)",
+           "positions": "the model's learned positions end there",
+           "unbounded": "memory stops growing (the KV method's budget holds it) and nothing ran out by the "
+                        "search's ceiling"}
+    text = (f"{found['context']:,} {'tokens of context per sequence' if phase == 'decode' else 'prompt tokens'}; "
+            f"{why[found['limit']]}")
+    if phase == "decode" and "prefill_context" in found:
+        prefill = found["prefill_context"]
+        stop = {"memory": "memory", "positions": "the learned positions", "unbounded": "nothing, up to the ceiling"}
+        if prefill < found["context"]:
+            text += (f". A prompt's prefill fits only up to {prefill:,} tokens (stopped by "
+                     f"{stop[found['prefill_limit']]}): longer contexts are reached only by generating past the prompt")
+        else:
+            text += f"; a prompt that long can be prefilled (up to {prefill:,} tokens)"
+    return text
 
 
 def _rate(tokens_per_s: float) -> str:
@@ -537,6 +558,8 @@ def cmd_model(args) -> int:
     from simulator.llm import estimate_model, estimate_request
     from simulator.report import fmt_bytes, fmt_time
 
+    if args.longest_context and args.output_tokens is not None:
+        raise SimulatorError("--longest-context: not with --output-tokens (it prices one phase at the context found)")
     if args.output_tokens is not None:
         r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
                              args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method,
@@ -546,7 +569,7 @@ def cmd_model(args) -> int:
             return 0
         print(f"{r['model']} on {args.tp} x {r['hw']}: a request of {r['prompt']} prompt + {r['output_tokens']} "
               f"output tokens, batch {r['batch']}")
-        _trained_context_note(args.model, args.context + args.output_tokens)
+        _trained_context_note(args.model, args.context + args.output_tokens - 1)  # the last step's cache
         print(f"  TTFT {fmt_time(r['ttft_s'])}; TPOT {fmt_time(r['tpot_first_s'])} -> {fmt_time(r['tpot_last_s'])} "
               f"(mean {fmt_time(r['tpot_mean_s'])}); latency {fmt_time(r['latency_s'])}; "
               f"{r['output_tokens_per_s']:.4g} output tokens/s; peak memory/GPU "
@@ -555,17 +578,17 @@ def cmd_model(args) -> int:
 
     longest = None
     if args.longest_context:
-        if args.output_tokens is not None or args.kv_dtype:
-            raise SimulatorError("--longest-context: not with --output-tokens or --kv-dtype (price one phase)")
         from simulator.plan import longest_context
 
         longest = longest_context(args.model, args.hw, args.phase, args.batch, args.tp, args.dtype, args.weights,
-                                  args.recipe, args.kv_method, args.dynamic, _reserve_bytes(args))
+                                  args.recipe, args.kv_method, args.dynamic, args.kv_dtype, _reserve_bytes(args))
         if longest["context"] == 0:
             s = longest["summary"]
             if args.json:
-                print(json.dumps({"longest_context": 0, "limit": "memory", "memory_bytes_per_gpu_at_1":
-                                  s["memory_bytes_per_gpu"], "memory_capacity_bytes": s["memory_capacity_bytes"]}))
+                print(json.dumps({"model": s["model"], "hw": s["hw"], "tp": s["tp"], "phase": s["phase"],
+                                  "batch": s["batch"], "longest_context": 0, "longest_context_limit": "memory",
+                                  "memory_bytes_per_gpu": s["memory_bytes_per_gpu"],
+                                  "memory_capacity_bytes": s["memory_capacity_bytes"]}, indent=2))
                 return 0
             print(f"{s['model']} on {s['tp']} x {s['hw']}: not even a 1-token context fits at batch {args.batch}: "
                   f"needs {fmt_bytes(s['memory_bytes_per_gpu'])}, has {fmt_bytes(s['memory_capacity_bytes'])}")
@@ -574,17 +597,16 @@ def cmd_model(args) -> int:
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
                          memory_reserve_bytes=_reserve_bytes(args))
-    if longest is not None:
-        what = "tokens cached per sequence" if args.phase == "decode" else "prompt tokens"
-        why = ("the model's learned positions end there" if longest["limit"] == "positions"
-               else "memory runs out past it (to 0.1%)")
-        if not args.json:
-            print(f"longest context at batch {args.batch}: {longest['context']:,} {what}; {why}")
+    if longest is not None and not args.json:
+        print(f"longest context at batch {args.batch}: " + _longest_text(longest, args.phase))
     s = est.summary
     if args.json:
         out = dict(s)
         if longest is not None:
             out["longest_context"], out["longest_context_limit"] = longest["context"], longest["limit"]
+            if "prefill_context" in longest:
+                out["longest_prefill_context"] = longest["prefill_context"]
+                out["longest_prefill_context_limit"] = longest["prefill_limit"]
         out["ops"] = _json_records(est.ops)
         print(json.dumps(out, indent=2))
         return 0

@@ -230,7 +230,7 @@ def _cmd_compare(args) -> int:
     spec = _spec(args)
     df = comparison_table(spec, seed=args.seed)
     gains = headline_gains(df)
-    if args.out:
+    if args.out is not None:
         from simulator.cli import _save_figure
 
         _save_figure(lambda: comparison_figure(df), args.out, "--out", quiet=True)
@@ -256,7 +256,7 @@ def _cmd_compare(args) -> int:
                   if math.isfinite(r["paper_speedup"]) else "")
         print(f"    vs {r['label']:<22} {r['model']:<6} EIE {_times(r['speedup'], 'faster', 'slower', 8, '.3g')}, "
               f"{_times(r['energy_gain'], 'less energy', 'more energy', 8, ',.0f')}{table4}{quoted}")
-    if args.out:
+    if args.out is not None:
         print(f"wrote {args.out}")
     return 0
 

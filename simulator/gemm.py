@@ -239,8 +239,8 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
     if kernel == "bsr-tc" and (np.any(n < fmt.block) or np.any(k < fmt.block)):
         small = int(min(n.min(), k.min()))
-        raise SimulatorError(f"sparsity {fmt.label}: {fmt.block}x{fmt.block} blocks do not fit a weight whose "
-                             f"smaller side is {small}; use a block size <= {small}")
+        raise SimulatorError(f"sparsity {fmt.label}: {fmt.block}x{fmt.block} blocks do not fit a weight (or its "
+                             f"tensor-parallel shard) whose smaller side is {small}; use a block size <= {small}")
     if kernel == "tiled-csl-tc" and BYTES_PER_ELEMENT[weight_dtype] != 2:
         raise SimulatorError(f"sparsity {fmt.label}: Tiled-CSL packs a 16-bit value with its 16-bit position "
                              f"in one 32-bit word (Flash-LLM); {weight_dtype} weights do not fit it "

@@ -919,7 +919,7 @@ class KVPipeline:
 
     def describe(self) -> str:
         """Every method with all its parameters, defaults included: 'h2o(heavy=0.1, recent=0.1)'."""
-        return "+".join(f"{m.name}({', '.join(f'{k}={_fmt(v)}' for k, v in m.values.items())})"
+        return "+".join(f"{m.name}({', '.join(f'{k}={_fmt(v)}' for k, v in m.values.items() if v is not None)})"
                         for m in self.methods) or "none"
 
     def role(self, name: str):

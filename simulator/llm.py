@@ -796,8 +796,11 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
     method with a fixed budget makes it flat). Decode step ``s`` has ``s`` tokens generated
     since the prefill, so prompt-only methods (SnapKV) hold their budget plus ``s``.
     """
+    from simulator.models import load_model
+
     if int(output_tokens) != output_tokens or output_tokens < 1:
         raise SimulatorError(f"--output-tokens: must be a whole number >= 1, got {output_tokens}")
+    cfg = load_model(model) if isinstance(model, str) else model
     steps = np.arange(int(output_tokens), dtype=float)
     sampled = np.unique(np.round(np.linspace(0, output_tokens - 1, min(samples, int(output_tokens)))))
     pipeline = parse_kv_method(kv_method)
@@ -823,4 +826,7 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
         "fits": bool(result["fits"].all()),
         "peak_memory_bytes_per_gpu": float(result["memory_bytes_per_gpu"].max()),
         "kv_cache_bytes_last": float(result["kv_cache_bytes"].iloc[-1]),
+        # the last step caches prompt + output_tokens - 1 tokens (see estimate_model's summary)
+        "trained_context": cfg.max_position_embeddings,
+        "beyond_trained_context": bool(prompt + output_tokens - 1 > cfg.max_position_embeddings),
     }

@@ -105,6 +105,9 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     device that cannot compute in the dtype) are kept as rows with ``note`` saying why.
     ``memory_reserve_bytes`` per GPU is kept for the runtime (see estimate_model) in every fit."""
     cfg = load_model(model)
+    if not (isinstance(memory_reserve_bytes, (int, float)) and math.isfinite(memory_reserve_bytes)
+            and memory_reserve_bytes >= 0):
+        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {memory_reserve_bytes!r}")
     recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
     if any(r == "" for r in recipes):
         raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
@@ -266,29 +269,48 @@ def throughput_curves(table: pd.DataFrame, model: str, context: int, dtype: str 
 
 
 def longest_context(model, hw, phase: str = "decode", batch: int = 1, tp: int = 1, dtype: str = "bf16",
-                    weights=None, recipe="dense", kv_method=None, dynamic=None,
+                    weights=None, recipe="dense", kv_method=None, dynamic=None, kv_dtype=None,
                     memory_reserve_bytes: float = 0.0) -> dict:
-    """The longest context that fits at ``batch``: tokens cached per sequence for a decode step,
-    or prompt tokens for a prefill. Memory is not affine in the context under every KV method
-    (budgets cap it), so this doubles, then bisects to within 0.1%. Returns ``context`` (0 when
-    not even one token fits), ``limit`` ("memory", or "positions" where a learned position table
-    ends first), and the estimate's ``summary`` at that context."""
+    """The longest context that fits at ``batch``: the context per sequence of a decode step, or
+    the prompt of a prefill. Memory never shrinks as the context grows (checked for every KV
+    method), so this doubles, then bisects to within 0.1%. A decode context is only reachable if
+    its prompt could be prefilled, so for decode the prefill's own longest prompt is found too.
+
+    Returns ``context`` (0 when not even one token fits), ``limit``: "memory", "positions" (a
+    learned position table ends first) or "unbounded" (memory stops growing, as under a fixed
+    KV budget, and nothing ran out by ``SEARCH_CEILING`` tokens), the ``summary`` at that
+    context, and for decode ``prefill_context`` / ``prefill_limit``."""
     cfg = load_model(model) if isinstance(model, str) else model
+    found = _longest(cfg, hw, phase, batch, tp, dtype, weights, recipe, kv_method, dynamic, kv_dtype,
+                     memory_reserve_bytes)
+    if phase == "decode" and found["context"]:
+        prefill = _longest(cfg, hw, "prefill", batch, tp, dtype, weights, recipe, kv_method, dynamic, kv_dtype,
+                           memory_reserve_bytes)
+        found["prefill_context"], found["prefill_limit"] = prefill["context"], prefill["limit"]
+    return found
 
+
+SEARCH_CEILING = 2 ** 26  # tokens: past any model's positions and any device's memory
+
+
+def _longest(cfg, hw, phase, batch, tp, dtype, weights, recipe, kv_method, dynamic, kv_dtype, reserve) -> dict:
     def estimate(context):
-        return estimate_model(cfg, hw, phase, batch, int(context), tp, dtype, weights, recipe, kv_method=kv_method,
-                              dynamic=dynamic, with_ops=False, memory_reserve_bytes=memory_reserve_bytes).summary
+        return estimate_model(cfg, hw, phase, batch, int(context), tp, dtype, weights, recipe, kv_dtype,
+                              kv_method=kv_method, dynamic=dynamic, with_ops=False,
+                              memory_reserve_bytes=reserve).summary
 
-    cap = cfg.max_position_embeddings if cfg.position == "learned" else 2 ** 26
-    if not estimate(1)["fits"]:
-        return {"context": 0, "limit": "memory", "summary": estimate(1)}
+    learned = cfg.position == "learned"
+    cap = cfg.max_position_embeddings if learned else SEARCH_CEILING
+    first = estimate(1)
+    if not first["fits"]:
+        return {"context": 0, "limit": "memory", "summary": first}
     low, high = 1, 2
     while high <= cap and estimate(high)["fits"]:
         low, high = high, high * 2
     if high > cap:  # the table (or the search's own ceiling) ends before memory does
-        if estimate(cap)["fits"]:
-            limit = "positions" if cfg.position == "learned" else "memory"
-            return {"context": int(cap), "limit": limit, "summary": estimate(cap)}
+        at_cap = estimate(cap)
+        if at_cap["fits"]:
+            return {"context": int(cap), "limit": "positions" if learned else "unbounded", "summary": at_cap}
         high = cap
     while high - low > max(1, low // 1000):
         mid = (low + high) // 2

@@ -259,7 +259,23 @@ def test_longest_context_fits_and_a_little_more_does_not():
 
 def test_cli_longest_context(capsys):
     assert main(["model", "--model", "opt-6.7b", "--hw", "a100", "--longest-context"]) == 0
-    assert "longest context at batch 1: 2,048 tokens cached per sequence; the model's learned positions end" \
+    assert "longest context at batch 1: 2,048 tokens of context per sequence; the model's learned positions end" \
         in capsys.readouterr().out
     assert main(["model", "--model", "llama-3.1-70b", "--hw", "h100", "--longest-context"]) == 0
     assert "not even a 1-token context fits" in capsys.readouterr().out
+
+
+def test_longest_context_says_when_nothing_runs_out_and_when_the_prefill_is_the_limit(capsys):
+    from simulator.plan import SEARCH_CEILING, longest_context
+
+    # StreamingLLM holds a fixed window: decode memory stops growing, the search hits its ceiling
+    flat = longest_context("llama-3.1-8b", "h100", kv_method="streamingllm")
+    assert (flat["context"], flat["limit"]) == (SEARCH_CEILING, "unbounded")
+    # ... but the prompt still has to be prefilled, which memory does bound
+    assert flat["prefill_limit"] == "memory" and 0 < flat["prefill_context"] < flat["context"]
+    assert main(["model", "--model", "llama-3.1-8b", "--hw", "h100", "--kv-method", "streamingllm",
+                 "--longest-context"]) == 0
+    out = capsys.readouterr().out
+    assert "memory stops growing" in out and "prefill fits only up to" in out
+    assert main(["model", "--model", "llama-3.1-8b", "--longest-context", "--output-tokens", "5"]) == 2
+    assert "--longest-context: not with --output-tokens" in capsys.readouterr().err

@@ -78,6 +78,16 @@ def mma_instruction_shape(claim: Claim) -> Check:
     if dtype not in shapes:
         return Check(None, f"not modelled: the {hw.id} spec lists no PTX mma.sync shape for {dtype}")
     shape = shapes[dtype]
+    if claim.quantity == "mma_k_dense":
+        # The slide's "16x16 MMA per cycle (16 multiply-adds)" is a rate, and no rate reads 16:
+        # the instruction is m16n8k16 (K = 16, 2,048 multiply-adds per warp, several cycles), and
+        # one tensor core does dense-peak / (SMs x 4 tensor cores x clock) / 2 multiply-adds per clock.
+        tensor_cores = hw.compute.units * 4
+        per_clock = hw.matrix_peak_flop_per_s(dtype) / (tensor_cores * hw.compute.clock_MHz * 1e6) / 2
+        return Check(None, f"not modelled as stated: the slide gives a per-cycle rate, and the {hw.id} spec has none that "
+                           f"reads 16 — {dtype} mma.sync.aligned.{shape.dense} has K = 16 but is 2,048 "
+                           f"multiply-adds per warp instruction, and one tensor core does {per_clock:,.0f} "
+                           f"multiply-adds per clock (dense peak / {tensor_cores} tensor cores / clock)")
     sparse = claim.quantity == "mma_k_sparse"
     text = shape.sparse if sparse else shape.dense
     m, n, k = shape.mnk(text)
