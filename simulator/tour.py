@@ -61,7 +61,7 @@ def section_unstructured() -> str:
     lines = ["3. 50% unstructured sparsity buys nothing on a GPU (course Part C): 4096x4096 fp16, batch 1, A100",
              "   kernel         time      vs dense"]
     dense = estimate_gemm(hw, 1, 4096, 4096, "fp16", "dense").iloc[0]
-    lines.append(f"   dense       {fmt_time(dense.time_s):>9}     1.00x")
+    lines.append(f"   {'dense':<10} {fmt_time(dense.time_s):>9}  {1.0:>7.2f}x")
     for storage in ("masked", "csr", "bitmap", "tiled-csl"):
         row = estimate_gemm(hw, 1, 4096, 4096, "fp16", f"unstructured:0.5:{storage}").iloc[0]
         lines.append(f"   {storage:<10} {fmt_time(row.time_s):>9}  {dense.time_s / row.time_s:>7.2f}x")
