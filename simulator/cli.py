@@ -646,6 +646,13 @@ def cmd_model(args) -> int:
     return 0
 
 
+def _add_reserve_arg(p):
+    p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",
+                   help="memory per GPU kept for the runtime (CUDA context, workspaces, allocator slack), "
+                        "counted against the capacity (default 0; vLLM's default 0.9 utilization of an "
+                        "H200 leaves ~15 GB)")
+
+
 def _add_gemm_args(p, require_out=False):
     p.add_argument("--hw", default="h100", help="device id, alias or path to a spec YAML (default h100)")
     p.add_argument("-m", type=_int_list("-m"), required=True,
@@ -703,14 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-tokens", type=int, metavar="N",
                    help="price a whole request instead: prefill of --context tokens, then N decode steps")
     p.add_argument("--longest-context", action="store_true",
-                   help="find the longest context that fits at --batch (decode: tokens cached per sequence; "
-                        "prefill: prompt tokens) and price the phase there (--context is ignored)")
+                   help="find the longest context that fits at --batch (decode: the context per sequence, with "
+                        "the longest prompt a prefill fits; prefill: the prompt) and price the phase there "
+                        "(--context is ignored)")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, 2:4@mlp, unstructured:0.5:bitmap, "
                    "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
-    p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",
-                   help="memory per GPU kept for the runtime (CUDA context, workspaces, allocator slack), "
-                        "counted against the capacity (default 0; vLLM's default 0.9 utilization of an "
-                        "H200 leaves ~15 GB)")
+    _add_reserve_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_model)
 
@@ -733,10 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="deployments listed per group (default 20)")
     p.add_argument("--plot", metavar="FILE", help="also draw tokens/s per GPU against time per output token, "
                    "one curve per deployment (the 8 fastest), into FILE (png, pdf, svg)")
-    p.add_argument("--reserve-gb", type=float, default=0.0, metavar="GB",
-                   help="memory per GPU kept for the runtime (CUDA context, workspaces, allocator slack), "
-                        "counted against the capacity (default 0; vLLM's default 0.9 utilization of an "
-                        "H200 leaves ~15 GB)")
+    _add_reserve_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_plan)
 
