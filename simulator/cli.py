@@ -359,9 +359,16 @@ def cmd_plan(args) -> int:
         max_tpot = None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3
         _save_figure(lambda: plan_figure(curves, title, max_tpot), args.plot)
     if args.json:
+        from simulator.models import load_model
+
+        cfg = load_model(args.model)
+        cached = args.context + (args.output_tokens or 0)
         print(json.dumps({"model": args.model, "context": args.context, "output_tokens": args.output_tokens,
                           "dtype": args.dtype,
                           "max_tpot_s": None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
+                          "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
+                          "trained_context": cfg.max_position_embeddings,
+                          "beyond_trained_context": cfg.position != "learned" and cached > cfg.max_position_embeddings,
                           "deployments": _json_records(table)}, indent=2))
         return 0
     fits = table[table["fits"].astype(bool)]

@@ -12,6 +12,7 @@ from simulator.cli import main
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
 from simulator.llm import estimate_model
+from simulator.models import load_model
 from simulator.plan import plan
 
 
@@ -144,6 +145,9 @@ def test_cli_plan_text_and_json(capsys):
     assert main(argv + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["deployments"]) == 8 and data["context"] == 32768
+    model = argv[argv.index("--model") + 1]
+    positions = load_model(model).max_position_embeddings
+    assert data["trained_context"] == positions and data["beyond_trained_context"] == (32768 > positions)
     assert {"hw", "tp", "fits", "max_batch", "ttft_s", "tpot_s", "tokens_per_s", "note"} <= set(data["deployments"][0])
 
 
