@@ -232,7 +232,7 @@ def _trained_context_note(model, tokens: int) -> None:
     from simulator.models import load_model
 
     cfg = load_model(model)
-    if cfg.position != "learned" and tokens > cfg.max_position_embeddings:
+    if cfg.position != "learned" and cfg.beyond_trained_context(tokens):
         print(f"  note          {tokens:,} tokens is past {cfg.id}'s {cfg.max_position_embeddings:,} trained "
               f"positions: priced as if a long-context (RoPE-scaled) variant ran it")
 
@@ -368,7 +368,7 @@ def cmd_plan(args) -> int:
                           "max_tpot_s": None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
                           "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
                           "trained_context": cfg.max_position_embeddings,
-                          "beyond_trained_context": cfg.position != "learned" and cached > cfg.max_position_embeddings,
+                          "beyond_trained_context": cfg.position != "learned" and cfg.beyond_trained_context(cached),
                           "deployments": _json_records(table)}, indent=2))
         return 0
     fits = table[table["fits"].astype(bool)]

@@ -1226,20 +1226,10 @@ def anchor_value(anchor: KVAnchor) -> float:
 
 
 def max_context(model, hw, kv_method=None, tp: int = 1, dtype: str = "fp16", weights=None) -> int:
-    """The longest prompt whose prefill (batch 1) fits, by bisection over the memory per GPU."""
-    from simulator.llm import estimate_model
+    """The longest prompt whose prefill (batch 1) fits: simulator.plan.longest_context's search."""
+    from simulator.plan import longest_context
 
-    def fits(context):
-        return estimate_model(model, hw, "prefill", 1, int(context), tp, dtype, weights, kv_method=kv_method,
-                              with_ops=False).summary["fits"]
-
-    low, high = 1, 2
-    while fits(high) and high < 2**26:
-        low, high = high, high * 2
-    while high - low > max(1, low // 1000):  # 0.1% is plenty for a capacity figure
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
+    return longest_context(model, hw, "prefill", 1, tp, dtype, weights, kv_method=kv_method)["context"]
 
 
 def kv_anchor_table():

@@ -683,8 +683,7 @@ def _summary(cfg, hw, info, totals, i) -> dict:
         "context": int(info["context"][i]),
         # a rotary model asked for more positions than it was trained on (learned positions are an
         # error instead): priced as if a long-context variant (RoPE scaling) of it ran
-        "beyond_trained_context": bool(cfg.max_position_embeddings
-                                       and int(info["context"][i]) > cfg.max_position_embeddings),
+        "beyond_trained_context": cfg.beyond_trained_context(info["context"][i]),
         "trained_context": cfg.max_position_embeddings, "dtype": info["dtype"], "weights": info["weights"],
         "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"],
         "dynamic": info["dynamic"], "layers": info["layers"],
@@ -828,5 +827,5 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
         "kv_cache_bytes_last": float(result["kv_cache_bytes"].iloc[-1]),
         # the last step caches prompt + output_tokens - 1 tokens (see estimate_model's summary)
         "trained_context": cfg.max_position_embeddings,
-        "beyond_trained_context": bool(prompt + output_tokens - 1 > cfg.max_position_embeddings),
+        "beyond_trained_context": cfg.beyond_trained_context(prompt + output_tokens - 1),
     }

@@ -196,6 +196,11 @@ class ModelConfig(_Strict):
             weights, biases = 2 * self.hidden * self.ffn, self.ffn + self.hidden
         return weights + (biases if self.mlp_bias else 0)
 
+    def beyond_trained_context(self, tokens) -> bool:
+        """Whether ``tokens`` positions are more than the model was trained on (learned position
+        tables refuse them instead; rotary models are then priced as a long-context variant)."""
+        return bool(int(tokens) > self.max_position_embeddings)
+
     def parameters_by_part(self) -> dict[str, int]:
         """Exact parameter count per part (elements), the keys of ``PARTS``; they sum to ``parameters()``.
 

@@ -129,7 +129,7 @@ def test_tour_runs_and_quotes_the_course(capsys, tmp_path):
     from simulator.validation import validate
 
     dense = next(c for c in validate("epyc-zen4-vm-2vcpu")["classes"] if c["class"] == "dense")
-    assert f"(calibrated) median APE by class:" in out and f"dense {dense['median_ape']:.1%}" in out
+    assert "(calibrated) median APE by class:" in out and f"dense {dense['median_ape']:.1%}" in out
 
 
 def test_console_script_entry_point():

@@ -82,6 +82,7 @@ def mma_instruction_shape(claim: Claim) -> Check:
         # The slide's "16x16 MMA per cycle (16 multiply-adds)" is a rate, and no rate reads 16:
         # the instruction is m16n8k16 (K = 16, 2,048 multiply-adds per warp, several cycles), and
         # one tensor core does dense-peak / (SMs x 4 tensor cores x clock) / 2 multiply-adds per clock.
+        # four tensor cores per SM: [A100-WP] Table 1 lists 432 on 108 SMs, [H100-WP] Table 3 528 on 132
         tensor_cores = hw.compute.units * 4
         per_clock = hw.matrix_peak_flop_per_s(dtype) / (tensor_cores * hw.compute.clock_MHz * 1e6) / 2
         return Check(None, f"not modelled as stated: the slide gives a per-cycle rate, and the {hw.id} spec has none that "
