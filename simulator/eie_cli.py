@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode.add_argument("--scaling", action="store_true", help="speed-up and load balance from 1 to 256 PEs")
     mode.add_argument("--compare", action="store_true", help="EIE vs the 2016 CPU/GPU baselines and A100/H100")
     mode.add_argument("--compression", action="store_true", help="Deep Compression bytes per layer and network")
-    from simulator.cli import _int_list  # shared list/range syntax ('1,2,4' or '1:256:x2')
+    from simulator.cliutil import _int_list  # shared list/range syntax ('1,2,4' or '1:256:x2')
 
     p.add_argument("--scaling-pes", type=_int_list("--scaling-pes"), default=None, metavar="LIST",
                    help="PE counts for --scaling (default 1:256:x2)")
@@ -231,7 +231,7 @@ def _cmd_compare(args) -> int:
     df = comparison_table(spec, seed=args.seed)
     gains = headline_gains(df)
     if args.out is not None:
-        from simulator.cli import _save_figure
+        from simulator.cliutil import _save_figure
 
         _save_figure(lambda: comparison_figure(df), args.out, "--out", quiet=True)
     if args.json:

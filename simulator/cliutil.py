@@ -1,0 +1,135 @@
+"""Helpers shared by the CLI command modules: one-line argument errors, the list/range syntax of
+-m/-n/-k, strict JSON of DataFrames, checked figure writing. Command modules import from here,
+never from ``simulator.cli`` (which imports them)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import SimulatorError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage block too)
+        raise SimulatorError(f"{self.prog}: {message}")
+
+
+MAX_RANGE_VALUES = 1_000_000  # values one -m/-n/-k may list
+MAX_SHAPES = 5_000_000  # GEMM shapes one command may price (-m x -n x -k); ~5 s of cost model
+
+
+def _int_list(flag: str):
+    """Parse '16', '1,16,256' or '1:4096:x2' (geometric) / '128:1024:+128' (arithmetic)."""
+
+    def parse(text: str):
+        values = []
+        for part in text.split(","):
+            if len(values) > MAX_RANGE_VALUES:
+                break  # the check below names the limit
+            part = part.strip()
+            try:
+                if part.count(":") == 2:
+                    start, stop, step = part.split(":")
+                    start, stop = int(start), int(stop)
+                    if start < 1 or stop < start:
+                        raise argparse.ArgumentTypeError(
+                            f"range {part!r} is empty or starts below 1: write start:stop:step with "
+                            "1 <= start <= stop")
+                    if step.startswith("x") and math.isfinite(float(step[1:])) and float(step[1:]) > 1:
+                        v = start
+                        while v <= stop:
+                            values.append(v)
+                            v = max(v + 1, int(math.ceil(v * float(step[1:]))))
+                            if len(values) > MAX_RANGE_VALUES:
+                                break
+                    elif step.startswith("+") and int(step[1:]) > 0:
+                        values.extend(range(start, min(stop, start + int(step[1:]) * MAX_RANGE_VALUES) + 1,
+                                            int(step[1:])))
+                    else:
+                        raise ValueError
+                else:
+                    values.append(int(part))
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{part!r} is not a whole number, a list 'a,b,c' or a range "
+                    "'start:stop:x2' / 'start:stop:+step'"
+                ) from None
+        if len(values) > MAX_RANGE_VALUES:
+            raise argparse.ArgumentTypeError(f"{text!r} gives more than {MAX_RANGE_VALUES:,} values; "
+                                             "use a coarser step")
+        for v in values:
+            if v < 1:
+                raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v}")
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r} gives no values")
+        return values
+
+    return parse
+
+
+def _json_value(value):
+    """A DataFrame cell as strict JSON: numpy scalars as Python numbers, missing values (NaN,
+    pd.NA, None) as null — json.dumps would otherwise write NaN, which is not JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    return value
+
+
+def _json_records(df):
+    return [{key: _json_value(value) for key, value in row.items()} for row in df.to_dict(orient="records")]
+
+
+def _headless_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI writes files and never opens windows
+
+
+def _save_figure(make, path: str, flag: str = "--plot", quiet: bool = False) -> None:
+    """Draw with ``make()`` and write ``path``; a path matplotlib cannot write is one line (exit 2)
+    naming ``flag``. The suffix is checked before anything is drawn."""
+    if not path.strip():
+        raise SimulatorError(f"{flag}: empty file name")
+    _headless_plots()
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    supported = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if suffix not in supported:
+        raise SimulatorError(f"{flag} {path!r}: the file name must end in one of "
+                             f".{', .'.join(sorted(supported))}")
+    fig = make()
+    try:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    except OSError as err:
+        raise SimulatorError(f"{flag} {path!r}: cannot write ({err.strerror or err})") from None
+    except (RuntimeError, ValueError) as err:  # e.g. .pgf needs a LaTeX install matplotlib cannot find
+        raise SimulatorError(f"{flag} {path!r}: matplotlib cannot write this format here "
+                             f"({str(err).splitlines()[0]}); use .png, .pdf or .svg") from None
+    finally:
+        plt.close(fig)
+    if not quiet:
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def _list_arg(values, flag: str, cast=str) -> list:
+    """A flag given as comma lists and/or repeated: --tp 1,2 --tp 8 -> [1, 2, 8]."""
+    items = [item.strip() for value in values for item in value.split(",")]
+    if not items or any(item == "" for item in items):
+        raise SimulatorError(f"{flag}: empty value in {','.join(values)!r}")
+    out = []
+    for item in items:
+        try:
+            out.append(cast(item))
+        except ValueError:
+            raise SimulatorError(f"{flag}: {item!r} is not a whole number") from None
+    return out
