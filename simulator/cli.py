@@ -553,8 +553,18 @@ def _add_gemm_args(p, require_out=False):
                         "structured:0.36[:n|k]")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sparsim")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparsim", description="Roofline and hardware simulator for sparse inference.")
+    parser.add_argument("--version", action="version", version=f"sparsim {_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     p = sub.add_parser("gemm", help="estimate y = x.W^T for one or many shapes")

@@ -16,7 +16,9 @@ from simulator.errors import SimulatorError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse would print the usage block too)
-        raise SimulatorError(f"{self.prog}: {message}")
+        # main() prints "sparsim: error: " once; a subcommand's parser names itself ("gemm: ...")
+        command = self.prog.removeprefix("sparsim").strip()
+        raise SimulatorError(f"{command}: {message}" if command else message)
 
 
 MAX_RANGE_VALUES = 1_000_000  # values one -m/-n/-k may list

@@ -39,6 +39,7 @@ from pydantic import Field
 
 from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
+from simulator.paths import workloads_path
 
 FP32_BYTES = 4.0
 HUFFMAN_MODES = ("measured", "index-entropy")
@@ -78,7 +79,7 @@ class DCFile(Strict):
 
 
 def _data_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "workloads" / "eie" / "deep-compression.yaml"
+    return workloads_path("eie", "deep-compression.yaml")
 
 
 def load_networks() -> dict[str, DCNetwork]:

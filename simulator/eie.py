@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 
 from simulator.datafiles import Strict, check_citations, load_yaml, read_yaml, validate
 from simulator.errors import SimulatorError
+from simulator.paths import data_root
 
 DEFAULT_SPEC = "eie-64pe"
 MAX_PES = 65535  # PE ids are sorted as uint16 (numpy's radix sort); far beyond any EIE design
@@ -217,7 +218,7 @@ class EIESpec(Strict):
 # ---- loading -----------------------------------------------------------------------------------
 
 def _root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return data_root()
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from simulator.datafiles import Strict, check_citations, read_yaml, validate
 from simulator.dtypes import Dtype
 from simulator.errors import SimulatorError
+from simulator.paths import data_root
 
 Architecture = Literal[
     "kepler", "maxwell", "ampere", "ada", "hopper", "blackwell", "haswell", "zen4"
@@ -423,11 +424,11 @@ def hwspecs_dir() -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _hwspecs_dir(override: "str | None") -> Path:
-    path = Path(override).absolute() if override else Path(__file__).resolve().parent.parent / "hwspecs"
+    path = Path(override).absolute() if override else data_root() / "hwspecs"
     if not path.is_dir():
         raise SimulatorError(
-            f"hardware spec folder {path} not found; install sparsim from a checkout "
-            "(pip install -e .) or set SPARSIM_HWSPECS"
+            f"hardware spec folder {path} not found; reinstall sparsim (pip install .) or point "
+            "SPARSIM_HWSPECS at a folder of spec files"
         )
     return path
 

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from simulator.errors import SimulatorError
 from simulator.ops import layer_text
+from simulator.paths import workloads_path
 
 ROLES = ("prune", "select", "allocate", "merge", "read", "quantize")
 NO_METHOD = ("none", "dense", "full")
@@ -1132,7 +1133,7 @@ class KVAnchors(BaseModel):
 
 
 def anchors_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "workloads" / "anchors" / "kv.yaml"
+    return workloads_path("anchors", "kv.yaml")
 
 
 @functools.lru_cache(maxsize=4)

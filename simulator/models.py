@@ -44,6 +44,7 @@ from pydantic import (
 
 from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
+from simulator.paths import workloads_path
 
 _ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
 
@@ -272,7 +273,7 @@ class ModelConfig(_Strict):
 
 @functools.lru_cache(maxsize=1)
 def models_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "workloads" / "models"
+    return workloads_path("models")
 
 
 def _load_file(path: Path) -> ModelConfig:

@@ -25,6 +25,7 @@ from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import HardwareSpec, hwspecs_dir, load_hw
 from simulator.sparsity import Block, Unstructured
+from simulator.paths import workloads_path
 
 # Kernel classes the cost models cover today, and those they do not yet (attention: issue 5;
 # the decoder layer: issue 4). Uncovered rows are counted, never silently dropped. Copies are
@@ -300,7 +301,7 @@ class Targets(Strict):
     classes: dict[str, ClassTarget]
 
 
-TARGETS_FILE = Path(__file__).resolve().parent.parent / "workloads" / "validation" / "targets.yaml"
+TARGETS_FILE = workloads_path("validation", "targets.yaml")
 
 
 def check_targets(result: dict, kind: str, path=None) -> list[dict]:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
+from simulator.paths import workloads_path
 
 
 class LayerGemm(Strict):
@@ -92,7 +93,7 @@ class SpeedupAnchors(Strict):
 
 
 def workloads_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "workloads"
+    return workloads_path()
 
 
 def load_layerset(name: str) -> LayerSet:

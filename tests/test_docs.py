@@ -88,20 +88,13 @@ def test_llm_doc_plan_example_matches_cli(capsys):
 
 
 def _doc_commands():
-    """Every `sparsim ...` command line shown in README.md and docs/*.md (indented code), with
-    continuation lines joined, trailing comments and optional [brackets] dropped."""
-    found = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        text = re.sub(r"\\\n\s+", " ", path.read_text())
-        for line in text.splitlines():
-            match = re.match(r"^    (?:\$ )?sparsim ([^\n]+)$", line)
-            if not match:
-                continue
-            command, _, comment = match.group(1).partition("#")
-            if "<" in command or ".npz" in command:  # placeholders for the reader's own values
-                continue
-            found.append((path.name, re.sub(r"\[[^\]]*\]", "", command).strip(), "error:" in comment))
-    return found
+    """Every `sparsim ...` command line shown in README.md and docs/*.md (scripts/doc_commands.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("doc_commands", ROOT / "scripts" / "doc_commands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.doc_commands()
 
 
 @pytest.mark.parametrize("doc, command, fails", _doc_commands(), ids=lambda x: str(x)[:60])

@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 from simulator.datafiles import Strict, load_yaml
 from simulator.errors import SimulatorError
+from simulator.paths import workloads_path
 
 AGREES, NEAR = 0.10, 0.25
 ROUNDING = 1e-9  # floating-point slack at the band edges, not a tolerance
@@ -115,7 +116,7 @@ def evaluates(*ids: str):
 
 
 def claims_path() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "workloads" / "course" / "claims.yaml"
+    return workloads_path("course", "claims.yaml")
 
 
 def load_claims() -> list[Claim]:
