@@ -60,7 +60,11 @@ def kv_bytes_per_token(claim: Claim) -> Check:
     s = claim.setup
     context = 4096
     kv = _summary(s["model"], "h100", context=context, dtype=s["dtype"])["kv_cache_bytes"]
-    return Check(kv / context,
+    from simulator.models import load_model
+
+    m = load_model(s["model"])
+    return Check(kv / context, arithmetic=f"{m.layers} layers x 2 (K,V) x {m.kv_heads} KV heads x {m.head_dim} x 2 B = "
+                 f"{kv / context:,.0f} B = {kv / context / 2**10:g} KiB", basis=
                  f"{s['model']} {s['dtype']} decode bs1 ctx {context}: kv_cache_bytes / context = layers x 2 (K,V) "
                  f"x KV heads x head_dim x 2 B (the slide's 640 KB counts K,V twice)")
 
@@ -73,7 +77,9 @@ def kv_cache_bytes(claim: Claim) -> Check:
     kv = out["kv_cache_bytes"]
     fit = (f"; with weights {out['memory_bytes_per_gpu'] / 1e9:.0f} GB vs one {out['hw']}'s "
            f"{out['memory_capacity_bytes'] / 1e9:.1f} GB: fits={out['fits']}") if "hw" in s else ""
-    return Check(kv, f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}, no KV method: "
+    return Check(kv, arithmetic=f"{kv / (s['batch'] * s['context']):,.0f} B/token x {s['context']:,} x {s['batch']} = "
+                 f"{kv:,.0f} B = {kv / 1e9:.2f} GB = {kv / 2**30:.0f} GiB",
+                 basis=f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}, no KV method: "
                      f"kv_cache_bytes = {kv / 1e9:.2f} GB = {kv / 2**30:.0f} GiB{fit}")
 
 
