@@ -92,3 +92,13 @@ def test_cli_shows_relation_reason_and_arithmetic(capsys):
     assert main(["course", "--id", "l1-d3-24-total-storage"]) == 0
     out = capsys.readouterr().out
     assert "(exact)" in out and "why: slide error" in out and "arithmetic: values 0.5 + metadata 0.0625" in out
+
+
+def test_kv_exceeds_the_weights_only_far_beyond_one_sequences_window(table):
+    # LLaMA-2-70B fp16: weights 137,953,296,384 B (tests/test_course_kv.py derives them); KV per token
+    # 80 x 2 x 8 x 128 x 2 B = 327,680 B -> one sequence's KV equals the weights at 421,000 tokens;
+    # at 128k: 42,949,672,960 / 137,953,296,384 = 0.3113 < 1, a batch of ceil(1 / 0.3113) = 4 passes it.
+    r = table.loc["l3-a9-kv-exceeds-weights-long-context"]
+    assert r["sparsim"] == pytest.approx(42_949_672_960 / 137_953_296_384, rel=1e-9)
+    assert r["relation"] == "at least" and r["verdict"] == "differs"
+    assert "421,000 tokens" in r["arithmetic"] and "from batch 4" in r["basis"]

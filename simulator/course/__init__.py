@@ -204,7 +204,7 @@ def evaluate(claim: Claim) -> Check:
 
 
 def _first_sentence(text: str) -> str:
-    head = re.split(r"(?<=[.;])\s", text.strip(), maxsplit=1)[0]
+    head = re.split(r"(?<=[.])\s", text.strip(), maxsplit=1)[0]
     return head if len(head) <= 240 else head[:237] + "..."
 
 

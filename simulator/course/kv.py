@@ -94,6 +94,23 @@ def kv_vs_weights(claim: Claim) -> Check:
                  f"weights {weights / 1e9:.2f} GB; KV > 50% of weights beyond {half:,.0f} tokens at bs1")
 
 
+@evaluates("l3-a9-kv-exceeds-weights-long-context")
+def kv_exceeds_weights(claim: Claim) -> Check:
+    import math
+
+    s = claim.setup
+    out = _summary(s["model"], "h100", batch=s["batch"], context=s["context"], dtype=s["dtype"])
+    kv, weights = out["kv_cache_bytes"], out["weight_bytes_per_gpu"]
+    per_token = kv / (s["batch"] * s["context"])
+    equal_at = weights / per_token  # one sequence: KV bytes = weight bytes here
+    batch_needed = math.ceil(weights / (per_token * s["context"]))
+    return Check(kv / weights,
+                 f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}: KV {kv / 1e9:.2f} GB / weights "
+                 f"{weights / 1e9:.2f} GB; one sequence's KV reaches the weights at {equal_at:,.0f} tokens; at ctx "
+                 f"{s['context']} from batch {batch_needed}",
+                 arithmetic=f"{weights:,.0f} B / {per_token:,.0f} B per token = {equal_at:,.0f} tokens")
+
+
 @evaluates("l2-b4-slicegpt-kv-shrinks")
 def slicegpt_kv(claim: Claim) -> Check:
     s = claim.setup
