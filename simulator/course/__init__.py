@@ -22,6 +22,13 @@ symmetric in ratio, ``d = max(v/t, t/v) - 1`` from sparsim's value ``v`` to the 
 - ``not modelled``: the evaluator declines (``value`` None) and its basis says what is missing.
 
 The thresholds are fixed here, once, for every claim; they are not chosen per claim.
+
+Each row also carries its ``relation`` (``RELATIONS``: approx, exact, at most, at least, range), a
+one-line ``reason`` (the claim's ``reason`` or its note's first sentence; a "differs" starts with
+its ``cause``, one of ``CAUSES``) and the ``arithmetic`` of byte-level checks (``Check.arithmetic``).
+A claim with a ``source`` quotes a paper's result: its verdict is the quote's (``Source.verdict``,
+what the paper says for that setting), and sparsim's own verdict is ``sparsim_verdict``, shown in
+the reason as a second line.
 """
 
 from __future__ import annotations
