@@ -178,8 +178,12 @@ def cmd_course(args) -> int:
     print("The course's numbers (workloads/course/claims.yaml), recomputed by sparsim; docs/course.md explains")
     for r in table.itertuples():
         print(f"\n{r.id}  (lecture {r.lecture}, part {r.part}, line {r.line}): {r.claim}")
-        print(f"  slide {bound_text(r.compare, r.slide, r.unit):<22} sparsim {format_value(r.sparsim, r.unit):<14} {r.verdict}")
-        print(f"  {r.basis}")
+        print(f"  slide {bound_text(r.compare, r.slide, r.unit):<22} ({r.relation})  sparsim "
+              f"{format_value(r.sparsim, r.unit):<14} {r.verdict}")
+        print(f"  why: {r.reason}")
+        if r.arithmetic:
+            print(f"  arithmetic: {r.arithmetic}")
+        print(f"  sparsim computed: {r.basis}")
     print()
     print(summary_line(table))
     return 0

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = yaml.safe_load((ROOT / "workloads" / "course" / "claims.yaml").read_text())["claims"]
 BY_ID = {c["id"]: c for c in CLAIMS}
 SEED = ROOT.parent / "shared" / "seed" / "000_18f2b65b27920fa0.txt"
-KEYS = {"id", "lecture", "part", "line", "quote", "claim", "quantity", "value", "unit", "setup", "area", "compare",
+KEYS = {"reason", "cause", "source", "id", "lecture", "part", "line", "quote", "claim", "quantity", "value", "unit", "setup", "area", "compare",
         "checkable", "note"}
 AREAS = {"hw-fact", "gemm", "model", "kv", "dynamic", "eie", "storage", "other"}
 

@@ -73,8 +73,11 @@ def test_csr_breakeven_in_batch1_decode_is_set_by_bytes():
     assert check("l1-c3-a100-unstructured-breakeven-99pct").value == pytest.approx(0.760, abs=1e-9)
     # At 50% CSR moves 0.5 x 6 / 2 = 1.5x the dense weight bytes, at 0.60 / 0.83 of the rate:
     # 19.837 us -> 1.5 x 19.837 x 0.83 / 0.60 = 41.2 us (+ indices/activations, + 4 us launch each):
-    # (19.84 + 4) / (41.2 + 4) ~ 0.53x, i.e. CSR is slower, not "almost unchanged".
-    assert check("l1-c3-a100-unstructured-50pct").value == pytest.approx(0.53, abs=0.01)
+    # (19.84 + 4) / (41.2 + 4) ~ 0.53x, i.e. CSR is slower; the best GPU kernel at 50% is the dense
+    # one over the zeros (1.0x exactly), which is what the claim's value is (one judgement with l1-a3).
+    c50 = check("l1-c3-a100-unstructured-50pct")
+    assert c50.value == pytest.approx(1.0, abs=1e-12)
+    assert "CSR 0.53x" in c50.basis
 
 
 def test_24_int8_speedup_at_large_k_is_capped_by_sparse_kernel_efficiency():

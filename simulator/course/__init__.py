@@ -22,12 +22,20 @@ symmetric in ratio, ``d = max(v/t, t/v) - 1`` from sparsim's value ``v`` to the 
 - ``not modelled``: the evaluator declines (``value`` None) and its basis says what is missing.
 
 The thresholds are fixed here, once, for every claim; they are not chosen per claim.
+
+Each row also carries its ``relation`` (``RELATIONS``: approx, exact, at most, at least, range), a
+one-line ``reason`` (the claim's ``reason`` or its note's first sentence; a "differs" starts with
+its ``cause``, one of ``CAUSES``) and the ``arithmetic`` of byte-level checks (``Check.arithmetic``).
+A claim with a ``source`` quotes a paper's result: its verdict is the quote's (``Source.verdict``,
+what the paper says for that setting), and sparsim's own verdict is ``sparsim_verdict``, shown in
+the reason as a second line.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Optional, Union
@@ -48,6 +56,19 @@ MODULES = ("simulator.course.facts", "simulator.course.storage", "simulator.cour
            "simulator.course.kv")
 
 
+CAUSES = ("slide error", "unit mix GB vs GiB", "different assumption", "uncalibrated efficiency",
+          "misquoted source", "model limit")
+RELATIONS = {"equal": "approx", "exact": "exact", "at_most": "at most", "at_least": "at least", "range": "range"}
+
+
+class Source(Strict):
+    """What the cited paper says for the quoted number (its abstract or table), and whether the quote matches."""
+
+    ref: str = Field(min_length=1)       # paper + where (abstract, Table n), with an arXiv id a reader can find
+    says: str = Field(min_length=1)      # the paper's own words or number
+    verdict: Literal["agrees", "near", "differs"]
+
+
 class Claim(Strict):
     id: str = Field(pattern=r"^l[123]-[a-z0-9]+(-[a-z0-9.]+)*$")
     lecture: Literal[1, 2, 3]
@@ -63,6 +84,12 @@ class Claim(Strict):
     checkable: bool
     compare: Optional[Literal["equal", "exact", "at_most", "at_least", "range"]] = None
     note: Optional[str] = None
+    # one line a student can follow; default: the note's first sentence
+    reason: Optional[str] = None
+    # why a claim differs (required for every "differs", tests/test_course_ledger.py)
+    cause: Optional[Literal[CAUSES]] = None
+    # a quoted paper result: the verdict is about the quote, sparsim's estimate is a second line
+    source: Optional["Source"] = None
 
     @model_validator(mode="after")
     def _compare_fits_value(self):
@@ -83,6 +110,9 @@ class Claim(Strict):
         return self.compare or ("range" if isinstance(self.value, list) else "equal")
 
 
+Claim.model_rebuild()
+
+
 class Claims(Strict):
     claims: list[Claim]
 
@@ -94,11 +124,13 @@ class Check:
 
     value: Optional[float]
     basis: str
+    arithmetic: Optional[str] = None  # the byte-level (or count) arithmetic, for people
 
 
 Evaluator = Callable[[Claim], Check]
 LEDGER_COLUMNS = ("id", "lecture", "part", "line", "area", "claim", "quote", "quantity", "unit", "slide", "compare",
-                  "sparsim", "distance", "verdict", "basis")
+                  "sparsim", "distance", "verdict", "basis", "relation", "reason", "arithmetic",
+                  "sparsim_verdict")
 EVALUATORS: dict[str, Evaluator] = {}
 
 
@@ -179,6 +211,25 @@ def evaluate(claim: Claim) -> Check:
     return check
 
 
+def _first_sentence(text: str) -> str:
+    head = re.split(r"(?<=[.])\s", text.strip(), maxsplit=1)[0]
+    return head if len(head) <= 240 else head[:237] + "..."
+
+
+def reason_text(claim: Claim, final: str, own: str, check: Check) -> str:
+    """One line a student can follow: why this verdict (and its cause when it differs)."""
+    if claim.source is not None:
+        src = claim.source
+        text = f"quote {final} with {src.ref}: {src.says}"
+        if final != "agrees" and claim.cause:
+            text = f"{claim.cause}: " + text
+        return text + f"; sparsim's own estimate: {format_value(check.value, claim.unit)} ({own})"
+    why = claim.reason or _first_sentence(claim.note or check.basis)
+    if final == "differs" and claim.cause:
+        return f"{claim.cause}: {why}"
+    return why
+
+
 def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.DataFrame:
     """One row per checkable claim: what the slide says, what sparsim computes, the verdict."""
     claims = [c for c in load_claims() if c.checkable]
@@ -196,12 +247,16 @@ def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.Data
     rows = []
     for c in claims:
         check = evaluate(c)
+        own = verdict(c, check.value)
+        final = c.source.verdict if c.source is not None else own
         rows.append({
             "id": c.id, "lecture": c.lecture, "part": c.part, "line": c.line, "area": c.area,
             "claim": c.claim, "quote": c.quote, "quantity": c.quantity, "unit": c.unit,
             "slide": c.value, "compare": c.comparison, "sparsim": check.value,
             "distance": None if check.value is None else distance(c, check.value),
-            "verdict": verdict(c, check.value), "basis": check.basis,
+            "verdict": final, "basis": check.basis,
+            "relation": RELATIONS[c.comparison], "reason": reason_text(c, final, own, check),
+            "arithmetic": check.arithmetic or "", "sparsim_verdict": own,
         })
     return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
 
@@ -255,12 +310,13 @@ def summary_line(table: pd.DataFrame) -> str:
 def ledger_markdown(table: "pd.DataFrame | None" = None) -> str:
     """The ledger as a markdown table (docs/course.md holds it between markers)."""
     table = ledger() if table is None else table
-    lines = ["| claim | slide line | the slide says | sparsim | verdict | what sparsim computed |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| claim | slide line | the slide says | relation | sparsim | verdict | why | what sparsim computed |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         cell = lambda s: str(s).replace("|", "\\|")  # noqa: E731
         lines.append(f"| `{r.id}` | {r.line} | {cell(r.quote)} ({bound_text(r.compare, r.slide, r.unit)}) | "
-                     f"{format_value(r.sparsim, r.unit)} | {r.verdict} | {cell(r.basis)} |")
+                     f"{r.relation} | {format_value(r.sparsim, r.unit)} | {r.verdict} | {cell(r.reason)} | "
+                     f"{cell(r.basis + ('; ' + r.arithmetic if r.arithmetic else ''))} |")
     lines.append("")
     lines.append(summary_line(table) + ".")
     return "\n".join(lines)

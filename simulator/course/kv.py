@@ -60,7 +60,11 @@ def kv_bytes_per_token(claim: Claim) -> Check:
     s = claim.setup
     context = 4096
     kv = _summary(s["model"], "h100", context=context, dtype=s["dtype"])["kv_cache_bytes"]
-    return Check(kv / context,
+    from simulator.models import load_model
+
+    m = load_model(s["model"])
+    return Check(kv / context, arithmetic=f"{m.layers} layers x 2 (K,V) x {m.kv_heads} KV heads x {m.head_dim} x 2 B = "
+                 f"{kv / context:,.0f} B = {kv / context / 2**10:g} KiB", basis=
                  f"{s['model']} {s['dtype']} decode bs1 ctx {context}: kv_cache_bytes / context = layers x 2 (K,V) "
                  f"x KV heads x head_dim x 2 B (the slide's 640 KB counts K,V twice)")
 
@@ -73,7 +77,9 @@ def kv_cache_bytes(claim: Claim) -> Check:
     kv = out["kv_cache_bytes"]
     fit = (f"; with weights {out['memory_bytes_per_gpu'] / 1e9:.0f} GB vs one {out['hw']}'s "
            f"{out['memory_capacity_bytes'] / 1e9:.1f} GB: fits={out['fits']}") if "hw" in s else ""
-    return Check(kv, f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}, no KV method: "
+    return Check(kv, arithmetic=f"{kv / (s['batch'] * s['context']):,.0f} B/token x {s['context']:,} x {s['batch']} = "
+                 f"{kv:,.0f} B = {kv / 1e9:.2f} GB = {kv / 2**30:.0f} GiB",
+                 basis=f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}, no KV method: "
                      f"kv_cache_bytes = {kv / 1e9:.2f} GB = {kv / 2**30:.0f} GiB{fit}")
 
 
@@ -86,6 +92,23 @@ def kv_vs_weights(claim: Claim) -> Check:
     return Check(kv / weights,
                  f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']} tp1: KV {kv / 1e9:.2f} GB / "
                  f"weights {weights / 1e9:.2f} GB; KV > 50% of weights beyond {half:,.0f} tokens at bs1")
+
+
+@evaluates("l3-a9-kv-exceeds-weights-long-context")
+def kv_exceeds_weights(claim: Claim) -> Check:
+    import math
+
+    s = claim.setup
+    out = _summary(s["model"], "h100", batch=s["batch"], context=s["context"], dtype=s["dtype"])
+    kv, weights = out["kv_cache_bytes"], out["weight_bytes_per_gpu"]
+    per_token = kv / (s["batch"] * s["context"])
+    equal_at = weights / per_token  # one sequence: KV bytes = weight bytes here
+    batch_needed = math.ceil(weights / (per_token * s["context"]))
+    return Check(kv / weights,
+                 f"{s['model']} {s['dtype']} decode bs{s['batch']} ctx {s['context']}: KV {kv / 1e9:.2f} GB / weights "
+                 f"{weights / 1e9:.2f} GB; one sequence's KV reaches the weights at {equal_at:,.0f} tokens; at ctx "
+                 f"{s['context']} from batch {batch_needed}",
+                 arithmetic=f"{weights:,.0f} B / {per_token:,.0f} B per token = {equal_at:,.0f} tokens")
 
 
 @evaluates("l2-b4-slicegpt-kv-shrinks")

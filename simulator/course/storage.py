@@ -80,7 +80,8 @@ def nm_sparsity(claim: Claim) -> Check:
 def nm_metadata_overhead(claim: Claim) -> Check:
     fmt, dtype = _pattern(claim), _dtype(claim)
     _, meta, dense = _storage(fmt, dtype)
-    return Check(meta / dense,
+    return Check(meta / dense, arithmetic=f"{fmt.metadata_bits_per_group} bit per group of {fmt.m} / ({fmt.m} x "
+                 f"{dense * 8 / (ROWS * COLS):g} bit) = {meta / dense:.4g}", basis=
                  f"NM({fmt.label}).weight_bytes({ROWS}x{COLS}, {dtype}): metadata {meta:,.0f} B "
                  f"({fmt.metadata_bits_per_group} bits per group of {fmt.m}) / dense {dense:,.0f} B")
 
@@ -90,7 +91,8 @@ def nm_metadata_bytes(claim: Claim) -> Check:
     fmt, dtype = _pattern(claim), _dtype(claim)
     rows, cols = int(claim.setup["rows"]), int(claim.setup["cols"])
     values, meta, dense = _storage(fmt, dtype, rows, cols)
-    return Check(meta, f"NM({fmt.label}).weight_bytes({rows}x{cols}, {dtype}): metadata = {rows}x{cols}/{fmt.m} "
+    return Check(meta, arithmetic=f"{rows} x {cols} / {fmt.m} groups x {fmt.metadata_bits_per_group} bit / 8 = "
+                 f"{meta:,.0f} B = {meta / 2**20:g} MiB", basis=f"NM({fmt.label}).weight_bytes({rows}x{cols}, {dtype}): metadata = {rows}x{cols}/{fmt.m} "
                        f"groups x {fmt.metadata_bits_per_group} bit / 8 = {meta:,.0f} B (values {values:,.0f} B)")
 
 
@@ -98,7 +100,8 @@ def nm_metadata_bytes(claim: Claim) -> Check:
 def nm_total_storage(claim: Claim) -> Check:
     fmt, dtype = _pattern(claim), _dtype(claim)
     values, meta, dense = _storage(fmt, dtype)
-    return Check((values + meta) / dense,
+    return Check((values + meta) / dense, arithmetic=f"values {values / dense:.4g} + metadata {meta / dense:.4g} = "
+                 f"{(values + meta) / dense:.4g} of dense ({values:,.0f} + {meta:,.0f} B of {dense:,.0f} B)", basis=
                  f"NM({fmt.label}).weight_bytes({ROWS}x{COLS}, {dtype}): (values {values / dense:.4g} + "
                  f"metadata {meta / dense:.4g}) of dense bytes")
 
@@ -107,7 +110,8 @@ def nm_total_storage(claim: Claim) -> Check:
 def nm_compression_ratio(claim: Claim) -> Check:
     fmt, dtype = _pattern(claim), _dtype(claim)
     values, meta, dense = _storage(fmt, dtype)
-    return Check(dense / (values + meta),
+    return Check(dense / (values + meta), arithmetic=f"{dense:,.0f} / ({values:,.0f} + {meta:,.0f}) = "
+                 f"{dense / (values + meta):.4g}", basis=
                  f"NM({fmt.label}).weight_bytes({ROWS}x{COLS}, {dtype}): dense {dense:,.0f} B / "
                  f"(values {values:,.0f} + metadata {meta:,.0f}) B")
 
@@ -115,13 +119,13 @@ def nm_compression_ratio(claim: Claim) -> Check:
 @evaluates("l1-c5-24-bandwidth-halved", "l1-d3-dram-read-fraction")
 def nm_gemv_read_fraction(claim: Claim) -> Check:
     fraction, what = _gemv_read_fraction(_pattern(claim).label, _dtype(claim))
-    return Check(fraction, what)
+    return Check(fraction, what, arithmetic=f"(weight + metadata bytes) / dense weight bytes = {fraction:.4g}")
 
 
 @evaluates("l1-d3-bandwidth-saving-47pct")
 def nm_gemv_read_saving(claim: Claim) -> Check:
     fraction, what = _gemv_read_fraction(_pattern(claim).label, _dtype(claim))
-    return Check(1.0 - fraction, "1 - " + what)
+    return Check(1.0 - fraction, "1 - " + what, arithmetic=f"1 - {fraction:.4g} = {1 - fraction:.4g}")
 
 
 @evaluates("l1-c3-naive-50pct-halves-bytes")
@@ -132,7 +136,8 @@ def unstructured_bytes_fraction(claim: Claim) -> Check:
     fmt = parse_sparsity(spec)
     values, meta, dense = _storage(fmt, dtype)
     bitmap = _storage(Unstructured(sparsity=fmt.sparsity, storage="bitmap"), dtype)
-    return Check((values + meta) / dense,
+    return Check((values + meta) / dense, arithmetic=f"({values:,.0f} B values + {meta:,.0f} B index) / {dense:,.0f} B "
+                 f"= {(values + meta) / dense:.4g}", basis=
                  f"{spec} (default {fmt.storage}) {ROWS}x{COLS} {dtype}: (values + index) / dense "
                  f"= {(values + meta) / dense:.4g}; bitmap would be {sum(bitmap[:2]) / bitmap[2]:.4g}")
 
