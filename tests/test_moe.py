@@ -63,7 +63,7 @@ def test_shared_experts_count_one_mlp_every_layer(tmp_path):
 # ---- fused expert kernels ------------------------------------------------------------------------
 
 def test_expected_experts_touched_by_hand():
-    # one token touches exactly k; 128 experts, top-8, 12 tokens: 128 (1 - (120/128)^12) = 68.26...
+    # one token touches exactly k; 128 experts, top-8, 12 tokens: 128 (1 - (120/128)^12) = 69.0
     assert expected_experts_touched(128, 8, 1) == pytest.approx(8)
     assert expected_experts_touched(128, 8, 12) == pytest.approx(128 * (1 - (120 / 128) ** 12))
 
@@ -83,11 +83,11 @@ def test_qwen3_30b_a3b_on_h100_is_priced_with_fused_moe_kernels():
     ops = est.ops
     moe = ops[ops.op.isin(["router", "experts_gate_up", "experts_down"])]
     assert moe["count"].tolist() == [48.0, 48.0, 48.0]
-    # weights read: the 68.26 experts 12 tokens touch, 3 x 2048 x 768 x 2 B each, per layer
+    # weights read: the 69.0 experts 12 tokens touch, 3 x 2048 x 768 x 2 B each, per layer
     touched = 128 * (1 - (120 / 128) ** 12)
     read = ops.loc[ops.op.isin(["experts_gate_up", "experts_down"]), "bytes_weight"].sum()
     assert read == pytest.approx(touched * 3 * 2048 * 768 * 2, rel=1e-9)
-    # M of each expert GEMM: 12 x 8 / 68.26 = 1.41 -> 1 token (whole rows)
+    # M of each expert GEMM: 12 x 8 / 69.0 = 1.39 -> 1 token (whole rows)
     assert ops.loc[ops.op == "experts_gate_up", "m"].item() == 1
     # all 128 experts stay resident: bf16 weights are 2 x 30,532,122,624 B = 61.1 GB, it fits in 80 GB
     assert est.summary["weight_bytes_per_gpu"] == pytest.approx(2 * 30_532_122_624, rel=1e-6)
@@ -121,3 +121,19 @@ def test_moe_decode_reads_less_than_all_weights_at_batch_one():
     # about the active parameters at 1 byte each, split over 8 GPUs
     assert read == pytest.approx(active / 8, rel=0.05)
     assert est.summary["fits"]
+
+
+def test_llm_doc_moe_example_quotes_current_numbers():
+    # docs/llm.md's worked example (its command is also run by tests/test_docs.py)
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "llm.md").read_text()
+    assert "sparsim model --model qwen3-30b-a3b --hw h100 --batch 12 --context 4096" in doc
+    s = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096).summary
+    assert f"{s['time_s'] * 1e3:.1f} ms per step ({s['tokens_per_s']:.1f} tokens/s)" in doc
+    assert f"{s['time_by_category_s']['overhead'] * 1e6:.0f} us" in doc
+    assert f"{float(expected_experts_touched(128, 8, 12)):.1f} experts per layer" in doc
+    assert f"{s['weight_bytes_per_gpu'] / 1e9:.1f} GB held" in doc
+    ops = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096).ops
+    read = (ops.bytes_weight * ops["count"])[ops.op.isin(["experts_gate_up", "experts_down"])].sum()
+    assert f"({read / 1e9:.1f} GB of the" in doc
