@@ -304,8 +304,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         add(op, "memory", count, {}, resident_total=resident_total, scope=scope, layer=layer)
         pending_memory.append((ops[-1], bytes_moved))
 
-    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None, layer=None):
-        """``role`` (qkv, o, mlp_in, mlp_out): the recipe's @scope and a dynamic method use it."""
+    def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None, layer=None,
+             grouped=None):
+        """``role`` (qkv, o, mlp_in, mlp_out): the recipe's @scope and a dynamic method use it.
+        ``grouped``: a grouped (fused MoE) GEMM, one launch over this many expert GEMMs of m x n x k
+        each (FLOPs, bytes and roofline times scale with it; the launch does not)."""
         if role is not None and role not in rec.roles:
             sparsity = "dense"  # outside the recipe's @scope
         full = _largest(n) * _largest(k)
@@ -315,6 +318,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             k = np.maximum(1.0, np.ceil(k * np.asarray(k_keep, float)))
         add(op, "gemm", count, {}, m, n, k, 0.0, scope, layer=layer)
         ops[-1]["role"] = role
+        ops[-1]["grouped"] = grouped
         copies = (count if weight_copies is None else weight_copies) * (dyn.resident_fraction(role) if role else 1.0)
         # resident weights are the whole matrix, however little of it a step reads
         pending.append((ops[-1], sparsity, copies * full / (_first(n) * _first(k))))
@@ -324,6 +328,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     norm_params = hidden * (2 if cfg.norm == "layernorm" else 1)
     up_n = (2 if cfg.mlp == "gated" else 1) * ffn_gpu
     top_k = dyn.experts_per_token(cfg) if cfg.moe else 1
+    # channels the activation (+ gating) kernel reads and writes per token: up and down widths of the MLP,
+    # for MoE of each routed expert a token runs plus the shared experts
+    gated = 2 if cfg.mlp == "gated" else 1
+    act_width = (up_n + ffn_gpu) if cfg.moe is None else (
+        (gated + 1) * (cfg.expert_ffn() * top_k + cfg.shared_expert_ffn()) * rec.keep["width"] / tp)
     # Layers split into token groups (LazyLLM: later layers process fewer prompt tokens) and
     # recipe groups (OWL's per-layer sparsities); every per-layer op is priced per group.
     recipe_groups = rec.layer_groups(layers)
@@ -355,16 +364,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                      role="mlp_in", layer=r_layer_text)
                 gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity, role="mlp_out", layer=r_layer_text)
             else:
-                experts = cfg.moe.experts
-                # Expected distinct experts a batch of tokens touches (uniform routing): E (1 - (1 - k/E)^T).
-                touched = experts * (1.0 - (1.0 - top_k / experts) ** t_tokens)
-                per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
-                gemm("router" + tag, t_tokens, experts, hidden, count, "dense", layer=r_layer_text)
-                gemm("experts_up" + tag, per_expert, up_n, hidden, count * touched, sparsity,
-                     weight_copies=count * experts, role="mlp_in", layer=r_layer_text)
-                gemm("experts_down" + tag, per_expert, hidden, ffn_gpu, count * touched, sparsity,
-                     weight_copies=count * experts, role="mlp_out", layer=r_layer_text)
-        memory_op("activation" + t_tag, t_layers, (up_n + ffn_gpu) * t_tokens * top_k * act, layer=t_layer_text)
+                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, r_layer_text)
+        memory_op("activation" + t_tag, t_layers, act_width * t_tokens * act, layer=t_layer_text)
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
     for g in kv.groups:
         add("attention" + g.label, "attention", g.count,
@@ -401,6 +402,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                             for key, value in cols.items()}
             stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
             o["resident_total"] = float(stored * copies)
+            if o.get("grouped") is not None:
+                _group_columns(o["columns"], o["grouped"])
             efficiency = dyn.read_efficiency(o["role"]) if o.get("role") else 1.0
             if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
                 c = o["columns"]
@@ -444,6 +447,58 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
     }
     return ops, context_info
+
+
+def expected_experts_touched(experts, top_k, tokens):
+    """Expected number of distinct experts that ``tokens`` tokens, each routed to ``top_k`` of
+    ``experts`` experts, touch together, under uniform routing: E (1 - (1 - k/E)^T).
+
+    Each token picks k distinct experts of E uniformly, so a given expert is missed by one token
+    with probability 1 - k/E and by all T (independent) tokens with (1 - k/E)^T; summing the
+    probability of being hit over the E experts gives the expectation (the classical occupancy
+    problem, e.g. Feller, "An Introduction to Probability Theory and Its Applications", vol. 1,
+    ch. II.11; used for MoE batching in Huang et al., "Towards MoE Deployment: Mitigating
+    Inefficiencies in Mixture-of-Expert (MoE) Inference", arXiv 2303.06182). Real routers are
+    skewed, so this is an upper bound on the distinct experts and so on the weight bytes read."""
+    tokens = np.asarray(tokens, float)
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, layer_text_):
+    """The MoE FFN of ``count`` layers as fused kernels (vLLM's fused_moe, SGLang, TensorRT-LLM's
+    grouped GEMMs): router, one grouped gate/up GEMM and one grouped down GEMM over the experts the
+    batch touches (their weights only are read), each expert's M = its expected tokens; then the
+    shared experts (DeepSeek, Qwen-MoE) as one dense MLP over all tokens. Launches per layer are
+    fixed: 3 (+ 2 with shared experts) whatever the batch."""
+    moe = cfg.moe
+    experts = moe.experts
+    expert_ffn = _divide("expert FFN width", cfg.expert_ffn(), tp)
+    up_n = (2 if cfg.mlp == "gated" else 1) * expert_ffn
+    touched = expected_experts_touched(experts, top_k, t_tokens)
+    # expected tokens per touched expert, whole (gemm_columns prices whole rows): the grouped GEMM's M
+    per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
+    gemm("router" + tag, t_tokens, experts, hidden, count, "dense", layer=layer_text_)
+    gemm("experts_gate_up" + tag, per_expert, up_n, hidden, count, sparsity, weight_copies=count * experts,
+         role="mlp_in", layer=layer_text_, grouped=touched)
+    gemm("experts_down" + tag, per_expert, hidden, expert_ffn, count, sparsity, weight_copies=count * experts,
+         role="mlp_out", layer=layer_text_, grouped=touched)
+    if moe.shared_experts:
+        shared_ffn = _divide("shared expert FFN width", cfg.shared_expert_ffn(), tp)
+        gemm("shared_gate_up" + tag, t_tokens, (2 if cfg.mlp == "gated" else 1) * shared_ffn, hidden, count,
+             sparsity, role="mlp_in", layer=layer_text_)
+        gemm("shared_down" + tag, t_tokens, hidden, shared_ffn, count, sparsity, role="mlp_out", layer=layer_text_)
+
+
+def _group_columns(c: dict, grouped) -> None:
+    """A GEMM's columns scaled to a grouped GEMM of ``grouped`` such GEMMs in one launch: work,
+    bytes and roofline times x grouped, the launch overhead once; time and bound recomputed."""
+    g = np.asarray(grouped, float)
+    for key in ("flops", "bytes", "bytes_weight", "bytes_metadata", "compute_time_s", "memory_time_s"):
+        if key in c:
+            c[key] = c[key] * g
+    roof = np.maximum(c["compute_time_s"], c["memory_time_s"])
+    c["time_s"] = roof + c["overhead_s"]
+    c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
 
 
 @functools.lru_cache

@@ -13,7 +13,9 @@ Conventions (also stated at the top of every model file):
 - rmsnorm has a weight (hidden); layernorm a weight and a bias (2 x hidden).
 - mlp "gated" is gate+up+down (3 x hidden x ffn, LLaMA); "plain" is up+down (2 x hidden x ffn).
   ``mlp_bias`` puts a bias on every MLP projection (gated: 2 x ffn + hidden; plain: ffn + hidden).
-- MoE: every expert is one full MLP; the router is a hidden x experts linear without bias.
+- MoE: every routed expert is one MLP of moe.expert_ffn (default ffn) channels; shared experts are one
+  MLP of shared_experts x shared_expert_ffn channels every token runs; the router is a hidden x experts
+  linear without bias. qk_norm adds two head_dim RMSNorm weights (q, k) per layer (Qwen3).
 - Learned position tables have max_position_embeddings + learned_position_offset rows (OPT keeps
   2 extra rows).
 - A decoder's lm_head is vocab x hidden unless tied to the token embedding (then it adds nothing).
@@ -47,6 +49,9 @@ from simulator.errors import SimulatorError
 from simulator.paths import workloads_path
 
 _ID_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
+# a model file's published_parameters may differ from the count by at most this (published totals are
+# rounded, e.g. "46.7B"); more is a wrong field or a wrong published figure, and an error
+PUBLISHED_TOLERANCE = 0.02
 
 PARTS = ("embedding", "position", "attention", "mlp", "router", "norms", "lm_head", "pooler")
 
@@ -62,6 +67,12 @@ class Moe(_Strict):
 
     experts: int = Field(ge=2)
     experts_per_token: int = Field(ge=1)
+    # the width of one routed expert (config.json moe_intermediate_size); None: the model's ffn
+    expert_ffn: Optional[int] = Field(default=None, gt=0)
+    # experts every token runs besides the routed ones (DeepSeek n_shared_experts, Qwen-MoE's shared
+    # expert), one MLP of shared_experts x shared_expert_ffn (default expert_ffn) channels
+    shared_experts: int = Field(default=0, ge=0)
+    shared_expert_ffn: Optional[int] = Field(default=None, gt=0)
 
     @field_validator("experts_per_token")
     @classmethod
@@ -116,6 +127,8 @@ class ModelConfig(_Strict):
 
     tied_embeddings: bool
     moe: Optional[Moe] = None
+    # per-head RMSNorm on q and k (Qwen3: q_norm, k_norm, head_dim weights each per layer)
+    qk_norm: bool = False
 
     @field_validator("aliases")
     @classmethod
@@ -182,6 +195,10 @@ class ModelConfig(_Strict):
             raise ValueError("published_includes_tied_lm_head needs tied_embeddings: true")
         if self.id in self.aliases:
             raise ValueError(f"aliases repeat the id {self.id!r}")
+        counted = self.parameters() + (self.vocab * self.hidden if self.published_includes_tied_lm_head else 0)
+        if abs(counted - self.published_parameters) > PUBLISHED_TOLERANCE * self.published_parameters:
+            raise ValueError(f"published_parameters ({self.published_parameters:,}) disagrees with the count "
+                             f"from the fields ({counted:,}) by more than {PUBLISHED_TOLERANCE:.0%}")
         return self
 
     # ---- counts -------------------------------------------------------------------------------
@@ -189,13 +206,24 @@ class ModelConfig(_Strict):
     def _norm_size(self) -> int:
         return self.hidden if self.norm == "rmsnorm" else 2 * self.hidden
 
-    def _mlp_parameters(self) -> int:
-        """One MLP (one expert), weights and biases."""
+    def _mlp_parameters(self, ffn: "int | None" = None) -> int:
+        """One MLP (one expert, by default of the model's ffn width), weights and biases."""
+        ffn = self.expert_ffn() if ffn is None else ffn
         if self.mlp == "gated":
-            weights, biases = 3 * self.hidden * self.ffn, 2 * self.ffn + self.hidden
+            weights, biases = 3 * self.hidden * ffn, 2 * ffn + self.hidden
         else:
-            weights, biases = 2 * self.hidden * self.ffn, self.ffn + self.hidden
+            weights, biases = 2 * self.hidden * ffn, ffn + self.hidden
         return weights + (biases if self.mlp_bias else 0)
+
+    def expert_ffn(self) -> int:
+        """One routed expert's FFN width (the model's ffn for a dense model or without moe.expert_ffn)."""
+        return self.moe.expert_ffn if self.moe is not None and self.moe.expert_ffn else self.ffn
+
+    def shared_expert_ffn(self) -> int:
+        """The FFN width of the shared experts together (0 without)."""
+        if self.moe is None or not self.moe.shared_experts:
+            return 0
+        return self.moe.shared_experts * (self.moe.shared_expert_ffn or self.expert_ffn())
 
     def beyond_trained_context(self, tokens) -> bool:
         """Whether ``tokens`` positions are more than the model was trained on (learned position
@@ -217,6 +245,8 @@ class ModelConfig(_Strict):
             attention += q_out + 2 * kv_out
         if self.o_bias:
             attention += self.hidden
+        if self.qk_norm:
+            attention += 2 * self.head_dim
 
         experts = self.moe.experts if self.moe else 1
         router = self.hidden * self.moe.experts if self.moe else 0
@@ -237,7 +267,8 @@ class ModelConfig(_Strict):
             "embedding": embedding,
             "position": positions * self.hidden,
             "attention": self.layers * attention,
-            "mlp": self.layers * experts * self._mlp_parameters(),
+            "mlp": self.layers * (experts * self._mlp_parameters()
+                                  + (self._mlp_parameters(self.shared_expert_ffn()) if self.shared_expert_ffn() else 0)),
             "router": self.layers * router,
             "norms": norms,
             "lm_head": lm_head,

@@ -14,6 +14,7 @@ EXPECTED_IDS = {
     "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
     "llama-3.1-minitron-4b-width", "llama-3.1-minitron-4b-depth", "mistral-7b", "mixtral-8x7b",
     "opt-6.7b", "opt-30b", "opt-66b", "opt-175b", "gpt-j-6b", "codellama-34b", "falcon-40b", "bert-base",
+    "qwen3-30b-a3b", "qwen3-235b-a22b", "mixtral-8x22b",
 }
 MODEL_FILES = sorted(models_dir().glob("*.yaml"))
 GIB = 2**30
@@ -255,6 +256,9 @@ KV_BYTES_PER_TOKEN_BY_HAND = {
     "llama-3.1-minitron-4b-depth": 16 * 2 * 8 * 128 * 2,  # 65,536 (half the layers)
     "mistral-7b": 32 * 2 * 8 * 128 * 2,         # 131,072
     "mixtral-8x7b": 32 * 2 * 8 * 128 * 2,       # 131,072 (experts do not touch attention)
+    "mixtral-8x22b": 56 * 2 * 8 * 128 * 2,      # 229,376
+    "qwen3-30b-a3b": 48 * 2 * 4 * 128 * 2,      # 98,304
+    "qwen3-235b-a22b": 94 * 2 * 4 * 128 * 2,    # 192,512
     "opt-6.7b": 32 * 2 * 32 * 128 * 2,          # 524,288
     "opt-30b": 48 * 2 * 56 * 128 * 2,           # 1,376,256
     "opt-66b": 64 * 2 * 72 * 128 * 2,           # 2,359,296

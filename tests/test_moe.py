@@ -1,0 +1,139 @@
+"""MoE done as the kernels run it: fused (grouped) expert GEMMs over the expected distinct experts,
+expert widths, shared experts, the MoE zoo against published counts, published_parameters checked."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.errors import SimulatorError
+from simulator.llm import estimate_model, expected_experts_touched
+from simulator.models import load_model, models_dir
+from tests._util import swap
+
+
+# ---- the zoo against the published figures -------------------------------------------------------
+
+@pytest.mark.parametrize("model_id, total, active", [
+    # Qwen3 model cards: 30.5B total / 3.3B activated; 235B / 22B; Mistral AI: 141B / 39B (all rounded)
+    ("qwen3-30b-a3b", 30.5e9, 3.3e9),
+    ("qwen3-235b-a22b", 235e9, 22e9),
+    ("mixtral-8x22b", 141e9, 39e9),
+])
+def test_moe_zoo_matches_published_totals(model_id, total, active):
+    model = load_model(model_id)
+    assert model.parameters() == pytest.approx(total, rel=0.01)
+    # active counts are published to 2 significant figures (3.3B): within 2%
+    assert model.active_parameters_per_token() == pytest.approx(active, rel=0.02)
+
+
+def test_qwen3_30b_a3b_count_by_hand():
+    # per layer: attention 2048x4096 + 2 x 2048x512 + 4096x2048 = 18,874,624, q/k norms 2 x 128,
+    # 128 experts x 3 x 2048 x 768 = 603,979,776, router 2048 x 128 = 262,144, norms 2 x 2048;
+    # = 623,120,640 x 48 = 29,909,790,720; + embedding and lm_head 2 x 151,936 x 2048 = 622,329,856
+    # + final norm 2048 = 30,532,122,624
+    assert load_model("qwen3-30b-a3b").parameters() == 30_532_122_624
+
+
+def test_wrong_published_parameters_is_an_error_naming_both(tmp_path):
+    path = tmp_path / "qwen3-30b-a3b.yaml"
+    path.write_text(swap((models_dir() / "qwen3-30b-a3b.yaml").read_text(),
+                         "published_parameters: 30500000000", "published_parameters: 32000000000"))
+    with pytest.raises(SimulatorError) as err:
+        load_model(str(path))
+    assert "32,000,000,000" in str(err.value) and "30,532,122,624" in str(err.value)
+
+
+def test_shared_experts_count_one_mlp_every_layer(tmp_path):
+    text = (models_dir() / "qwen3-30b-a3b.yaml").read_text()
+    # a Qwen-MoE-style shared expert of 4 x 768 channels: + 48 layers x 3 x 2048 x 3072 parameters,
+    # all of them active; published_parameters moved with it so the file loads
+    extra = 48 * 3 * 2048 * 3072
+    path = tmp_path / "qwen3-30b-a3b.yaml"
+    path.write_text(swap(swap(text, "  expert_ffn: 768\n", "  expert_ffn: 768\n  shared_experts: 4\n"),
+                         "published_parameters: 30500000000", f"published_parameters: {30_532_122_624 + extra}"))
+    shared, base = load_model(str(path)), load_model("qwen3-30b-a3b")
+    assert shared.parameters() - base.parameters() == extra
+    assert shared.active_parameters_per_token() - base.active_parameters_per_token() == extra
+    ops = estimate_model(shared, "h100", "decode", 4, 1024).ops
+    assert set(ops.op) >= {"shared_gate_up", "shared_down"}
+    assert ops.loc[ops.op == "shared_gate_up", "n"].item() == 2 * 3072
+
+
+# ---- fused expert kernels ------------------------------------------------------------------------
+
+def test_expected_experts_touched_by_hand():
+    # one token touches exactly k; 128 experts, top-8, 12 tokens: 128 (1 - (120/128)^12) = 69.0
+    assert expected_experts_touched(128, 8, 1) == pytest.approx(8)
+    assert expected_experts_touched(128, 8, 12) == pytest.approx(128 * (1 - (120 / 128) ** 12))
+
+
+@given(st.integers(2, 256), st.integers(1, 64), st.integers(1, 10_000))
+def test_experts_touched_between_k_and_e_and_at_most_all_routed(experts, k, tokens):
+    k = min(k, experts)
+    touched = float(expected_experts_touched(experts, k, tokens))
+    assert k - 1e-9 <= touched <= experts + 1e-9
+    assert touched <= tokens * k + 1e-9
+
+
+def test_qwen3_30b_a3b_on_h100_is_priced_with_fused_moe_kernels():
+    # The issue's point: batch 12 decode used to show 3,311.91 expert launches per step. Now each of
+    # the 48 layers launches a router, one grouped gate/up and one grouped down GEMM: 3 x 48 = 144.
+    est = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096)
+    ops = est.ops
+    moe = ops[ops.op.isin(["router", "experts_gate_up", "experts_down"])]
+    assert moe["count"].tolist() == [48.0, 48.0, 48.0]
+    # weights read: the 69.0 experts 12 tokens touch, 3 x 2048 x 768 x 2 B each, per layer
+    touched = 128 * (1 - (120 / 128) ** 12)
+    read = ops.loc[ops.op.isin(["experts_gate_up", "experts_down"]), "bytes_weight"].sum()
+    assert read == pytest.approx(touched * 3 * 2048 * 768 * 2, rel=1e-9)
+    # M of each expert GEMM: 12 x 8 / 69.0 = 1.39 -> 1 token (whole rows)
+    assert ops.loc[ops.op == "experts_gate_up", "m"].item() == 1
+    # all 128 experts stay resident: bf16 weights are 2 x 30,532,122,624 B = 61.1 GB, it fits in 80 GB
+    assert est.summary["weight_bytes_per_gpu"] == pytest.approx(2 * 30_532_122_624, rel=1e-6)
+    assert est.summary["fits"]
+    # launch overhead is now a small part of the step (it was 37%)
+    assert est.summary["time_by_category_s"]["overhead"] < 0.2 * est.summary["time_s"]
+
+
+def test_fused_moe_launches_do_not_grow_with_the_batch():
+    small_est = estimate_model("mixtral-8x22b", "h100", "decode", 1, 2048, tp=8)
+    big_est = estimate_model("mixtral-8x22b", "h100", "decode", 256, 2048, tp=8)
+    small, big = small_est.summary, big_est.summary
+    # the MoE kernels' launches (rows x count) and their overhead seconds: the same at batch 1 and 256
+    # (attention's Flash-Decoding splits, and so its combine launches, do depend on the batch)
+    def moe_launches(est, column):
+        ops = est.ops[est.ops.op.isin(["router", "experts_gate_up", "experts_down"])]
+        return ops["count"].sum() if column == "count" else (ops[column] * ops["count"]).sum()
+    for column in ("count", "overhead_s"):
+        assert moe_launches(big_est, column) == pytest.approx(moe_launches(small_est, column))
+    assert moe_launches(big_est, "count") == 3 * 56
+    # the weights read grow from 2 experts to all 8 per layer, so decode at 256 costs more, not 256x
+    assert small["time_s"] < big["time_s"] < 8 * small["time_s"]
+
+
+def test_moe_decode_reads_less_than_all_weights_at_batch_one():
+    est = estimate_model("qwen3-235b-a22b", "h200", "decode", 1, 1024, tp=8, weights="fp8")
+    ops = est.ops
+    read = (ops.bytes_weight * ops["count"]).sum()
+    active = load_model("qwen3-235b-a22b").active_parameters_per_token()
+    # one token reads its 8 experts, attention, router and the lm_head (no embedding matrix: a gather):
+    # about the active parameters at 1 byte each, split over 8 GPUs
+    assert read == pytest.approx(active / 8, rel=0.05)
+    assert est.summary["fits"]
+
+
+def test_llm_doc_moe_example_quotes_current_numbers():
+    # docs/llm.md's worked example (its command is also run by tests/test_docs.py)
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "llm.md").read_text()
+    assert "sparsim model --model qwen3-30b-a3b --hw h100 --batch 12 --context 4096" in doc
+    s = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096).summary
+    assert f"{s['time_s'] * 1e3:.1f} ms per step ({s['tokens_per_s']:.1f} tokens/s)" in doc
+    assert f"{s['time_by_category_s']['overhead'] * 1e6:.0f} us" in doc
+    assert f"{float(expected_experts_touched(128, 8, 12)):.1f} experts per layer" in doc
+    assert f"{s['weight_bytes_per_gpu'] / 1e9:.1f} GB held" in doc
+    ops = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096).ops
+    read = (ops.bytes_weight * ops["count"])[ops.op.isin(["experts_gate_up", "experts_down"])].sum()
+    assert f"({read / 1e9:.1f} GB of the" in doc
