@@ -39,7 +39,7 @@ OUTPUT_BYTES_PER_ELEMENT: dict[str, float] = {
 }
 
 # Block-scale bytes per element that travel with an operand. NVFP4 stores one UE4M3 scale
-# per 16 elements (PTX ISA 9.1 §9.7.16.10 block scaling; hwspec-facts §3.1): 1/16 byte.
+# per 16 elements (PTX ISA 9.1 §9.7.16.10 block scaling): 1/16 byte.
 SCALE_BYTES_PER_ELEMENT: dict[str, float] = {"fp4": 1.0 / 16.0}
 
 

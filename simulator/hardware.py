@@ -38,7 +38,7 @@ Architecture = Literal[
 SparsePattern = Literal["2:4", "1:2", "4:8-pairwise"]
 
 # Which dtypes each architecture's tensor cores run sparse, and with which pattern
-# (PTX ISA 9.1 §9.7.14.6, §9.7.15.6, §9.7.16.10.8; cuSPARSELt 0.8.1; hwspec-facts §2).
+# (PTX ISA 9.1 §9.7.14.6, §9.7.15.6, §9.7.16.10.8; cuSPARSELt 0.8.1 data-type table, PyPI nvidia-cusparselt-cu13 0.8.1).
 SPARSE_PATTERNS: dict[str, dict[str, str]] = {
     "ampere": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "int8": "2:4", "int4": "4:8-pairwise"},
     "ada": {"tf32": "1:2", "fp16": "2:4", "bf16": "2:4", "fp8": "2:4", "int8": "2:4",

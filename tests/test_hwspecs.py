@@ -213,3 +213,15 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
     assert calibration.COMPUTE_PARAMETERS  # the list the inheritance draws from
     # a fit of the H100's own traces starts from (and reports errors on top of) the same layers
     assert calibration._prior("h100").efficiency.matrix("fp8") == 0.52
+
+
+def test_sources_name_documents_a_reader_can_find():
+    """A `source:` names the datasheet, paper or URL itself, never the team's private compilation
+    (shared/reference/hwspec-facts.md is not in the repository)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "hwspecs").rglob("*.yaml"),
+             *(root / "workloads").rglob("*.yaml"), *(root / "simulator").rglob("*.py")]
+    offenders = [str(f.relative_to(root)) for f in files if "hwspec-facts" in f.read_text() or "[FACTS]" in f.read_text()]
+    assert not offenders, offenders
