@@ -16,7 +16,6 @@ from simulator.kvcache import (
     kv_anchor_table,
     load_kv_anchors,
     method_comparison,
-    num_splits,
     parse_kv_method,
 )
 from simulator.llm import estimate_model, estimate_request, sweep
@@ -79,12 +78,35 @@ def test_prefill_attention_is_the_causal_formula():
 
 # ---- the decode-attention kernel -------------------------------------------------------------------
 
-def test_num_splits_matches_flashattention2():
-    # flash_api.cpp: "batch * n_heads = 48 and we have 108 SMs, having 2 splits (efficiency = 0.89)
-    # is better than having 3 splits (efficiency = 0.67)"
-    assert num_splits(48, 108, 64)[0] == 2
-    assert num_splits(100, 108, 64)[0] == 1        # >= 0.8 x SMs: no split
-    assert num_splits(1, 108, 4)[0] == 4           # never more splits than KV tiles
+def test_split_kv_takes_the_fastest_split_count():
+    # One sequence, one KV head, head_dim 128 (128-token tiles), 4096 cached tokens = 32 tiles on
+    # an H100 (132 SMs): unsplit, one SM streams all 32 tiles at the per-SM feed; with 32 splits
+    # 32 SMs stream one tile each, 32x the bandwidth, far below the HBM roof. The fastest split is
+    # 32 (more would not be allowed: never more splits than KV tiles).
+    from simulator.hardware import load_hw
+    from simulator.kvcache import attention_columns
+
+    hw = load_hw("h100")
+    bytes_per_head = 4096 * 2 * 128 * 2  # K and V, 128 dims, bf16
+    c = attention_columns(hw, batch=1, heads=1, kv_heads=1, head_dim=128, new_tokens=1, pairs=4096,
+                          read_tokens=4096, read_bytes=bytes_per_head, dtype="bf16", act_bytes=2)
+    assert float(c["splits"]) == 32
+    per_block = bytes_per_head / 32 + 2 * 128 * 2  # one tile, plus its query and partial output
+    assert abs(float(c["memory_time_s"]) - per_block / hw.operand_feed_bytes_per_s_per_unit) < 1e-15
+    # 132 sequences fill every SM unsplit; a split could not beat one wave at the HBM roof
+    c = attention_columns(hw, batch=132, heads=1, kv_heads=1, head_dim=128, new_tokens=1, pairs=4096,
+                          read_tokens=4096, read_bytes=bytes_per_head, dtype="bf16", act_bytes=2)
+    assert float(c["splits"]) == 1
+
+
+def test_decode_time_never_falls_as_batch_or_context_grows():
+    # the two points issue 14 found (a split's combine launch made one more sequence faster)
+    t = [estimate_model("llama-2-70b", "h100", "decode", b, 4096, tp=4, with_ops=False).summary["time_s"]
+         for b in range(48, 58)]
+    assert all(b >= a for a, b in zip(t, t[1:]))
+    t = [estimate_model("llama-3.1-8b", "h100", "decode", 1, c, with_ops=False).summary["time_s"]
+         for c in range(128, 8192, 128)]
+    assert all(b >= a for a, b in zip(t, t[1:]))
 
 
 def test_short_contexts_do_not_saturate_bandwidth():
