@@ -94,3 +94,22 @@ def test_vectorized_rows_equal_single_rows(m, n, k):
     df = estimate_gemm("h100", np.array(m), n, k, "bf16", "2:4")
     for i, tokens in enumerate(m):
         assert df.time_s[i] == estimate_gemm("h100", tokens, n, k, "bf16", "2:4").time_s[0]
+
+
+@given(model=st.sampled_from(["llama-2-7b", "llama-2-70b", "llama-3.1-8b", "mixtral-8x7b", "qwen3-30b-a3b"]),
+       device=st.sampled_from(["a100", "h100", "h200", "b200"]), tp=st.sampled_from([1, 2, 4, 8]),
+       phase=st.sampled_from(["decode", "prefill"]), batch=st.integers(1, 256), context=st.integers(16, 65536),
+       grow=st.integers(1, 64), axis=st.sampled_from(["batch", "context"]))
+def test_more_batch_or_context_never_takes_less_time(model, device, tp, phase, batch, context, grow, axis):
+    from simulator.errors import SimulatorError
+    from simulator.llm import estimate_model
+
+    bigger = dict(batch=batch + grow if axis == "batch" else batch,
+                  context=context + grow if axis == "context" else context)
+    try:
+        small = estimate_model(model, device, phase, batch, context, tp=tp, with_ops=False).summary["time_s"]
+        large = estimate_model(model, device, phase, bigger["batch"], bigger["context"], tp=tp,
+                               with_ops=False).summary["time_s"]
+    except SimulatorError:  # a TP degree the model's heads do not divide by
+        assume(False)
+    assert large >= small * (1 - 1e-12), (axis, batch, context, grow)
