@@ -29,7 +29,8 @@ from simulator.sparsity import Block, Unstructured
 # Kernel classes the cost models cover today, and those they do not yet (attention: issue 5;
 # the decoder layer: issue 4). Uncovered rows are counted, never silently dropped. Copies are
 # not a validation class: they measure the memory ceiling itself (see ``ceilings``).
-MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer",
+MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "allreduce",
+                    "layer",
                     "layer-eager")
 # Zero-point bytes per group of each weight-only op's layout (see gemm._quantization_scale_bytes):
 # torch's int4 kernels (tinygemm on CUDA, the CPU kernel) keep a bf16 scale and a bf16 zero per group;
@@ -42,7 +43,13 @@ HOST_TIMED_LAYER = "layer-eager"
 TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
                 "fp8": "fp8", "int8": "int8"}
 HOLDOUT_BUCKETS = 4  # one shape in four is held out
-SPLIT_RULE = (f"held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
+# Imported GPU traces (Vidur) are split by model: whole models held out, so a fit can never see a
+# held-out model's shapes. Training: a 7B and a 34B model; held out: the 70B (largest shards) and
+# phi-2 (smallest, ungated MLP, biases), which bracket the training shapes on both sides.
+HELDOUT_MODELS = ("Llama-2-70b-hf", "phi-2")
+SPLIT_BY_MODEL = (f"by model: rows with a `model` are held out when it is one of {', '.join(HELDOUT_MODELS)} "
+                  "(training: the other models); published rows are never fitted (held out)")
+SPLIT_RULE = (f"{SPLIT_BY_MODEL}; other rows held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
               f"kv_len'), 16) % {HOLDOUT_BUCKETS} == 0 (deterministic, by shape; dtype and backend variants "
               "of a shape share its side)")
 
@@ -88,10 +95,31 @@ def _shape_key(row) -> str:
 
 
 def holdout_mask(traces: pd.DataFrame) -> np.ndarray:
-    """True for held-out rows: a stable hash of the shape, so reruns split identically."""
-    keys = [_shape_key(row) for row in traces.itertuples()]
-    return np.array([int(hashlib.sha1(k.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0 for k in keys],
-                    dtype=bool)
+    """True for held-out rows (see SPLIT_RULE): by model where a row names one, every published
+    row, else a stable hash of the shape, so reruns split identically."""
+    traces = traces.reset_index(drop=True)
+    held = np.zeros(len(traces), dtype=bool)
+    by_model = traces["model"].notna().to_numpy() if "model" in traces else np.zeros(len(traces), dtype=bool)
+    if by_model.any():
+        held[by_model] = traces.loc[by_model, "model"].astype(str).isin(HELDOUT_MODELS).to_numpy()
+    published = (traces["suite"] == "published").to_numpy() if "suite" in traces else np.zeros(len(traces), bool)
+    held[published] = True
+    rest = ~by_model & ~published
+    if rest.any():
+        keys = [_shape_key(row) for row in traces[rest].itertuples()]
+        held[rest] = [int(hashlib.sha1(k.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0 for k in keys]
+    return held
+
+
+def split_labels(traces: pd.DataFrame) -> np.ndarray:
+    """How each row's side of the split was decided: 'by-model', 'published' or 'by-shape'."""
+    traces = traces.reset_index(drop=True)
+    label = np.full(len(traces), "by-shape", dtype=object)
+    if "model" in traces:
+        label[traces["model"].notna().to_numpy()] = "by-model"
+    if "suite" in traces:
+        label[(traces["suite"] == "published").to_numpy()] = "published"
+    return label
 
 
 def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
@@ -104,8 +132,8 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
         index = rows.index.to_numpy()
         if kernel_class not in MODELLED_CLASSES:
             continue
-        if kernel_class.startswith("attention"):
-            predicted[index] = _attention_times(hw, rows, dt)
+        if kernel_class.startswith("attention") or kernel_class == "allreduce":
+            predicted[index] = _external_times(hw, rows, dt, kernel_class)
             continue
         if kernel_class == "layer":
             predicted[index] = [_layer_time(hw, row, dt) for row in rows.itertuples()]
@@ -130,8 +158,18 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
                 predicted[sub_index] = gemm_columns(hw, sub["m"].to_numpy(float), sub["n"].to_numpy(float),
                                                     sub["k"].to_numpy(float), dt, fmt)["time_s"]
             continue
-        predicted[index] = gemm_columns(hw, m, n, k, dt, fmt)["time_s"]
+        cols = gemm_columns(hw, m, n, k, dt, fmt)
+        kernel_only = _kernel_timed(rows)
+        predicted[index] = np.where(kernel_only, cols["kernel_time_s"], cols["time_s"])
     return predicted
+
+
+def _kernel_timed(rows) -> np.ndarray:
+    """Rows whose time is the kernels' own durations (a profiler's sum, Vidur's `kernel-sum`):
+    compared with kernel_time_s, not with the caller's wait."""
+    if "timing_method" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    return (rows["timing_method"] == "kernel-sum").to_numpy()
 
 
 def _weight_only_times(hw, rows, dtype) -> np.ndarray:
@@ -145,6 +183,33 @@ def _weight_only_times(hw, rows, dtype) -> np.ndarray:
             hw, sub["m"].to_numpy(float), sub["n"].to_numpy(float), sub["k"].to_numpy(float), dtype, "dense",
             weight_dtype=str(weight_dtype), weight_group_size=int(group_size) or None,
             weight_zero_point_bytes=WEIGHT_ONLY_ZERO_POINT_BYTES.get(op))["time_s"]
+    return times
+
+
+# Kernel classes priced by another module's ``predict_trace_rows(hw, rows) -> kernel seconds``.
+EXTERNAL_MODELS = {"attention-prefill": "simulator.attention", "attention-decode": "simulator.attention",
+                   "allreduce": "simulator.collectives"}
+
+
+def _external_times(hw, rows, dtype, kernel_class) -> np.ndarray:
+    """Attention and all-reduce rows through their kernel models' ``predict_trace_rows``; where that
+    module is not in this build, captured sdpa rows fall back to the op graph's attention model and
+    imported rows stay unmodelled (NaN: counted, not dropped)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(EXTERNAL_MODELS[kernel_class])
+        model = getattr(module, "predict_trace_rows")
+    except (ModuleNotFoundError, AttributeError):
+        model = None
+    if model is not None:
+        times = np.asarray(model(hw, rows.reset_index(drop=True)), dtype=float)
+        return np.where(np.isfinite(times) & (times > 0), times, np.nan)
+    if kernel_class == "allreduce":
+        return np.full(len(rows), np.nan)
+    times = _attention_times(hw, rows, dtype)
+    if "source" in rows:
+        times = np.where(rows["source"].isna().to_numpy(), times, np.nan)
     return times
 
 
