@@ -387,3 +387,23 @@ def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False, path=
                   f"compute-side parameters only; {source}")
     calibrated = with_parameters(hw, names, values, source)
     return calibrated.model_copy(update={"calibration": source})
+
+
+def transfer(fit_hw, target_hw) -> dict:
+    """Cross-device check: fit on ``fit_hw``'s training split only, put those fractions and
+    overheads into ``target_hw``'s own spec (its own peaks and bandwidth), and report the error on
+    every row of the target's traces (none was seen by the fit) per class (class_rows)."""
+    from simulator.validation import class_rows
+
+    result = fit(fit_hw)
+    names = list(result["parameters"])
+    values = [p["value"] for p in result["parameters"].values()]
+    target = with_parameters(load_hw(target_hw, calibrated=False), names, values,
+                             f"TRANSFERRED from {result['device']}'s fit (cross-device check)")
+    traces = load_traces(target)
+    predicted = predict(target, traces)
+    rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool))
+    for row in rows:
+        row["split"] = "cross-device"  # fitted on the other device's training split; every row scored
+    return {"fit_on": result["device"], "predicted": target.id, "parameters": dict(zip(names, values)),
+            "classes": rows}
