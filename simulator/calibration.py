@@ -81,12 +81,13 @@ def calibration_path(hw: HardwareSpec) -> Path:
 def free_parameters(hw: HardwareSpec, traces) -> list[str]:
     """The parameters the training rows can pin down, in a fixed order."""
     names = set()
+    kernel_timed = "timing_method" in traces and bool((traces["timing_method"] == "kernel-sum").any())
     weight_dtypes = traces["weight_dtype"] if "weight_dtype" in traces else [None] * len(traces)
     for kernel_class, dtype, weight_dtype in set(zip(traces["kernel_class"], traces["dtype"], weight_dtypes)):
         if kernel_class not in MODELLED_CLASSES:
             continue
         names |= {"kernel_launch_us", "hbm"}
-        if kernel_class in ("dense", "2:4") and "timing_method" in traces:
+        if kernel_class in ("dense", "2:4") and kernel_timed:
             names.add("memory_ramp_us")  # only kernel-timed rows see it apart from the launch
         model_dtype = _model_dtype(dtype)
         on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None

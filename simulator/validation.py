@@ -58,6 +58,66 @@ def traces_dir(hw: HardwareSpec) -> Path:
     return hwspecs_dir() / hw.id / "traces"
 
 
+REQUIRED_COLUMNS = ("kernel_class", "dtype", "status", "time_s_median")
+GEMM_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr")
+
+
+def read_trace_file(path: Path, hw_id: "str | None" = None) -> pd.DataFrame:
+    """One trace CSV, checked: readable text, the required columns, positive finite times and
+    whole-number shapes on its ``ok`` rows, and (where it has an ``hw`` column) rows of this
+    device only. Each problem is one SimulatorError line naming the file, the column and the value."""
+    path = Path(path)
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError as exc:
+        raise SimulatorError(f"{path}: cannot read the trace file ({exc.strerror})") from None
+    if b"\x00" in head:
+        raise SimulatorError(f"{path}: a trace file is CSV text; this one is binary")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise SimulatorError(f"{path}: empty trace file (needs a header and rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SimulatorError(f"{path}: not a CSV trace file ({type(exc).__name__})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SimulatorError(f"{path}: missing column(s) {', '.join(missing)} (docs/traces.md lists the columns)")
+    if frame.empty:
+        raise SimulatorError(f"{path}: no rows")
+    if hw_id is not None and "hw" in frame:
+        other = frame["hw"].astype(str) != hw_id
+        if other.any():
+            raise SimulatorError(f"{path}: column hw: rows of {frame.loc[other, 'hw'].iloc[0]!r} in the traces of "
+                                 f"{hw_id}; a trace file holds one device's rows")
+    ok = (frame["status"] == "ok").to_numpy()
+    times = pd.to_numeric(frame["time_s_median"], errors="coerce").to_numpy(float)
+    bad = ok & ~(np.isfinite(times) & (times > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SimulatorError(f"{path}: row {i + 2}: time_s_median {frame['time_s_median'].iloc[i]!r}; "
+                             "allowed: a finite time > 0 s on a row with status ok")
+    frame["time_s_median"] = times
+    gemm = ok & frame["kernel_class"].isin(GEMM_CLASSES).to_numpy()
+    for col in ("m", "n", "k"):
+        if not gemm.any():
+            break
+        if col not in frame:
+            raise SimulatorError(f"{path}: missing column {col} (GEMM rows need m, n, k)")
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+        wrong = gemm & ~(np.isfinite(values) & (values >= 1) & (values == np.floor(values)))
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise SimulatorError(f"{path}: row {i + 2}: {col} {frame[col].iloc[i]!r}; allowed: a whole number >= 1")
+        frame[col] = values
+    unknown_dtype = ok & ~frame["dtype"].isin(list(TRACE_DTYPES)).to_numpy()
+    if unknown_dtype.any():
+        i = int(np.argmax(unknown_dtype))
+        raise SimulatorError(f"{path}: row {i + 2}: dtype {frame['dtype'].iloc[i]!r}; allowed: "
+                             f"{', '.join(TRACE_DTYPES)}")
+    frame["trace_file"] = path.name
+    return frame
+
+
 def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
     """Every ``status == ok`` row of the device's trace CSVs, with a ``trace_file`` column."""
     hw = load_hw(hw)
@@ -68,11 +128,7 @@ def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
             f"--hw {hw.id}: no traces in {folder}; capture some with "
             f"`python -m simulator.capture --suite ... --out {folder}` (docs/traces.md)"
         )
-    frames = []
-    for path in files:
-        frame = pd.read_csv(path)
-        frame["trace_file"] = path.name
-        frames.append(frame)
+    frames = [read_trace_file(path, hw.id) for path in files]
     traces = pd.concat(frames, ignore_index=True)
     traces = traces[traces["status"] == "ok"].copy()
     if "timing_method" in traces:
