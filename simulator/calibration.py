@@ -19,6 +19,11 @@ import numpy as np
 import yaml
 from scipy.optimize import least_squares
 
+from typing import Optional
+
+from pydantic import Field
+
+from simulator.datafiles import Strict
 from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, Sourced, hwspecs_dir, load_hw
 from simulator.validation import (
@@ -48,6 +53,7 @@ PARAMETERS = {
     "weight_only_int4_compute": ("efficiency", "weight_only_int4_compute", 0.005, 1.0),
     "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
     "host_call_us": ("overhead", "host_call_us", 0.1, 500.0),
+    "memory_ramp_us": ("overhead", "memory_ramp_us", 0.01, 50.0),
     "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
 }
 
@@ -63,6 +69,9 @@ COMPUTE_PARAMETERS = ("dense_matrix", "dense_matrix_fp8", "dense_matrix_int8", "
 # Where the fit of an absent host cost per torch call starts: eager PyTorch calls cost microseconds
 # to tens of microseconds of host time; the fit, not this number, sets the value.
 HOST_CALL_START_US = 10.0
+# Where the fit of an absent memory ramp starts (a DRAM round trip is ~0.5-1 us; a kernel's first
+# and last waves add a few): the fit sets the value.
+MEMORY_RAMP_START_US = 2.0
 
 
 def calibration_path(hw: HardwareSpec) -> Path:
@@ -72,11 +81,14 @@ def calibration_path(hw: HardwareSpec) -> Path:
 def free_parameters(hw: HardwareSpec, traces) -> list[str]:
     """The parameters the training rows can pin down, in a fixed order."""
     names = set()
+    kernel_timed = "timing_method" in traces and bool((traces["timing_method"] == "kernel-sum").any())
     weight_dtypes = traces["weight_dtype"] if "weight_dtype" in traces else [None] * len(traces)
     for kernel_class, dtype, weight_dtype in set(zip(traces["kernel_class"], traces["dtype"], weight_dtypes)):
         if kernel_class not in MODELLED_CLASSES:
             continue
         names |= {"kernel_launch_us", "hbm"}
+        if kernel_class in ("dense", "2:4") and kernel_timed:
+            names.add("memory_ramp_us")  # only kernel-timed rows see it apart from the launch
         model_dtype = _model_dtype(dtype)
         on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None
         matrix_name = f"dense_matrix_{model_dtype}" if f"dense_matrix_{model_dtype}" in PARAMETERS else "dense_matrix"
@@ -110,6 +122,9 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
         current = getattr(getattr(hw, group), field)
         if current is None and name == "host_call_us":
             values.append(HOST_CALL_START_US)  # a starting point for the fit, not a claim
+            continue
+        if current is None and name == "memory_ramp_us":
+            values.append(MEMORY_RAMP_START_US)  # a starting point for the fit, not a claim
             continue
         if current is None:  # an absent optional efficiency starts from the plain kernel's
             eff = hw.efficiency
@@ -260,7 +275,76 @@ def _records(table):
              for k in keep} for row in table[table["modelled"]].to_dict(orient="records")]
 
 
+def check_result(result: dict) -> None:
+    """Refuse a fit that cannot be written: a parameter outside its physical range, or a held-out
+    error worse than the spec defaults' on any class the fit touched (one line, SimulatorError)."""
+    for name, p in result["parameters"].items():
+        _check_value(name, p["value"], "fit")
+    before = {r["class"]: r["median_ape"] for r in result["errors"]["holdout_before"]}
+    for row in result["errors"]["holdout_after"]:
+        old = before.get(row["class"])
+        if old is not None and row["median_ape"] is not None and row["median_ape"] > old * 1.0001 + 1e-9:
+            raise SimulatorError(
+                f"calibrate --hw {result['device']}: not written: the fit is worse than the spec defaults on the "
+                f"held-out split for class {row['class']} (median APE {old:.1%} -> {row['median_ape']:.1%})")
+
+
+def _check_value(name: str, value, where) -> None:
+    group, _field, _lower, upper = PARAMETERS[name]
+    if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0 or (
+            group == "efficiency" and name != "bsr_half_block" and value > 1.0):
+        allowed = "a fraction in (0, 1]" if group == "efficiency" and name != "bsr_half_block" else "a number > 0"
+        raise SimulatorError(f"{where}: parameters.{name}.value: {value!r}; allowed: {allowed}")
+
+
+class _Parameter(Strict):
+    value: float
+    prior: Optional[float] = None
+
+
+class CalibrationFile(Strict):
+    """What ``write`` produces (and what ``apply`` accepts): strict, so a typo or a hand edit fails."""
+
+    device: str
+    fitted_utc: str
+    traces: list[str]
+    split: str
+    loss: str
+    train_rows: int = Field(ge=0)
+    holdout_rows: int = Field(ge=0)
+    parameters: dict[str, _Parameter]
+    not_pinned: list[str] = Field(default_factory=list)
+    errors: dict[str, list[dict]]
+    converged: bool
+    # Parameter sets of the attention and all-reduce kernel models (simulator.attention,
+    # simulator.collectives): name -> float, read by those modules.
+    attention: Optional[dict[str, float]] = None
+    allreduce: Optional[dict[str, float]] = None
+
+
+def read_calibration(data, path) -> dict:
+    """A calibration file's content, checked against CalibrationFile and the parameter ranges."""
+    import pydantic
+
+    try:
+        parsed = CalibrationFile.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SimulatorError(f"{path}: {where}: {err['msg']}") from None
+    for name, p in parsed.parameters.items():
+        if name not in PARAMETERS:
+            raise SimulatorError(f"{path}: parameters: unknown {name}; known: {', '.join(PARAMETERS)}")
+        _check_value(name, p.value, path)
+    for section in ("attention", "allreduce"):
+        for name, value in (getattr(parsed, section) or {}).items():
+            if not np.isfinite(value) or value <= 0:
+                raise SimulatorError(f"{path}: {section}.{name}: {value!r}; allowed: a finite number > 0")
+    return data
+
+
 def write(result: dict) -> Path:
+    check_result(result)
     hw = load_hw(result["device"], calibrated=False)
     path = calibration_path(hw)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +367,7 @@ def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False, path=
     take COMPUTE_PARAMETERS as they are and RATIO_PARAMETERS relative to the sibling's `hbm`
     (times this device's own), and say so in the sources.
     """
+    calibration = read_calibration(calibration, path or calibration_path(hw))
     names = list(calibration["parameters"])
     unknown = [n for n in names if n not in PARAMETERS]
     if unknown:
@@ -303,3 +388,23 @@ def apply(hw: HardwareSpec, calibration: dict, compute_only: bool = False, path=
                   f"compute-side parameters only; {source}")
     calibrated = with_parameters(hw, names, values, source)
     return calibrated.model_copy(update={"calibration": source})
+
+
+def transfer(fit_hw, target_hw) -> dict:
+    """Cross-device check: fit on ``fit_hw``'s training split only, put those fractions and
+    overheads into ``target_hw``'s own spec (its own peaks and bandwidth), and report the error on
+    every row of the target's traces (none was seen by the fit) per class (class_rows)."""
+    from simulator.validation import class_rows
+
+    result = fit(fit_hw)
+    names = list(result["parameters"])
+    values = [p["value"] for p in result["parameters"].values()]
+    target = with_parameters(load_hw(target_hw, calibrated=False), names, values,
+                             f"TRANSFERRED from {result['device']}'s fit (cross-device check)")
+    traces = load_traces(target)
+    predicted = predict(target, traces)
+    rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool))
+    for row in rows:
+        row["split"] = "cross-device"  # fitted on the other device's training split; every row scored
+    return {"fit_on": result["device"], "predicted": target.id, "parameters": dict(zip(names, values)),
+            "classes": rows}

@@ -219,6 +219,11 @@ class OverheadSpec(Strict):
     # host-timed layer traces (validation class layer-eager), and then a property of the host and
     # software that ran them, not of the GPU.
     host_call_us: Optional[Sourced] = None
+    # Small-kernel memory ramp: a streaming kernel pays a fixed time before its bytes flow at the
+    # achievable bandwidth (DRAM latency, the first wave's loads in flight, the tail wave draining),
+    # so a 10 MB weight streams well below peak. Absent: 0 (bytes at bandwidth from the first byte).
+    # Fitted on kernel-timed GEMM traces (Vidur's); part of kernel_time_s, not of the launch.
+    memory_ramp_us: Optional[Sourced] = None
 
 
 class EfficiencySpec(Strict):
@@ -360,6 +365,11 @@ class HardwareSpec(Strict):
     @property
     def launch_overhead_s(self) -> float:
         return self.overhead.kernel_launch_us.value * 1e-6
+
+    @property
+    def memory_ramp_s(self) -> float:
+        ramp = self.overhead.memory_ramp_us
+        return 0.0 if ramp is None else ramp.value * 1e-6
 
     @property
     def sparse_kernel_extra_s(self) -> float:

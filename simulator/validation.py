@@ -30,7 +30,8 @@ from simulator.paths import workloads_path
 # Kernel classes the cost models cover today, and those they do not yet (attention: issue 5;
 # the decoder layer: issue 4). Uncovered rows are counted, never silently dropped. Copies are
 # not a validation class: they measure the memory ceiling itself (see ``ceilings``).
-MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "layer",
+MODELLED_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr", "attention-prefill", "attention-decode", "allreduce",
+                    "layer",
                     "layer-eager")
 # Zero-point bytes per group of each weight-only op's layout (see gemm._quantization_scale_bytes):
 # torch's int4 kernels (tinygemm on CUDA, the CPU kernel) keep a bf16 scale and a bf16 zero per group;
@@ -43,13 +44,79 @@ HOST_TIMED_LAYER = "layer-eager"
 TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
                 "fp8": "fp8", "int8": "int8"}
 HOLDOUT_BUCKETS = 4  # one shape in four is held out
-SPLIT_RULE = (f"held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
+# Imported GPU traces (Vidur) are split by model: whole models held out, so a fit can never see a
+# held-out model's shapes. Training: a 7B and a 34B model; held out: the 70B (largest shards) and
+# phi-2 (smallest, ungated MLP, biases), which bracket the training shapes on both sides.
+HELDOUT_MODELS = ("Llama-2-70b-hf", "phi-2")
+SPLIT_BY_MODEL = (f"by model: rows with a `model` are held out when it is one of {', '.join(HELDOUT_MODELS)} "
+                  "(training: the other models); published rows are never fitted (held out)")
+SPLIT_RULE = (f"{SPLIT_BY_MODEL}; other rows held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
               f"kv_len'), 16) % {HOLDOUT_BUCKETS} == 0 (deterministic, by shape; dtype and backend variants "
               "of a shape share its side)")
 
 
 def traces_dir(hw: HardwareSpec) -> Path:
     return hwspecs_dir() / hw.id / "traces"
+
+
+REQUIRED_COLUMNS = ("kernel_class", "dtype", "status", "time_s_median")
+GEMM_CLASSES = ("dense", "weight-only", "2:4", "csr", "bsr")
+
+
+def read_trace_file(path: Path, hw_id: "str | None" = None) -> pd.DataFrame:
+    """One trace CSV, checked: readable text, the required columns, positive finite times and
+    whole-number shapes on its ``ok`` rows, and (where it has an ``hw`` column) rows of this
+    device only. Each problem is one SimulatorError line naming the file, the column and the value."""
+    path = Path(path)
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError as exc:
+        raise SimulatorError(f"{path}: cannot read the trace file ({exc.strerror})") from None
+    if b"\x00" in head:
+        raise SimulatorError(f"{path}: a trace file is CSV text; this one is binary")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise SimulatorError(f"{path}: empty trace file (needs a header and rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SimulatorError(f"{path}: not a CSV trace file ({type(exc).__name__})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SimulatorError(f"{path}: missing column(s) {', '.join(missing)} (docs/traces.md lists the columns)")
+    if frame.empty:
+        raise SimulatorError(f"{path}: no rows")
+    if hw_id is not None and "hw" in frame:
+        other = frame["hw"].astype(str) != hw_id
+        if other.any():
+            raise SimulatorError(f"{path}: column hw: rows of {frame.loc[other, 'hw'].iloc[0]!r} in the traces of "
+                                 f"{hw_id}; a trace file holds one device's rows")
+    ok = (frame["status"] == "ok").to_numpy()
+    times = pd.to_numeric(frame["time_s_median"], errors="coerce").to_numpy(float)
+    bad = ok & ~(np.isfinite(times) & (times > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SimulatorError(f"{path}: row {i + 2}: time_s_median {frame['time_s_median'].iloc[i]!r}; "
+                             "allowed: a finite time > 0 s on a row with status ok")
+    frame["time_s_median"] = times
+    gemm = ok & frame["kernel_class"].isin(GEMM_CLASSES).to_numpy()
+    for col in ("m", "n", "k"):
+        if not gemm.any():
+            break
+        if col not in frame:
+            raise SimulatorError(f"{path}: missing column {col} (GEMM rows need m, n, k)")
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+        wrong = gemm & ~(np.isfinite(values) & (values >= 1) & (values == np.floor(values)))
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise SimulatorError(f"{path}: row {i + 2}: {col} {frame[col].iloc[i]!r}; allowed: a whole number >= 1")
+        frame[col] = values
+    unknown_dtype = ok & ~frame["dtype"].isin(list(TRACE_DTYPES)).to_numpy()
+    if unknown_dtype.any():
+        i = int(np.argmax(unknown_dtype))
+        raise SimulatorError(f"{path}: row {i + 2}: dtype {frame['dtype'].iloc[i]!r}; allowed: "
+                             f"{', '.join(TRACE_DTYPES)}")
+    frame["trace_file"] = path.name
+    return frame
 
 
 def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
@@ -62,11 +129,7 @@ def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
             f"--hw {hw.id}: no traces in {folder}; capture some with "
             f"`python -m simulator.capture --suite ... --out {folder}` (docs/traces.md)"
         )
-    frames = []
-    for path in files:
-        frame = pd.read_csv(path)
-        frame["trace_file"] = path.name
-        frames.append(frame)
+    frames = [read_trace_file(path, hw.id) for path in files]
     traces = pd.concat(frames, ignore_index=True)
     traces = traces[traces["status"] == "ok"].copy()
     if "timing_method" in traces:
@@ -89,10 +152,31 @@ def _shape_key(row) -> str:
 
 
 def holdout_mask(traces: pd.DataFrame) -> np.ndarray:
-    """True for held-out rows: a stable hash of the shape, so reruns split identically."""
-    keys = [_shape_key(row) for row in traces.itertuples()]
-    return np.array([int(hashlib.sha1(k.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0 for k in keys],
-                    dtype=bool)
+    """True for held-out rows (see SPLIT_RULE): by model where a row names one, every published
+    row, else a stable hash of the shape, so reruns split identically."""
+    traces = traces.reset_index(drop=True)
+    held = np.zeros(len(traces), dtype=bool)
+    by_model = traces["model"].notna().to_numpy() if "model" in traces else np.zeros(len(traces), dtype=bool)
+    if by_model.any():
+        held[by_model] = traces.loc[by_model, "model"].astype(str).isin(HELDOUT_MODELS).to_numpy()
+    published = (traces["suite"] == "published").to_numpy() if "suite" in traces else np.zeros(len(traces), bool)
+    held[published] = True
+    rest = ~by_model & ~published
+    if rest.any():
+        keys = [_shape_key(row) for row in traces[rest].itertuples()]
+        held[rest] = [int(hashlib.sha1(k.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0 for k in keys]
+    return held
+
+
+def split_labels(traces: pd.DataFrame) -> np.ndarray:
+    """How each row's side of the split was decided: 'by-model', 'published' or 'by-shape'."""
+    traces = traces.reset_index(drop=True)
+    label = np.full(len(traces), "by-shape", dtype=object)
+    if "model" in traces:
+        label[traces["model"].notna().to_numpy()] = "by-model"
+    if "suite" in traces:
+        label[(traces["suite"] == "published").to_numpy()] = "published"
+    return label
 
 
 def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
@@ -105,8 +189,8 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
         index = rows.index.to_numpy()
         if kernel_class not in MODELLED_CLASSES:
             continue
-        if kernel_class.startswith("attention"):
-            predicted[index] = _attention_times(hw, rows, dt)
+        if kernel_class.startswith("attention") or kernel_class == "allreduce":
+            predicted[index] = _external_times(hw, rows, dt, kernel_class)
             continue
         if kernel_class == "layer":
             predicted[index] = [_layer_time(hw, row, dt) for row in rows.itertuples()]
@@ -131,8 +215,18 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
                 predicted[sub_index] = gemm_columns(hw, sub["m"].to_numpy(float), sub["n"].to_numpy(float),
                                                     sub["k"].to_numpy(float), dt, fmt)["time_s"]
             continue
-        predicted[index] = gemm_columns(hw, m, n, k, dt, fmt)["time_s"]
+        cols = gemm_columns(hw, m, n, k, dt, fmt)
+        kernel_only = _kernel_timed(rows)
+        predicted[index] = np.where(kernel_only, cols["kernel_time_s"], cols["time_s"])
     return predicted
+
+
+def _kernel_timed(rows) -> np.ndarray:
+    """Rows whose time is the kernels' own durations (a profiler's sum, Vidur's `kernel-sum`):
+    compared with kernel_time_s, not with the caller's wait."""
+    if "timing_method" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    return (rows["timing_method"] == "kernel-sum").to_numpy()
 
 
 def _weight_only_times(hw, rows, dtype) -> np.ndarray:
@@ -146,6 +240,33 @@ def _weight_only_times(hw, rows, dtype) -> np.ndarray:
             hw, sub["m"].to_numpy(float), sub["n"].to_numpy(float), sub["k"].to_numpy(float), dtype, "dense",
             weight_dtype=str(weight_dtype), weight_group_size=int(group_size) or None,
             weight_zero_point_bytes=WEIGHT_ONLY_ZERO_POINT_BYTES.get(op))["time_s"]
+    return times
+
+
+# Kernel classes priced by another module's ``predict_trace_rows(hw, rows) -> kernel seconds``.
+EXTERNAL_MODELS = {"attention-prefill": "simulator.attention", "attention-decode": "simulator.attention",
+                   "allreduce": "simulator.collectives"}
+
+
+def _external_times(hw, rows, dtype, kernel_class) -> np.ndarray:
+    """Attention and all-reduce rows through their kernel models' ``predict_trace_rows``; where that
+    module is not in this build, captured sdpa rows fall back to the op graph's attention model and
+    imported rows stay unmodelled (NaN: counted, not dropped)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(EXTERNAL_MODELS[kernel_class])
+        model = getattr(module, "predict_trace_rows")
+    except (ModuleNotFoundError, AttributeError):
+        model = None
+    if model is not None:
+        times = np.asarray(model(hw, rows.reset_index(drop=True)), dtype=float)
+        return np.where(np.isfinite(times) & (times > 0), times, np.nan)
+    if kernel_class == "allreduce":
+        return np.full(len(rows), np.nan)
+    times = _attention_times(hw, rows, dtype)
+    if "source" in rows:
+        times = np.where(rows["source"].isna().to_numpy(), times, np.nan)
     return times
 
 
@@ -267,6 +388,39 @@ def subclass_labels(traces: pd.DataFrame) -> pd.Series:
     return label
 
 
+# Dense GEMM rows are also reported by M (tokens) regime: GEMV-like, skinny, mid, large.
+M_REGIMES = ((1, 16, "m<=16"), (17, 128, "16<m<=128"), (129, 512, "128<m<=512"), (513, np.inf, "m>512"))
+
+
+def class_labels(traces: pd.DataFrame) -> pd.Series:
+    """Each row's reporting class: its kernel class, dense rows with their M regime appended."""
+    label = traces["kernel_class"].astype(str).copy()
+    dense = (label == "dense").to_numpy()
+    m = traces["m"].to_numpy(float) if "m" in traces else np.full(len(traces), np.nan)
+    for low, high, name in M_REGIMES:
+        sel = dense & (m >= low) & (m <= high)
+        label[sel] = f"dense {name}"
+    return label
+
+
+def class_rows(traces: pd.DataFrame, predicted: np.ndarray, holdout: np.ndarray) -> list[dict]:
+    """The per-class held-out table: {class, n, median_ape, p90_ape, split, ...} for every kernel
+    class and, for dense, every M regime; ``split`` says how the held-out rows were chosen."""
+    traces = traces.reset_index(drop=True)
+    splits = split_labels(traces)
+    out = []
+    for frame in (error_table(traces, predicted, holdout),
+                  error_table(traces.assign(kernel_class=class_labels(traces)), predicted, holdout)):
+        for row in json.loads(frame.to_json(orient="records")):
+            if any(r["class"] == row["class"] for r in out):
+                continue
+            cls = (traces["kernel_class"] == row["class"]).to_numpy() | (class_labels(traces) == row["class"]).to_numpy()
+            kinds = sorted(set(splits[cls & holdout]))
+            row["split"] = "+".join(kinds) if kinds else "none"
+            out.append(row)
+    return sorted(out, key=lambda r: r["class"])
+
+
 def validate(hw, include_smoke: bool = False) -> dict:
     """Held-out errors per class for the device's traces, as the JSON that `sparsim validate` prints."""
     hw = load_hw(hw)
@@ -282,7 +436,7 @@ def validate(hw, include_smoke: bool = False) -> dict:
         "traces": sorted(set(traces["trace_file"])),
         "split": SPLIT_RULE,
         "holdout_rows": int(holdout.sum()),
-        "classes": json.loads(table.to_json(orient="records")),
+        "classes": class_rows(traces, predicted, holdout),
         "subclasses": json.loads(by_subclass.to_json(orient="records")),
         "worst": json.loads(worst_cases(traces, predicted, holdout).to_json(orient="records")),
         "ceilings": ceilings(hw, traces),

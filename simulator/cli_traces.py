@@ -1,0 +1,82 @@
+"""`sparsim traces import`: other tools' measurements -> sparsim traces beside the device spec."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pandas as pd
+
+from simulator.errors import SimulatorError
+
+# Vidur file name -> importer module (simulator.importers.<name>), imported only when needed.
+VIDUR_FILES = {"mlp.csv": "vidur_mlp", "attention.csv": "vidur_attention", "all_reduce.csv": "vidur_allreduce"}
+FORMATS = ("vidur", "published")
+
+
+def _importer(name: str):
+    try:
+        return importlib.import_module(f"simulator.importers.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"simulator.importers.{name}":
+            raise SimulatorError(f"PATH: simulator.importers.{name} is not in this build, so this file kind "
+                                 "cannot be imported yet") from None
+        raise
+
+
+def _output_name(fmt: str, path: Path, rows: pd.DataFrame) -> str:
+    if fmt == "published":
+        return f"published-{path.stem}.csv"
+    kind = path.stem.replace("_", "-")
+    model = str(rows["model"].iloc[0]) if "model" in rows and len(rows) else path.parent.name
+    return f"vidur-{kind}-{model}.csv" if kind == "mlp" else f"vidur-{kind}-{path.parent.name}.csv"
+
+
+def import_files(fmt: str, paths, hw, out_dir=None) -> list[tuple[Path, int]]:
+    """Read each file with its importer and write it as a trace CSV into the device's traces folder."""
+    from simulator.hardware import load_hw
+    from simulator.validation import traces_dir
+
+    if fmt not in FORMATS:
+        raise SimulatorError(f"--format: {fmt!r}; allowed: {', '.join(FORMATS)}")
+    spec = load_hw(hw, calibrated=False)
+    folder = Path(out_dir) if out_dir else traces_dir(spec)
+    written = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            raise SimulatorError(f"PATH: {str(path)!r} is not a file")
+        if fmt == "vidur":
+            if path.name not in VIDUR_FILES:
+                raise SimulatorError(f"PATH: {path.name!r} is not a Vidur profile; expected one of "
+                                     f"{', '.join(VIDUR_FILES)}")
+            rows = _importer(VIDUR_FILES[path.name]).read(path)
+        else:
+            rows = _importer("published").read(path)
+            rows = rows[rows["device"] == spec.id].drop(columns=["device"])
+            if rows.empty:
+                raise SimulatorError(f"PATH: {path.name} has no rows for {spec.id}")
+        rows = rows.copy()
+        rows.insert(0, "hw", spec.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / _output_name(fmt, path, rows)
+        rows.to_csv(target, index=False, float_format="%.6g")
+        written.append((target, len(rows)))
+    return written
+
+
+def cmd_traces_import(args) -> int:
+    for target, count in import_files(args.format, args.paths, args.hw):
+        print(f"wrote {target} ({count} rows)")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("traces", help="import measured traces from other tools (Vidur, published tables)")
+    traces_sub = p.add_subparsers(dest="traces_command", required=True)
+    imp = traces_sub.add_parser("import", help="read Vidur CSVs or a published table into hwspecs/<id>/traces/")
+    imp.add_argument("--format", required=True, choices=FORMATS, help="vidur: mlp.csv, attention.csv, "
+                     "all_reduce.csv (by file name); published: a published-kernels table")
+    imp.add_argument("--hw", required=True, help="the device the measurements were taken on (id, alias or path)")
+    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.set_defaults(func=cmd_traces_import)

@@ -1,0 +1,147 @@
+"""Imported GPU traces (Vidur, published 2:4): the importer, the by-model split, kernel time vs
+the caller's time, the per-class bounds, calibration files that must be refused."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import simulator
+from simulator import calibration, validation
+from simulator.errors import SimulatorError
+from simulator.importers import published, vidur_mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDUR = ROOT.parent.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
+BOUNDS = yaml.safe_load((ROOT / "workloads" / "validation" / "gpu-classes.yaml").read_text())
+
+
+def test_kernel_time_is_time_without_launch():
+    df = simulator.estimate_gemm("a100", m=[1, 16, 4096], n=4096, k=4096, dtype="fp16")
+    hw = simulator.load_hw("a100") if hasattr(simulator, "load_hw") else None
+    launch = df["time_s"] - df["kernel_time_s"]
+    assert np.allclose(launch, launch.iloc[0]) and launch.iloc[0] > 0  # the launch, once per call
+    assert (df["kernel_time_s"] >= df[["compute_floor_s", "memory_floor_s"]].max(axis=1)).all()
+
+
+def test_vidur_shapes_of_llama2_7b():
+    # Llama-2-7b: n_embd 4096, 32 heads (= kv heads), ffn 11008, gated. At TP 2:
+    # QKV n = (32 + 2*32) * 128 / 2 = 6144, k = 4096; O n = 4096, k = 32*128/2 = 2048;
+    # gate+up n = 2 * 11008 / 2 = 11008, k = 4096; down n = 4096, k = 11008 / 2 = 5504.
+    path = VIDUR / "a100" / "meta-llama" / "Llama-2-7b-hf" / "mlp.csv"
+    if not path.is_file():
+        pytest.skip("shared Vidur data not present")
+    rows = vidur_mlp.read(path)
+    tp2 = rows[(rows["tp"] == 2) & (rows["m"] == 1)].set_index("group")
+    assert tuple(tp2.loc["vidur-attn_pre_proj", ["n", "k"]]) == (6144, 4096)
+    assert tuple(tp2.loc["vidur-attn_post_proj", ["n", "k"]]) == (4096, 2048)
+    assert tuple(tp2.loc["vidur-mlp_up_proj", ["n", "k"]]) == (11008, 4096)
+    assert tuple(tp2.loc["vidur-mlp_down_proj", ["n", "k"]]) == (4096, 5504)
+    raw = pd.read_csv(path)
+    first = raw[(raw["num_tensor_parallel_workers"] == 2) & (raw["num_tokens"] == 1)].iloc[0]
+    assert tp2.loc["vidur-attn_pre_proj", "time_s_median"] == pytest.approx(
+        first["time_stats.attn_pre_proj.median"] * 1e-3)  # ms -> s
+    assert set(rows["source_commit"]) == {"7d47513363ec447a741ac5e47241580b47724fbf"}
+
+
+def test_committed_traces_are_what_the_importer_writes(tmp_path):
+    path = VIDUR / "h100" / "microsoft" / "phi-2" / "mlp.csv"
+    if not path.is_file():
+        pytest.skip("shared Vidur data not present")
+    from simulator.cli_traces import import_files
+
+    (target, count), = import_files("vidur", [path], "h100-sxm5-80gb", out_dir=tmp_path)
+    committed = ROOT / "hwspecs" / "h100-sxm5-80gb" / "traces" / target.name
+    assert target.read_text() == committed.read_text() and count == 1044
+
+
+def test_published_rows_map_to_their_devices():
+    rows = published.read(ROOT / "hwspecs" / "a100-sxm4-80gb" / "traces" / "published-sparse-kernels-given.csv"
+                          ) if False else None
+    src = ROOT.parent.parent / "shared" / "reference" / "sparse-kernels-given.csv"
+    if not src.is_file():
+        pytest.skip("shared reference table not present")
+    rows = published.read(src)
+    assert set(rows["device"]) == {"a100-sxm4-80gb", "h100-sxm5-80gb"}
+    # CUT408-01: 16384^3 at 243.19 TFLOP/s -> 2 * 16384^3 / 243.19e12 = 36.17 ms
+    row = rows.set_index("case_id").loc["published/CUT408-01"]
+    assert row["time_s_median"] == pytest.approx(2 * 16384**3 / 243.19e12)
+
+
+def test_split_holds_out_whole_models():
+    traces = validation.load_traces("a100-sxm4-80gb")
+    held = validation.holdout_mask(traces)
+    vidur = traces["model"].notna().to_numpy()
+    by_model = pd.Series(held[vidur]).groupby(traces.loc[vidur, "model"].to_numpy()).agg(["min", "max"])
+    assert (by_model["min"] == by_model["max"]).all()  # a model is wholly on one side
+    assert set(by_model.index[by_model["max"]]) == set(validation.HELDOUT_MODELS)
+
+
+def test_validate_json_classes_have_the_contract_keys():
+    result = validation.validate("a100-sxm4-80gb")
+    for row in result["classes"]:
+        assert {"class", "n", "median_ape", "p90_ape", "split"} <= set(row)
+    names = {row["class"] for row in result["classes"]}
+    assert {"dense", "2:4", "dense m<=16", "dense m>512"} <= names
+
+
+def _scopes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refresh", ROOT / "scripts" / "refresh_validation_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, module.results()
+
+
+def test_classes_within_bounds_or_known_misses_and_table_fresh():
+    module, scopes = _scopes()
+    for scope, classes in BOUNDS["bounds"].items():
+        got = {c["class"]: c for c in scopes[scope]}
+        for cls, bound in classes.items():
+            row = got[cls]
+            met = row["median_ape"] <= bound["median_ape"] and row["p90_ape"] <= bound.get("p90_ape", np.inf)
+            miss = BOUNDS.get("misses", {}).get(scope, {}).get(cls)
+            if miss is None:
+                assert met, f"{scope} {cls} left its bound: {row}"
+            else:
+                assert not met, f"{scope} {cls} now meets its bound: drop it from `misses`"
+                assert row["median_ape"] <= miss["median_ape"] + 0.005, f"{scope} {cls} got worse: {row}"
+                assert row["p90_ape"] <= miss.get("p90_ape", np.inf) + 0.005, f"{scope} {cls} got worse: {row}"
+    text = (ROOT / "docs" / "validation.md").read_text()
+    assert module.table(scopes) in text, "docs/validation.md's GPU table is stale"
+
+
+def _good_calibration():
+    return yaml.safe_load((ROOT / "hwspecs" / "a100-sxm4-80gb" / "calibration.yaml").read_text())
+
+
+@pytest.mark.parametrize("name,value", [("hbm", 5.0), ("hbm", -0.3), ("dense_matrix", 0.0),
+                                        ("dense_matrix", float("nan")), ("memory_ramp_us", -1.0)])
+def test_calibration_file_with_impossible_parameter_is_refused(name, value):
+    data = _good_calibration()
+    data["parameters"][name] = {"value": value, "prior": 0.8}
+    spec = simulator.load_hw("a100-sxm4-80gb", calibrated=False)
+    with pytest.raises(SimulatorError, match=f"parameters.{name}") as err:
+        calibration.apply(spec, data, path="cal.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_calibration_sections_of_the_kernel_models_are_float_mappings():
+    data = _good_calibration()
+    data["attention"] = {"prefill_efficiency": 0.5}
+    spec = simulator.load_hw("a100-sxm4-80gb", calibrated=False)
+    calibration.apply(spec, data, path="cal.yaml")
+    data["allreduce"] = {"bus_efficiency": "fast"}
+    with pytest.raises(SimulatorError, match="allreduce"):
+        calibration.apply(spec, data, path="cal.yaml")
+
+
+def test_calibration_refuses_a_fit_worse_than_the_defaults():
+    result = {"device": "a100-sxm4-80gb", "parameters": {"hbm": {"value": 0.5, "prior": 0.83}},
+              "errors": {"holdout_before": [{"class": "dense", "median_ape": 0.05}],
+                         "holdout_after": [{"class": "dense", "median_ape": 4550.0}]}}
+    with pytest.raises(SimulatorError, match="worse than the spec defaults"):
+        calibration.write(result)
