@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy.optimize import least_squares
 
 from typing import Optional
 
@@ -228,6 +227,8 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             return np.log(predict(trial, train_rows) / measured[usable])
 
         # Fit in log space of the parameters so bounds and scales are comparable.
+        from scipy.optimize import least_squares  # only a fit needs scipy; loading a calibration does not
+
         solution = least_squares(lambda z: residuals(np.exp(z)), np.log(x0),
                                  bounds=(np.log(lower), np.log(upper)), loss="soft_l1", f_scale=0.1, x_scale=1.0)
         fitted = np.exp(solution.x)

@@ -403,7 +403,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
             o["resident_total"] = float(stored * copies)
             if o.get("grouped") is not None:
-                _group_columns(o["columns"], o["grouped"])
+                _group_columns(o["columns"], o["grouped"], hw.memory_ramp_s)
             efficiency = dyn.read_efficiency(o["role"]) if o.get("role") else 1.0
             if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
                 c = o["columns"]
@@ -489,13 +489,16 @@ def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, lay
         gemm("shared_down" + tag, t_tokens, hidden, shared_ffn, count, sparsity, role="mlp_out", layer=layer_text_)
 
 
-def _group_columns(c: dict, grouped) -> None:
+def _group_columns(c: dict, grouped, memory_ramp_s: float = 0.0) -> None:
     """A GEMM's columns scaled to a grouped GEMM of ``grouped`` such GEMMs in one launch: work,
-    bytes and roofline times x grouped, the launch overhead once; time and bound recomputed."""
+    bytes and roofline times x grouped, the launch overhead and the memory ramp (a kernel's
+    start-up time before its bytes flow) once; time and bound recomputed."""
     g = np.asarray(grouped, float)
+    c["memory_time_s"] = c["memory_time_s"] - memory_ramp_s
     for key in ("flops", "bytes", "bytes_weight", "bytes_metadata", "compute_time_s", "memory_time_s"):
         if key in c:
             c[key] = c[key] * g
+    c["memory_time_s"] = c["memory_time_s"] + memory_ramp_s
     roof = np.maximum(c["compute_time_s"], c["memory_time_s"])
     c["time_s"] = roof + c["overhead_s"]
     c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))

@@ -76,9 +76,11 @@ def test_roofline_writes_png(capsys, tmp_path):
 def test_user_spec_file_via_hw(capsys, tmp_path, spec_text):
     path = tmp_path / "my-gpu.yaml"
     path.write_text(swap(spec_text, "bandwidth_GBps: 3352", "bandwidth_GBps: 6704"))
+    same = tmp_path / "same-gpu.yaml"  # an unchanged copy: a user file carries no calibration of its own
+    same.write_text(spec_text)
     code, out, _ = run(capsys, "gemm", "--hw", str(path), "-m", "1", "-n", "8192", "-k", "8192", "--json")
     fast = json.loads(out)["memory_time_s"]
-    code, out, _ = run(capsys, "gemm", "--hw", "h100", "-m", "1", "-n", "8192", "-k", "8192", "--json")
+    code, out, _ = run(capsys, "gemm", "--hw", str(same), "-m", "1", "-n", "8192", "-k", "8192", "--json")
     assert fast == pytest.approx(json.loads(out)["memory_time_s"] / 2)
 
 

@@ -188,6 +188,8 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
     fitted = {"dense_matrix": 0.71, "dense_matrix_fp8": 0.52, "hbm": 0.93, "kernel_launch_us": 3.3,
               "weight_only_int4_memory": 0.62}
     record = {"device": "h200-sxm-141gb", "fitted_utc": "2099-01-01T00:00:00+00:00", "traces": ["t.csv"],
+              "split": "by shape (test record)", "loss": "test", "train_rows": 1, "holdout_rows": 1,
+              "converged": True,
               "parameters": {k: {"value": v, "prior": 0.5} for k, v in fitted.items()},
               "errors": {"holdout_after": [{"class": "dense", "median_ape": 0.04}]}}
     (root / "h200-sxm-141gb").mkdir(exist_ok=True)

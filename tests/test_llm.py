@@ -45,7 +45,10 @@ def test_course_decode_is_bandwidth_bound_near_24_tokens_per_s():
     s = decode().summary
     floor = 68_976_648_192 * 2 / 3.352e12
     assert s["tokens_per_s"] < 1 / floor  # never faster than the bandwidth floor (24.3 tok/s)
-    assert s["tokens_per_s"] > 0.8 / floor
+    # calibrated on Vidur's H100 GEMMs: weights stream at 81% of peak and each kernel pays a fitted
+    # ~8.8 us memory ramp (80 layers x 4 GEMMs x 8.8 us = 2.8 ms): 41.2 / 0.81 + 2.8 = 53.6 ms plus
+    # launches and the small ops, so about 18 tok/s, 74% of the floor's rate
+    assert s["tokens_per_s"] > 0.7 / floor
     assert s["time_by_category_s"]["weights"] > 0.9 * s["time_s"]
 
 
