@@ -651,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.eie_cli import add_parser as add_eie_parser
 
     add_eie_parser(sub)
+    __import__("simulator.cli_figures").cli_figures.add_parser(sub)
 
     p = sub.add_parser("anchors", help="the model against published GEMM and whole-model measurements")
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
