@@ -448,7 +448,7 @@ def eie_axes(axes, df, lang="en"):
     layers = list(dict.fromkeys(df["layer"])) + [_t("geo. mean", lang)]
     series = list(dict.fromkeys(zip(df["platform"], df["model"])))
     colours = [OKABE_ITO[c] for c in ("black", "orange", "sky", "green", "blue", "vermillion", "purple", "yellow")]
-    hatches = ["", "//", "\\\\", "xx", "..", "++", "oo", "--"]
+    hatches = ["", "//", "\\\\", "xx", "..", "++", "oo", "--", "||", "**"]  # 10 against 8 colours: pairs stay unique
     width = 0.84 / len(series)
     x = np.arange(len(layers), dtype=float)
     x[-1] += 0.5  # the mean stands apart
@@ -458,12 +458,12 @@ def eie_axes(axes, df, lang="en"):
             g = df[(df["platform"] == platform) & (df["model"] == model)].set_index("layer").reindex(layers[:-1])
             values = np.append(g[column].to_numpy(dtype=float), _geomean(g[column]))
             ax.bar(x + (i - len(series) / 2 + 0.5) * width, values, width, color=colours[i % 8],
-                   hatch=hatches[i % 8], edgecolor="white" if i % 8 == 0 else "black", linewidth=0.6,
+                   hatch=hatches[i % 10], edgecolor="0.6" if i % 8 == 0 else "black", linewidth=0.6,
                    label=f"{g['label'].iloc[0]} {model}")
-            ax.annotate(f"{values[-1]:,.0f}x" if values[-1] >= 10 else f"{values[-1]:.2g}x",
-                        (x[-1] + (i - len(series) / 2 + 0.5) * width, values[-1]), ha="center", va="bottom",
-                        rotation=90, fontsize=MIN_FONT_PT, textcoords="offset points",
-                        xytext=(0, 3))
+            if len(series) <= 6:  # more labels than that overlap; the CLI text lists the means
+                ax.annotate(f"{values[-1]:,.0f}x" if values[-1] >= 10 else f"{values[-1]:.2g}x",
+                            (x[-1] + (i - len(series) / 2 + 0.5) * width, values[-1]), ha="center", va="bottom",
+                            rotation=90, fontsize=MIN_FONT_PT, textcoords="offset points", xytext=(0, 3))
         ax.axhline(1.0, color="black", lw=1)
         ax.set_yscale("log")
         ax.set_ylabel(_t(label, lang), fontsize=MIN_FONT_PT + 1)
