@@ -828,3 +828,13 @@ def write_figures(out, lang: str = "en", formats="png", names=None) -> list[Path
                 for page in pages:
                     plt.close(page)
     return written
+
+
+def draw(name: str, lang: str = "en"):
+    """One course figure by name, in the course style: (figure or list of pages, caption). For
+    notebooks: ``fig, caption = draw("roofline-h100"); print(caption)``."""
+    found = {f.name: f for f in FIGURES}.get(name)
+    if found is None:
+        raise SimulatorError(f"figure {name!r} unknown; known: {', '.join(FIGURE_NAMES)}")
+    with figure_style(lang):
+        return found.make(lang=lang)
