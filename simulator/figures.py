@@ -664,10 +664,16 @@ def method_map(lang="en"):
 
 # ---------------------------------------------------------------------------------------- ledger
 
+_LEDGER = {}
+
+
 def _ledger_table():
+    """The ledger, computed once per process (the slide and the handout draw the same table)."""
     from simulator.course import ledger
 
-    return ledger()
+    if "table" not in _LEDGER:
+        _LEDGER["table"] = ledger()
+    return _LEDGER["table"].copy()
 
 
 def ledger_slide(lang="en", table=None):
