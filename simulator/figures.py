@@ -703,7 +703,8 @@ def ledger_slide(lang="en", table=None):
         ax.set_xlabel(_t("claims", lang))
         ax.set_title(_t(title, lang))
         ax.grid(False, axis="y")
-    axes[1].legend(loc="lower right")
+        ax.set_xlim(0, left.max() * 1.06)
+    axes[0].legend(loc="lower right")  # L3's bar leaves room there; no bar is hidden
     summary = summary_counts(table)
     fig.suptitle(("课件中的数字, 由 sparsim 重算: " if lang == "zh" else "The course's numbers, recomputed by sparsim: ")
                  + ", ".join(f"{_t(v, lang)} {summary.get(v, 0)}" for v in VERDICTS), fontsize=STYLE["axes.titlesize"])
