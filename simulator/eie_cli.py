@@ -294,28 +294,18 @@ def cmd_eie(args) -> int:
 
 
 def comparison_figure(df):
-    """Log-scale bars of EIE's speed-up and energy gain over each platform, per layer (Fig. 6/7)."""
+    """Log-scale bars of EIE's speed-up and energy gain over each platform, per layer and their
+    geometric mean (Fig. 6/7), in the course style (simulator.figures)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
-    layers = list(dict.fromkeys(df["layer"]))
-    series = list(dict.fromkeys(zip(df["platform"], df["model"])))
-    width = 0.8 / len(series)
-    x = np.arange(len(layers))
-    for ax, column, title in ((axes[0], "speedup", "EIE speed-up over each platform"),
-                              (axes[1], "energy_gain", "EIE energy-efficiency gain over each platform")):
-        for i, (platform, model) in enumerate(series):
-            g = df[(df["platform"] == platform) & (df["model"] == model)].set_index("layer").reindex(layers)
-            ax.bar(x + (i - len(series) / 2 + 0.5) * width, g[column], width,
-                   label=f"{g['label'].iloc[0]} {model}")
-        ax.axhline(1.0, color="black", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_title(title + " (model; >1 means EIE wins)")
-        ax.grid(True, axis="y", which="both", alpha=0.25)
-    axes[1].set_xticks(x, layers)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.legend(handles, labels, fontsize=7, ncol=5, loc="lower center")
+    from simulator.figures import FIGSIZE, eie_axes, figure_style
+
+    with figure_style():
+        fig, axes = plt.subplots(2, 1, figsize=FIGSIZE, sharex=True)
+        eie_axes(axes, df)
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[0].legend(handles, labels, ncol=4, loc="upper left", fontsize=12)
+        axes[0].set_title("EIE vs batch-1 GEMV on each platform (model; >1 means EIE wins)")
     return fig
 
 

@@ -179,18 +179,10 @@ def run_tour(plots_dir: "str | None" = None) -> str:
     sections = [section_decode_floor(), section_24_vs_m(), section_unstructured(), section_structured(),
                 section_anchors(), section_capacity(), section_eie(), section_measured(), section_course(course)]
     if plots_dir:
-        from simulator.plots import roofline_figure
+        from simulator.figures import FIGURES, write_figures
 
-        out = Path(plots_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        df = estimate_gemm("h100", np.array([1, 16, 128, 1024, 8192]), 28672, 8192, "bf16", "2:4")
-        path = out / "roofline-h100-2to4.png"
-        roofline_figure("h100", df, "bf16").savefig(path, dpi=150, bbox_inches="tight")
-        sections.append(f"wrote {path}")
-        from simulator.plots import course_figure
-
-        path = out / "course-ledger.png"
-        course_figure(course).savefig(path, dpi=150, bbox_inches="tight")
-        sections.append(f"wrote {path}")
+        written = write_figures(plots_dir)
+        sections.append("figures (sparsim figures; captions in <name>.txt):\n" + "\n".join(
+            f"   {f.name:<20} {f.what}" for f in FIGURES) + f"\nwrote {len(written)} files into {plots_dir}")
     header = "sparsim tour: the course's claims, recomputed (specs in hwspecs/, sources inside each file)"
     return "\n\n".join([header] + sections)

@@ -126,7 +126,7 @@ def test_tour_runs_and_quotes_the_course(capsys, tmp_path):
     code, out, _ = run(capsys, "tour", "--plots", str(tmp_path))
     assert code == 0
     assert "42 ms" in out and "does not fit" in out and "56.3%" in out
-    assert (tmp_path / "roofline-h100-2to4.png").exists()
+    assert (tmp_path / "roofline-h100.png").exists() and (tmp_path / "ledger-slide.png").exists()
     # the measured-truth section quotes the held-out errors `sparsim validate` computes
     from simulator.validation import validate
 
