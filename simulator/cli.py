@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import SimulatorError
-from simulator.cliutil import (MAX_RANGE_VALUES, MAX_SHAPES, _headless_plots, _int_list, _json_records,
-                               _json_value, _list_arg, _Parser, _save_figure)
+from simulator.cliutil import (MAX_RANGE_VALUES, MAX_SHAPES, _check_output_dir, _check_output_file, _Extend, _finite, _headless_plots, _int_list,
+                               _json_records, _json_value, _list_arg, _Parser, _save_figure, _whole)
+
+MAX_COUNT = 10**9  # sequences, tokens of context, table rows: beyond this a value is a typo
+MAX_GPUS = 65_536
+MAX_OUTPUT_TOKENS = 10**7  # generated tokens per request (each decode step is priced)
 
 
 def _gemm_frames(args):
@@ -324,9 +328,14 @@ def cmd_roofline(args) -> int:
     _headless_plots()
     from simulator.plots import roofline_figure
 
-    df, _ = _gemm_frames(args)
+    formats = list(dict.fromkeys(args.sparsity or ["dense"]))  # each format once, in the order given
+    frames = []
+    for fmt in formats:
+        args.sparsity = fmt
+        frames.append(_gemm_frames(args)[0])
+    df = pd.concat(frames, ignore_index=True)
     _save_figure(lambda: roofline_figure(args.hw, df, dtype=args.dtype), args.out, "--out", quiet=True)
-    print(f"wrote {args.out} ({len(df)} point(s) on {df['device'].iloc[0]})")
+    print(f"wrote {args.out} ({len(df)} point(s) on {df['device'].iloc[0]}: {', '.join(formats)})")
     return 0
 
 
@@ -334,6 +343,7 @@ def cmd_tour(args) -> int:
     from simulator.tour import run_tour
 
     if args.plots:
+        _check_output_dir(args.plots, "--plots")
         _headless_plots()
     print(run_tour(plots_dir=args.plots))
     return 0
@@ -365,6 +375,7 @@ def cmd_validate(args) -> int:
     from simulator.hardware import load_hw
     from simulator.validation import validate, validation_figure
 
+    _check_output_file(args.plot, "--plot")
     results, failed = [], []
     for device in _devices_with_traces(args):
         hw = load_hw(device, calibrated=not args.uncalibrated)
@@ -452,6 +463,10 @@ def cmd_model(args) -> int:
 
     if args.longest_context and args.output_tokens is not None:
         raise SimulatorError("--longest-context: not with --output-tokens (it prices one phase at the context found)")
+    if args.phase is not None and args.output_tokens is not None:
+        raise SimulatorError(f"--phase {args.phase}: not with --output-tokens, which prices a whole request "
+                             "(the prefill of --context, then the decode steps); drop one of them")
+    args.phase = args.phase or "decode"
     if args.output_tokens is not None:
         r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
                              args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method,
@@ -545,16 +560,23 @@ def _add_reserve_arg(p):
                         "H200 leaves ~15 GB)")
 
 
-def _add_gemm_args(p, require_out=False):
-    p.add_argument("--hw", default="h100", help="device id, alias or path to a spec YAML (default h100)")
-    p.add_argument("-m", type=_int_list("-m"), required=True,
-                   help="tokens (rows of x); list '1,16' or range '1:4096:x2'")
-    p.add_argument("-n", type=_int_list("-n"), required=True, help="output features (rows of W)")
-    p.add_argument("-k", type=_int_list("-k"), required=True, help="input features (reduction)")
+def _add_gemm_args(p, several_formats=False):
+    p.add_argument("--hw", default="h100", help="device id, alias or path to a spec YAML (default h100)",
+                   repeat_hint="one device per call (`sparsim plan --hw a,b` compares devices)")
+    p.add_argument("-m", type=_int_list("-m"), required=True, action=_Extend,
+                   help="tokens (rows of x); list '1,16' or range '1:4096:x2'; repeat to add more")
+    p.add_argument("-n", type=_int_list("-n"), required=True, action=_Extend,
+                   help="output features (rows of W); list or range, repeat to add more")
+    p.add_argument("-k", type=_int_list("-k"), required=True, action=_Extend,
+                   help="input features (reduction); list or range, repeat to add more")
     p.add_argument("--dtype", default="bf16", help="fp32, tf32, fp16, bf16, fp8, int8, fp4, int4")
-    p.add_argument("--sparsity", default="dense",
-                   help="dense | 2:4 | N:M | unstructured:0.9[:csr|bitmap|tiled-csl|masked] | block:32:0.9 | "
-                        "structured:0.36[:n|k]")
+    formats = "dense | 2:4 | N:M | unstructured:0.9[:csr|bitmap|tiled-csl|masked] | block:32:0.9 | structured:0.36[:n|k]"
+    if several_formats:
+        p.add_argument("--sparsity", action="append", help=formats + "; repeat to draw several formats on one "
+                       "chart (default dense)")
+    else:
+        p.add_argument("--sparsity", default="dense", help=formats,
+                       repeat_hint="gemm prices one format per call (`sparsim roofline` draws several)")
 
 
 def _version() -> str:
@@ -577,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gemm)
 
     p = sub.add_parser("roofline", help="roofline chart with the given GEMMs as points")
-    _add_gemm_args(p)
+    _add_gemm_args(p, several_formats=True)
     p.add_argument("--out", required=True, help="image file to write (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_roofline)
 
@@ -593,12 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="a whole LLM for one phase: time, tokens/s, memory, where the time goes")
     p.add_argument("--model", required=True, help="model id, e.g. llama-2-70b (see workloads/models/)")
-    p.add_argument("--hw", default="h100", help="device id, alias or spec path (default h100)")
-    p.add_argument("--phase", default="decode", help="prefill or decode (default decode)")
-    p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
-    p.add_argument("--context", type=int, default=4096,
+    p.add_argument("--hw", default="h100", help="device id, alias or spec path (default h100)",
+                   repeat_hint="one device per call (`sparsim plan --hw a,b` compares devices)")
+    p.add_argument("--phase", help="prefill or decode (default decode)")
+    p.add_argument("--batch", type=_whole(1, MAX_COUNT), default=1, help="sequences (default 1)")
+    p.add_argument("--context", type=_whole(1, MAX_COUNT), default=4096,
                    help="prefill: prompt tokens; decode: tokens in the KV cache (default 4096)")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel GPUs (default 1)")
+    p.add_argument("--tp", type=_whole(1, MAX_GPUS), default=1, help="tensor-parallel GPUs (default 1)")
     p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
     p.add_argument("--weights", help="weight storage: int8, int4, int4:g128, fp8, fp4 (default: --dtype)")
     p.add_argument("--kv-dtype", help="KV-cache dtype (default: --dtype)")
@@ -609,14 +632,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "dejavu[:mlp_sparsity=0.85,head_sparsity=0.5,predictor_rank=1000], "
                    "naee[:keep_experts=6,skip_second_expert=0], powerinfer[:gpu_fraction=0.2,cpu=i7-5930k], "
                    "flash[:window=5,flash_GBps=6] (docs/dynamic.md)")
-    p.add_argument("--output-tokens", type=int, metavar="N",
-                   help="price a whole request instead: prefill of --context tokens, then N decode steps")
+    p.add_argument("--output-tokens", type=_whole(1, MAX_OUTPUT_TOKENS), metavar="N",
+                   help="price a whole request instead: prefill of --context tokens, then N decode steps "
+                        "(not with --phase: a request has both)")
     p.add_argument("--longest-context", action="store_true",
                    help="find the longest context that fits at --batch (decode: the context per sequence, with "
                         "the longest prompt a prefill fits; prefill: the prompt) and price the phase there "
                         "(--context is ignored)")
     p.add_argument("--recipe", default="dense", help="pruning recipe, e.g. 2:4, 2:4@mlp, unstructured:0.5:bitmap, "
-                   "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)")
+                   "owl:0.7, width:0.3, depth:0.25, joined with '+' (docs/llm.md)",
+                   repeat_hint="join a recipe's parts with '+' (--recipe 2:4+width:0.3); "
+                               "`sparsim plan --recipe A --recipe B` compares recipes")
     _add_reserve_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_model)
@@ -637,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
     p.add_argument("--max-tpot-ms", type=float, metavar="MS",
                    help="serve at the largest batch whose decode step takes at most MS milliseconds")
-    p.add_argument("--top", type=int, default=20, help="deployments listed per group (default 20)")
+    p.add_argument("--top", type=_whole(1, MAX_COUNT), default=20, help="deployments listed per group (default 20)")
     p.add_argument("--plot", metavar="FILE", help="also draw tokens/s per GPU against time per output token, "
                    "one curve per deployment (the 8 fastest), into FILE (png, pdf, svg)")
     _add_reserve_arg(p)
@@ -649,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.add_argument("--plot", metavar="PATH", help="write a predicted-vs-measured chart (log-log)")
     p.add_argument("--uncalibrated", action="store_true", help="use the spec's default efficiencies")
-    p.add_argument("--fail-above", type=float, metavar="FRACTION",
+    p.add_argument("--fail-above", type=_finite(0.0, 1e6, low_open=True, what="an error fraction"), metavar="FRACTION",
                    help="exit 1 when a class's held-out median APE exceeds this (e.g. 0.05)")
     p.add_argument("--targets", nargs="?", const=True, metavar="PATH",
                    help="check the held-out errors against per-class targets (default file: "

@@ -9,6 +9,7 @@ unknown key lists the keys that are recognized there (a typo must never pass sil
 from __future__ import annotations
 
 import functools
+import os
 import re
 import typing
 from pathlib import Path
@@ -20,9 +21,31 @@ from simulator.errors import SimulatorError
 
 
 class Strict(BaseModel):
-    """Base of every data-file schema: unknown keys are errors, instances are immutable."""
+    """Base of every data-file schema: unknown keys are errors, instances are immutable, and a
+    float field never holds NaN or infinity (``.inf``, ``1e400`` and ``.nan`` are errors)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_DATA_FILE_BYTES = 16 * 2**20  # the largest shipped file is ~100 kB; a user file this big is a mistake
+
+
+def looks_like_path(text: str) -> bool:
+    """One rule for every ``--hw``/``--model``/``--spec`` argument: a name ending in .yaml/.yml or
+    holding a path separator is a file path; anything else is an id or alias."""
+    return text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text
+
+
+def check_file(path, what: str) -> Path:
+    """``path`` as a Path if it is a readable regular file, else one line saying what it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise SimulatorError(f"{what} {str(path)!r} is a folder, not a file")
+    if not path.exists():
+        raise SimulatorError(f"{what} {str(path)!r} does not exist")
+    if not path.is_file():
+        raise SimulatorError(f"{what} {str(path)!r} is not a regular file (a device or a pipe?)")
+    return path
 
 
 _SOURCE_KEY = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.&+-]*)\]")
@@ -88,9 +111,23 @@ def validation_message(path: Path, err: ValidationError, model: type[BaseModel])
 
 def read_yaml(path: Path):
     if not path.is_file():
-        raise SimulatorError(f"{path}: no such file")
+        raise SimulatorError(f"{path}: " + ("is a folder, not a YAML file" if path.is_dir() else
+                                            "no such file" if not path.exists() else
+                                            "not a regular file (a device or a pipe?)"))
+    if path.stat().st_size > MAX_DATA_FILE_BYTES:
+        raise SimulatorError(f"{path}: {path.stat().st_size:,} bytes is too large for a data file "
+                             f"(at most {MAX_DATA_FILE_BYTES:,})")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SimulatorError(f"{path}: not a text (UTF-8) YAML file (byte {exc.start} is "
+                             f"0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise SimulatorError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise SimulatorError(f"{path}: nested too deeply to be a data file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -102,6 +139,8 @@ def validate(path: Path, raw, model: type[BaseModel]):
         raise SimulatorError(f"{path}: expected a mapping of fields at the top level")
     try:
         return model.model_validate(raw)
+    except RecursionError:
+        raise SimulatorError(f"{path}: nested too deeply to be a data file") from None
     except ValidationError as err:
         raise SimulatorError(validation_message(path, err, model)) from None
 

@@ -196,6 +196,9 @@ class PowerInfer(DynamicMethod):
         _fraction("powerinfer", "gpu_fraction", self.gpu_fraction)
         if self.gpu_fraction <= 0:
             raise SimulatorError("--dynamic powerinfer: gpu_fraction must be > 0")
+        if not (np.isfinite(self.link_latency_us) and self.link_latency_us >= 0):
+            raise SimulatorError(f"--dynamic powerinfer: link_latency_us must be a finite time >= 0, "
+                                 f"got {self.link_latency_us}")
 
     def _hot_mass(self) -> float:
         return float(self.gpu_fraction ** POWER_LAW_BETA)
@@ -311,9 +314,19 @@ def parse_dynamic(text: "str | DynamicMethod | None") -> DynamicMethod:
         if not eq or key not in known:
             raise SimulatorError(f"--dynamic {text!r}: {item!r} is not key=value with key in "
                                  f"{', '.join(known) or '(no parameters)'}")
+        kind = known[key]
+        if kind in (str, "str"):
+            kwargs[key] = value
+            continue
         try:
-            kind = known[key]
-            kwargs[key] = value if kind in (str, "str") else int(value) if kind in (int, "int") else float(value)
+            number = float(value)
         except ValueError:
             raise SimulatorError(f"--dynamic {text!r}: {key}={value!r} is not a number") from None
+        if not np.isfinite(number):  # ranges are each method's own check (__post_init__)
+            raise SimulatorError(f"--dynamic {name}: {key} must be a finite number, got {value}")
+        if kind in (int, "int"):
+            if number != int(number):
+                raise SimulatorError(f"--dynamic {name}: {key} must be a whole number, got {value}")
+            number = int(number)
+        kwargs[key] = number
     return cls(**kwargs)

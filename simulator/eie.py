@@ -34,13 +34,17 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from simulator.datafiles import Strict, check_citations, load_yaml, read_yaml, validate
+from simulator.datafiles import Strict, check_citations, check_file, load_yaml, looks_like_path, read_yaml, validate
 from simulator.errors import SimulatorError
 from simulator.paths import data_root
 
 DEFAULT_SPEC = "eie-64pe"
 MAX_PES = 65535  # PE ids are sorted as uint16 (numpy's radix sort); far beyond any EIE design
 SCALING_PES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# The simulator holds (PE x output batch x column) counts and a (broadcast x PE) service matrix:
+# ~50 ns per slot on a laptop core. One command simulates at most this many slots (~10 s), so a
+# study like 1:65535:+1 is refused up front instead of running for an hour.
+MAX_SIMULATED_SLOTS = 100_000_000
 _SENTINEL = -(1 << 60)  # "minus infinity" for integer cycle arithmetic
 
 
@@ -231,7 +235,11 @@ def _load_spec_file(path: Path, mtime: float) -> EIESpec:
 
 
 def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not float(value).is_integer() or value < low or (high and value > high):
+    try:
+        whole = isinstance(value, (int, np.integer)) or float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if isinstance(value, bool) or not whole or value < low or (high and value > high):
         limit = f"between {low} and {high}" if high else f">= {low}"
         raise SimulatorError(f"{name}: must be a whole number {limit}, got {value}")
     return int(value)
@@ -250,8 +258,9 @@ def load_eie(name_or_path: Union[str, Path, EIESpec] = DEFAULT_SPEC, pes: Option
         spec = name_or_path
     else:
         text = str(name_or_path)
-        path = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else \
-            _root() / "hwspecs" / f"{text.strip().lower()}.yaml"
+        if looks_like_path(text):
+            check_file(text, "--spec: PE-array spec file")
+        path = Path(text) if looks_like_path(text) else _root() / "hwspecs" / f"{text.strip().lower()}.yaml"
         if not path.is_file():
             folder = _root() / "hwspecs"
             known = [p.stem for p in sorted(folder.glob("*.yaml"))
@@ -590,6 +599,33 @@ def queue_cycles(service, depth: int) -> tuple[int, np.ndarray]:
     return int(max(finish_max.max(), b_prev + 1)), broadcast
 
 
+def _layer_shape(layer_or_matrix) -> tuple[int, int]:
+    """(rows, cols) of a named layer or a given W, without building its non-zeros."""
+    if isinstance(layer_or_matrix, (str, EIELayer)):
+        layer = get_layer(layer_or_matrix)
+        return layer.rows, layer.cols
+    shape = getattr(layer_or_matrix, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise SimulatorError("matrix: W must be 2-D (outputs x inputs)")
+    return int(shape[0]), int(shape[1])
+
+
+def simulated_slots(rows: int, cols: int, pes: int, accumulators_per_pe: int) -> int:
+    """(PE x output batch x column) slots one simulation of a rows x cols layer holds."""
+    batches = -(-(-(-rows // pes)) // accumulators_per_pe)
+    return pes * batches * cols
+
+
+def check_simulation_budget(jobs, what: str) -> None:
+    """Refuse, before any work, a set of simulations ((rows, cols, pes, accumulators) each) that
+    would hold more than MAX_SIMULATED_SLOTS slots in all."""
+    total = sum(simulated_slots(*job) for job in jobs)
+    if total > MAX_SIMULATED_SLOTS:
+        raise SimulatorError(f"{what}: {len(jobs):,} simulation(s) holding {total:.3g} PE x batch x column slots, "
+                             f"more than the {MAX_SIMULATED_SLOTS:.2g} one command simulates (~10 s); use fewer or "
+                             "smaller PE counts (e.g. 1:512:x2), or one --layer")
+
+
 def _layer_inputs(layer_or_matrix, weight_density, activation_density, seed):
     """(label, rows, cols, row_idx, col_idx, activation density for synthetic a, layer or None)."""
     if isinstance(layer_or_matrix, (str, EIELayer)):
@@ -621,6 +657,7 @@ def simulate_layer(spec: Union[str, EIESpec] = DEFAULT_SPEC, layer_or_matrix: Un
         layer_or_matrix, weight_density, activation_density, seed)
     active = _active_columns(cols, activations, act_density, seed)
     pes, pipe, enc = spec.pes, spec.pipeline, spec.encoding
+    check_simulation_budget([(rows, cols, pes, pipe.accumulators_per_pe)], f"{label} at {pes} PEs")
 
     entries, nonzeros = entry_counts(row_idx, col_idx, rows, cols, pes, pipe.accumulators_per_pe,
                                      enc.relative_index_bits)
@@ -720,6 +757,9 @@ def scaling_study(layer_or_matrix="alex-7", pes=SCALING_PES, spec: Union[str, EI
     counts = [_check_int("pes", p, 1, MAX_PES) for p in pes]
     if not counts:
         raise SimulatorError("pes: needs at least one PE count")
+    rows, cols = _layer_shape(layer_or_matrix)
+    check_simulation_budget([(rows, cols, p, base.pipeline.accumulators_per_pe) for p in counts],
+                            f"scaling study over {len(counts):,} PE counts")
     rows = [simulate_layer(load_eie(base, pes=p), layer_or_matrix, activations, seed, **kwargs) for p in counts]
     df = pd.DataFrame(rows)
     df["speedup"] = df["cycles"].iloc[0] / df["cycles"]

@@ -48,8 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     p.add_argument("--scaling-pes", type=_int_list("--scaling-pes"), default=None, metavar="LIST",
                    help="PE counts for --scaling (default 1:256:x2)")
-    p.add_argument("--huffman", default="measured", help="--compression: 'measured' (paper's code lengths) or "
-                                                         "'index-entropy' (index bits from the random-gap model)")
+    p.add_argument("--huffman", help="--compression: 'measured' (paper's code lengths, the default) or "
+                                     "'index-entropy' (index bits from the random-gap model)")
     p.add_argument("--out", metavar="PATH", help="--compare: also write the log-scale speed-up / energy chart")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eie)
@@ -79,8 +79,9 @@ def _load_matrix(path: str):
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise SimulatorError(f"--matrix: file {path!r} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise SimulatorError(f"--matrix: cannot read {path!r} as .npy or scipy .npz ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise SimulatorError(f"--matrix: cannot read {path!r} as .npy or scipy .npz "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def _load_vector(path: str):
@@ -88,8 +89,9 @@ def _load_vector(path: str):
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise SimulatorError(f"--activations: file {path!r} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise SimulatorError(f"--activations: cannot read {path!r} as .npy ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise SimulatorError(f"--activations: cannot read {path!r} as .npy "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def _target(args):
@@ -196,6 +198,11 @@ def _cmd_scaling(args) -> int:
     target = _target(args)
     activations = _load_vector(args.activations) if args.activations else None
     if target is None:  # every layer, as [EIE] Fig. 11 / 13
+        from simulator.eie import check_simulation_budget
+
+        check_simulation_budget([(layer.rows, layer.cols, p, spec.pipeline.accumulators_per_pe)
+                                 for layer in load_layers().values() for p in pes],
+                                f"--scaling-pes: {len(pes):,} PE counts x {len(load_layers())} layers")
         frames = [scaling_study(name, pes, spec, None, args.seed, **_kwargs(args)) for name in load_layers()]
         if args.json:
             print(json.dumps([rec for f in frames for rec in _records(f)]))
@@ -227,6 +234,9 @@ def _cmd_compare(args) -> int:
 
     if args.layer or args.matrix or args.activations:
         raise SimulatorError("--compare runs the nine benchmark layers; drop --layer/--matrix/--activations")
+    from simulator.cliutil import _check_output_file
+
+    _check_output_file(args.out, "--out")
     spec = _spec(args)
     df = comparison_table(spec, seed=args.seed)
     gains = headline_gains(df)
@@ -282,6 +292,11 @@ def _cmd_compression(args) -> int:
 
 
 def cmd_eie(args) -> int:
+    if args.out is not None and not args.compare:
+        raise SimulatorError("--out writes the --compare chart; add --compare (other modes draw nothing)")
+    if args.huffman is not None and not args.compression:
+        raise SimulatorError("--huffman sets the --compression mode's code lengths; add --compression")
+    args.huffman = args.huffman or "measured"
     if args.compare:
         return _cmd_compare(args)
     if args.compression:

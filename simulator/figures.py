@@ -790,19 +790,21 @@ def _formats(formats) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def write_figures(out, lang: str = "en", formats="png", names=None) -> list[Path]:
+def write_figures(out, lang: str = "en", formats="png", names=None, flag: str = "--out") -> list[Path]:
     """Draw the course figures (all, or ``names``) into ``out`` in every format asked; each with
-    its caption in ``<name>.txt``. Returns the files written."""
+    its caption in ``<name>.txt``. Returns the files written. ``flag`` names the option in errors."""
     formats = _formats(formats)
     wanted = list(FIGURE_NAMES) if not names else list(names)
     unknown = [n for n in wanted if n not in FIGURE_NAMES]
     if unknown:
         raise SimulatorError(f"--only {','.join(unknown)}: unknown figure; known: {', '.join(FIGURE_NAMES)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SimulatorError(f"{flag} {str(out)!r}: exists and is not a folder; name a folder to write into")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise SimulatorError(f"--out {str(out)!r}: cannot create ({err.strerror or err})") from None
+        raise SimulatorError(f"{flag} {str(out)!r}: cannot create the folder ({err.strerror or err})") from None
     written = []
     with figure_style(lang):
         for fdef in FIGURES:
@@ -830,7 +832,7 @@ def write_figures(out, lang: str = "en", formats="png", names=None) -> list[Path
                 path.write_text(caption.rstrip(".") + ".\n", encoding="utf-8")
                 written.append(path)
             except OSError as err:
-                raise SimulatorError(f"--out {str(out)!r}: cannot write ({err.strerror or err})") from None
+                raise SimulatorError(f"{flag} {str(out)!r}: cannot write ({err.strerror or err})") from None
             finally:
                 for page in pages:
                     plt.close(page)

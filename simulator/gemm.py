@@ -30,6 +30,7 @@ from simulator.dtypes import (
     SCALE_BYTES_PER_ELEMENT,
     check_dtype,
 )
+from simulator.checks import as_whole, broadcast
 from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, load_hw
 from simulator.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
@@ -45,15 +46,7 @@ _NATIVE_PATTERNS = {"2:4": (2, 4, False), "1:2": (1, 2, False), "4:8-pairwise": 
 
 
 def _as_dims(name: str, value) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if arr.size == 0:
-        raise SimulatorError(f"{name}: needs at least one value")
-    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.floor(arr))
-    if np.any(bad):
-        first = arr[bad].flat[0]
-        shown = int(first) if np.isfinite(first) and first == int(first) else first
-        raise SimulatorError(f"{name}: must be a whole number >= 1, got {shown}")
-    return arr
+    return as_whole(name, value)
 
 
 def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.ndarray):
@@ -226,14 +219,14 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     if BYTES_PER_ELEMENT[weight_dtype] > BYTES_PER_ELEMENT[dtype]:
         raise SimulatorError(f"weight_dtype: {weight_dtype} weights are wider than the {dtype} math; "
                              "weight-only quantization stores weights narrower than the compute dtype")
-    if weight_group_size is not None and (int(weight_group_size) != weight_group_size or weight_group_size < 1):
-        raise SimulatorError(f"weight_group_size: must be a whole number >= 1, got {weight_group_size}")
+    if weight_group_size is not None:
+        weight_group_size = int(as_whole("weight_group_size", weight_group_size, 1, 2**20))
     if weight_zero_point_bytes is not None and not 0 <= weight_zero_point_bytes <= 4:
         raise SimulatorError(f"weight_zero_point_bytes: must be between 0 and 4 bytes, got {weight_zero_point_bytes}")
     fmt = parse_sparsity(sparsity)
     m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
     density = np.asarray(fmt.density, dtype=float)
-    m, n, k, density = np.broadcast_arrays(m, n, k, density)
+    m, n, k, density = broadcast(m=m, n=n, k=k, sparsity=density)
     m, n, k, density = (np.array(a, dtype=float).ravel() for a in (m, n, k, density))
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
@@ -376,7 +369,7 @@ def crossover_sparsity(hw, m, n, k, dtype: str = "fp16", storage: str = "csr",
     beats dense, ``beats_dense`` is False and ``crossover_sparsity`` is NaN (stated, not silent).
     """
     m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
-    m, n, k = (a.ravel() for a in np.broadcast_arrays(m, n, k))
+    m, n, k = (a.ravel() for a in broadcast(m=m, n=n, k=k))
     grid = np.linspace(0.0, 1.0, resolution, endpoint=False)[:, None]
     dense = gemm_columns(hw, m, n, k, dtype, "dense")["time_s"]
     sparse = gemm_columns(hw, m[None], n[None], k[None], dtype,

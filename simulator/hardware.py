@@ -27,7 +27,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from simulator.datafiles import Strict, check_citations, read_yaml, validate
+from simulator.datafiles import Strict, check_citations, check_file, looks_like_path, read_yaml, validate
 from simulator.dtypes import Dtype
 from simulator.errors import SimulatorError
 from simulator.paths import data_root
@@ -453,9 +453,7 @@ def _load_file(path: Path, mtime: float) -> HardwareSpec:
 
 
 def load_hw_file(path: str | Path) -> HardwareSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise SimulatorError(f"--hw: spec file {str(path)!r} does not exist")
+    path = check_file(path, "--hw: spec file")
     return _load_file(path.absolute(), path.stat().st_mtime)
 
 
@@ -514,7 +512,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
             return load_hw(name.id, calibrated=False)
         return name
     text = str(name)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
+    if looks_like_path(text):
         return load_hw_file(text)  # a user's own spec: no calibration is looked up
     key = text.strip().lower()
     folder = hwspecs_dir()

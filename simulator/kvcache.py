@@ -326,8 +326,10 @@ class KVMethod:
             if value is not None and not (spec.kind is str):
                 try:
                     number = float(value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise SimulatorError(f"--kv-method {self.name}: {key}={value!r} is not a number") from None
+                if not math.isfinite(number):
+                    raise SimulatorError(f"--kv-method {self.name}: {key} must be a finite number, got {value}")
                 if spec.kind is int:
                     if number != int(number):
                         raise SimulatorError(f"--kv-method {self.name}: {key} must be a whole number, got {value}")
@@ -364,6 +366,10 @@ class KVMethod:
 
     def _fail(self, message: str):
         raise SimulatorError(f"--kv-method {self.name}: {message}")
+
+    def effective_values(self) -> dict:
+        """The parameters as priced (unset alternatives left out), for descriptions."""
+        return {k: v for k, v in self.values.items() if v is not None}
 
     def validate(self):
         """Parameter checks that do not depend on the model."""
@@ -418,6 +424,10 @@ class H2O(Selector):
     params = {
         "heavy": Param(0.1, "heavy-hitter budget, fraction of the prompt"),
         "recent": Param(0.1, "recent-window budget, fraction of the prompt"),
+        "budget": Param(None, "alternatively, the whole KV budget as a fraction of the prompt (the papers' "
+                        "'20% KV budget'), split equally between heavy hitters and the recent window as "
+                        "H2O's reference runs (heavy_ratio = recent_ratio = 0.1) and the llama-recipes H2O "
+                        "recipe (half local, half heavy) do; overrides heavy and recent"),
         "sinks": Param(0, "first tokens always kept on top (0 in H2O; 4 = the course's 'sink + heavy hitter')", int),
         "scores": Param("pass", "how accumulated attention scores are obtained: 'pass' = a second kernel "
                         "recomputing QK^T with FlashAttention's log-sum-exp; 'eager' = unfused attention "
@@ -436,17 +446,35 @@ class H2O(Selector):
                 "(anchors row 129); course: 5.5x on OPT-30B (not in the abstract)")
 
     def validate(self):
-        if not (0 <= self.heavy <= 1 and 0 <= self.recent <= 1):
-            self._fail(f"heavy and recent are fractions of the prompt in [0, 1], got {self.heavy}, {self.recent}")
-        if self.heavy + self.recent > 1:
-            self._fail(f"heavy + recent = {self.heavy + self.recent:g}: a KV budget above 1 (fractions of the prompt)")
-        if self.heavy + self.recent <= 0:
+        if self.values["budget"] is not None:
+            if not 0 < self.values["budget"] <= 1:
+                self._fail(f"budget is a fraction of the prompt in (0, 1], got {self.values['budget']}")
+            if (self.values["heavy"], self.values["recent"]) != (self.params["heavy"].default,
+                                                                 self.params["recent"].default):
+                self._fail("give budget= or heavy=/recent=, not both (budget splits equally between them)")
+        heavy, recent = self.ratios
+        if not (0 <= heavy <= 1 and 0 <= recent <= 1):
+            self._fail(f"heavy and recent are fractions of the prompt in [0, 1], got {heavy}, {recent}")
+        if heavy + recent > 1:
+            self._fail(f"heavy + recent = {heavy + recent:g}: a KV budget above 1 (fractions of the prompt)")
+        if heavy + recent <= 0:
             self._fail("heavy + recent must be > 0")
         if self.sinks < 0:
             self._fail(f"sinks must be >= 0, got {self.sinks}")
 
+    def effective_values(self) -> dict:
+        heavy, recent = self.ratios
+        return {**super().effective_values(), "heavy": heavy, "recent": recent}
+
+    @property
+    def ratios(self) -> tuple:
+        """(heavy, recent) fractions of the prompt: budget/2 each when ``budget`` is given."""
+        if self.values["budget"] is not None:
+            return self.values["budget"] / 2.0, self.values["budget"] / 2.0
+        return self.values["heavy"], self.values["recent"]
+
     def budget(self, prompt):
-        return np.maximum(1.0, np.ceil((self.heavy + self.recent) * prompt)) + self.sinks
+        return np.maximum(1.0, np.ceil(sum(self.ratios) * prompt)) + self.sinks
 
     def retained(self, n, prompt, scale, env):
         return np.minimum(n, self.budget(prompt))
@@ -931,7 +959,7 @@ class KVPipeline:
 
     def describe(self) -> str:
         """Every method with all its parameters, defaults included: 'h2o(heavy=0.1, recent=0.1)'."""
-        return "+".join(f"{m.name}({', '.join(f'{k}={_fmt(v)}' for k, v in m.values.items() if v is not None)})"
+        return "+".join(f"{m.name}({', '.join(f'{k}={_fmt(v)}' for k, v in m.effective_values().items())})"
                         for m in self.methods) or "none"
 
     def role(self, name: str):

@@ -35,6 +35,7 @@ import pandas as pd
 
 from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.dynamic import DynamicMethod, parse_dynamic
+from simulator.checks import as_whole, broadcast
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
@@ -145,6 +146,9 @@ def _parse_owl(text, value):
     return (mean, lam, storage)
 
 
+MAX_GROUP_SIZE = 2**20  # quantization groups are 32-1024 elements in practice (GPTQ, AWQ: 128)
+
+
 def parse_weights(text: "str | None", dtype: str):
     """'int4', 'int4:g128', 'int8', 'fp8', 'fp4' -> (weight dtype, group size)."""
     if text is None:
@@ -152,8 +156,9 @@ def parse_weights(text: "str | None", dtype: str):
     name, _, group = str(text).lower().partition(":")
     check_dtype(name, "--weights")
     if group:
-        if not re.fullmatch(r"g\d+", group) or int(group[1:]) < 1:
-            raise SimulatorError(f"--weights {text!r}: group size is written g<N>, e.g. int4:g128")
+        if not re.fullmatch(r"g\d{1,8}", group) or not 1 <= int(group[1:]) <= MAX_GROUP_SIZE:
+            raise SimulatorError(f"--weights {text!r}: group size is written g<N> with 1 <= N <= "
+                                 f"{MAX_GROUP_SIZE:,}, e.g. int4:g128")
         return name, int(group[1:])
     return name, None
 
@@ -212,12 +217,9 @@ def _check_points(phase, batch, context, generated=0):
         raise SimulatorError(f"--phase: {bad[0]!r} unknown; allowed: {', '.join(PHASES)}")
     arrays = []
     for name, value, low in (("--batch", batch, 1), ("--context", context, 1), ("generated", generated, 0)):
-        arr = np.atleast_1d(np.asarray(value, dtype=float))
-        wrong = ~np.isfinite(arr) | (arr < low) | (arr != np.floor(arr))
-        if np.any(wrong):
-            raise SimulatorError(f"{name}: must be a whole number >= {low}, got {arr[wrong][0]:g}")
-        arrays.append(arr)
-    phase, batch, context, generated = (a.ravel() for a in np.broadcast_arrays(phase, *arrays))
+        arrays.append(np.atleast_1d(as_whole(name, value, low)))
+    phase, batch, context, generated = (a.ravel() for a in broadcast(phase=phase, batch=arrays[0],
+                                                                     context=arrays[1], generated=arrays[2]))
     if np.any((phase == "prefill") & (generated > 0)):
         raise SimulatorError("generated: a prefill has generated no tokens yet (use phase decode)")
     if np.any(generated >= context):
@@ -251,9 +253,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         rec = recipe
     else:
         rec = _parse_recipe_cached(recipe) if isinstance(recipe, str) else parse_recipe(recipe)
-    if int(tp) != tp or tp < 1:
-        raise SimulatorError(f"--tp: must be a whole number >= 1, got {tp}")
-    tp = int(tp)
+    if np.ndim(tp) != 0:
+        raise SimulatorError(f"--tp: one tensor-parallel degree per call, got {tp!r}")
+    tp = int(as_whole("--tp", tp, 1, 65536))
     pipeline = parse_kv_method(kv_method)
     phase, batch, context, generated = _check_points(phase, batch, context, generated)
     if cfg.kind == "encoder" and np.any(phase == "decode"):

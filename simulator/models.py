@@ -44,7 +44,7 @@ from pydantic import (
     model_validator,
 )
 
-from simulator.datafiles import Strict, load_yaml
+from simulator.datafiles import Strict, check_file, load_yaml, looks_like_path
 from simulator.errors import SimulatorError
 from simulator.paths import workloads_path
 
@@ -329,8 +329,8 @@ def list_models() -> list[ModelConfig]:
 
 def load_model(name_or_path: str) -> ModelConfig:
     """A model by id, alias, or path to a ``.yaml`` file (whose stem must equal its id)."""
-    if str(name_or_path).endswith(".yaml"):
-        return _load_file(Path(name_or_path).absolute())
+    if looks_like_path(str(name_or_path)):
+        return _load_file(check_file(name_or_path, "--model: model file").absolute())
     direct = models_dir() / f"{name_or_path}.yaml"
     if direct.is_file():
         return _load_file(direct)

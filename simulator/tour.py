@@ -181,7 +181,7 @@ def run_tour(plots_dir: "str | None" = None) -> str:
     if plots_dir:
         from simulator.figures import FIGURES, write_figures
 
-        written = write_figures(plots_dir)
+        written = write_figures(plots_dir, flag="--plots")
         sections.append("figures (sparsim figures; captions in <name>.txt):\n" + "\n".join(
             f"   {f.name:<20} {f.what}" for f in FIGURES) + f"\nwrote {len(written)} files into {plots_dir}")
     header = "sparsim tour: the course's claims, recomputed (specs in hwspecs/, sources inside each file)"

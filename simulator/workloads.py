@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import pandas as pd
 from pydantic import Field
 
-from simulator.datafiles import Strict, load_yaml
+from simulator.datafiles import Strict, check_file, load_yaml, looks_like_path
 from simulator.errors import SimulatorError
 from simulator.paths import workloads_path
 
@@ -97,7 +97,9 @@ def workloads_dir() -> Path:
 
 
 def load_layerset(name: str) -> LayerSet:
-    path = Path(name) if name.endswith(".yaml") else workloads_dir() / "layersets" / f"{name}.yaml"
+    if looks_like_path(name):
+        check_file(name, "layer set file")
+    path = Path(name) if looks_like_path(name) else workloads_dir() / "layersets" / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted((workloads_dir() / "layersets").glob("*.yaml")))
         raise SimulatorError(f"unknown layer set {name!r}; known: {known}")
