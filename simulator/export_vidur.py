@@ -1,0 +1,192 @@
+"""sparsim's estimates written as Vidur profiling files, so Vidur's cluster simulator can run on
+devices and recipes nobody has profiled (2:4 on H200, int4 weights on B200, ...).
+
+Vidur (Agrawal et al., "Vidur: A Large-Scale Simulation Framework for LLM Inference", MLSys'24,
+github.com/microsoft/vidur) predicts a replica's batch times from measured per-op profiles of the
+exact model and GPU. Its ``mlp.csv`` holds, per (tensor-parallel degree, token count), the kernel
+time of each op of one transformer block (see simulator/importers/vidur_mlp.py, which reads it,
+and shared/data/vidur/README.md for what Vidur measured):
+
+    time_stats.<op>.{min,max,mean,median,std}   ms, kernel time (no launch latency)
+    n_head, n_kv_head, n_embd, n_expanded_embd, vocab_size, use_gated_mlp, num_tokens,
+    num_tensor_parallel_workers
+
+for the ops emb, input_layernorm, attn_pre_proj, attn_rope, attn_post_proj,
+post_attention_layernorm, mlp_up_proj, mlp_act, mlp_down_proj, add (the column order of Vidur's
+own files). ``write_mlp_csv`` fills it from sparsim's op table for the same shapes: each token
+count is one prefill point of ``num_tokens`` one-token sequences (so every linear layer has
+M = num_tokens, as in Vidur's profiler), priced with the recipe, dtype and weight storage given.
+
+- Times are sparsim's kernel times: the roofline time without the launch overhead (gemm's
+  ``kernel_time_s``; max(compute, memory) for element-wise kernels), as Vidur's profiler sums
+  kernel durations. A model is deterministic, so min = max = mean = median and std = 0.
+- attn_rope and add are 0: sparsim prices no separate RoPE kernel (it is fused into the QKV or
+  attention kernels of the engines it models) and no separate residual add (vLLM's
+  fused_add_rms_norm does the add inside the norm, which sparsim's norm kernel stands for).
+- A layer group's time is the count-weighted mean over its rows (OWL's per-layer sparsities,
+  LazyLLM's token groups), so Vidur's per-layer time x layers equals sparsim's total.
+- Token counts are Vidur's profiling grid (vidur/profiling/utils: get_num_tokens_to_profile):
+  1, 2, 4, 8..1016 by 8, 1024..2048 by 16, 2048..4096 by 32, ..., up to ``max_tokens``.
+
+What the layout cannot say is refused with an error rather than written wrong: MoE MLPs and MLA
+(Vidur's block has one dense MLP and a fused QKV), structured recipes (Vidur takes the layer count
+and widths from its own model config), head_dim != n_embd / n_head (Vidur derives head_dim), KV heads
+that do not split over the TP degree, encoders. KV-cache methods change only the attention, which
+is Vidur's ``attention.csv``, not written here: ``--kv-method`` is recorded in the manifest only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import SimulatorError
+
+MLP_OPS = ("emb", "input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj", "post_attention_layernorm",
+           "mlp_up_proj", "mlp_act", "mlp_down_proj", "add")
+STATS = ("min", "max", "mean", "median", "std")
+SHAPE_COLUMNS = ("n_head", "n_kv_head", "n_embd", "n_expanded_embd", "vocab_size", "use_gated_mlp", "num_tokens",
+                 "num_tensor_parallel_workers")
+DEFAULT_TP = (1, 2, 4, 8)  # the degrees Vidur profiles (its mlp.csv files hold TP 1, 2, 4, 8)
+DEFAULT_MAX_TOKENS = 4096  # the largest token count in Vidur's shipped mlp.csv files
+MANIFEST = "sparsim-export.json"
+# sparsim op -> Vidur op; the norms row stands for both of Vidur's norms
+_SPARSIM_OPS = {"embedding": "emb", "norms": "input_layernorm", "qkv": "attn_pre_proj", "o_proj": "attn_post_proj",
+                "gate_up": "mlp_up_proj", "up": "mlp_up_proj", "activation": "mlp_act", "down": "mlp_down_proj"}
+
+
+def vidur_token_grid(max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
+    """Vidur's profiling token counts up to ``max_tokens`` (vidur/profiling/utils/__init__.py,
+    get_num_tokens_to_profile), ascending."""
+    if int(max_tokens) != max_tokens or max_tokens < 1:
+        raise SimulatorError(f"--max-tokens: must be a whole number >= 1, got {max_tokens}")
+    space = ([1, 2, 4] + list(range(8, 1024, 8)) + list(range(1024, 2 * 1024 + 1, 16))
+             + list(range(2 * 1024, 4 * 1024 + 1, 32)) + list(range(4 * 1024, 8 * 1024 + 1, 64))
+             + list(range(8 * 1024, 16 * 1024 + 1, 128)) + list(range(16 * 1024, 32 * 1024 + 1, 256))
+             + list(range(32 * 1024, 64 * 1024 + 1, 512)) + list(range(64 * 1024, 128 * 1024 + 1, 1024)))
+    tokens = sorted({t for t in space if t <= max_tokens})
+    return np.array(tokens or [1], dtype=float)
+
+
+def _check_exportable(cfg, rec) -> None:
+    what = None
+    if cfg.kind != "decoder":
+        what = "it is an encoder (Vidur simulates decoder serving)"
+    elif cfg.moe is not None:
+        what = "it is a mixture of experts (Vidur's mlp.csv holds one dense MLP per block)"
+    elif cfg.mla is not None:
+        what = "it uses MLA (Vidur's mlp.csv holds a fused QKV projection)"
+    elif cfg.heads * cfg.head_dim != cfg.hidden:
+        what = (f"heads x head_dim ({cfg.heads} x {cfg.head_dim}) is not hidden ({cfg.hidden}); Vidur derives "
+                f"head_dim = n_embd / n_head")
+    if what:
+        raise SimulatorError(f"--model {cfg.id}: cannot be written as a Vidur profile: {what}")
+    cut = [axis for axis, keep in rec.keep.items() if keep != 1.0]
+    if cut:
+        raise SimulatorError(f"--recipe {rec.text!r}: structured pruning ({', '.join(cut)}) changes the model's "
+                             f"dimensions, which Vidur takes from its own model config; export sparsity formats "
+                             f"and weight storage only")
+
+
+def _tp_degrees(cfg, tp) -> list[int]:
+    if tp is None:
+        return [t for t in DEFAULT_TP if cfg.heads % t == 0 and cfg.kv_heads % t == 0 and cfg.ffn % t == 0]
+    degrees = [tp] if isinstance(tp, (int, np.integer)) else list(tp)
+    for t in degrees:
+        if int(t) != t or t < 1:
+            raise SimulatorError(f"--tp: must be whole numbers >= 1, got {t}")
+        for what, value in (("attention heads", cfg.heads), ("KV heads", cfg.kv_heads), ("FFN width", cfg.ffn)):
+            if value % t:
+                raise SimulatorError(f"--tp {t}: {cfg.id}'s {what} ({value}) do not split over {t} GPUs, which "
+                                     f"Vidur's layout needs")
+    return sorted({int(t) for t in degrees})
+
+
+def mlp_table(model, hw, tp=None, recipe="dense", dtype: str = "fp16", weights=None, dynamic=None,
+              max_tokens: int = DEFAULT_MAX_TOKENS) -> pd.DataFrame:
+    """Vidur's mlp.csv as a DataFrame (its column order): one row per (TP degree, token count),
+    times in ms (see the module docstring for what is priced and what is refused)."""
+    from simulator.hardware import load_hw
+    from simulator.llm import _plan, parse_recipe
+    from simulator.models import load_model
+
+    cfg = load_model(model) if isinstance(model, str) else model
+    hw = load_hw(hw)
+    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
+    _check_exportable(cfg, rec)
+    tokens = vidur_token_grid(max_tokens)
+    frames = []
+    for t in _tp_degrees(cfg, tp):
+        ops, _ = _plan(cfg, hw, np.full(tokens.shape, "prefill", dtype=object), tokens, np.ones_like(tokens), t,
+                       dtype, weights, rec, None, None, np.zeros_like(tokens), dynamic)
+        times = _per_layer_kernel_ms(ops, tokens.shape)
+        row = {f"time_stats.{op}.{stat}": (np.zeros_like(tokens) if stat == "std" else times[op])
+               for op in MLP_OPS for stat in STATS}
+        row.update({"n_head": cfg.heads, "n_kv_head": cfg.kv_heads, "n_embd": cfg.hidden, "n_expanded_embd": cfg.ffn,
+                    "vocab_size": cfg.vocab, "use_gated_mlp": cfg.mlp == "gated",
+                    "num_tokens": tokens.astype(int), "num_tensor_parallel_workers": t})
+        if cfg.norms_per_layer < 2:  # one norm per block (parallel attention): Vidur's second norm is absent
+            for stat in STATS:
+                row[f"time_stats.post_attention_layernorm.{stat}"] = np.zeros_like(tokens)
+        frames.append(pd.DataFrame(row))
+    table = pd.concat(frames, ignore_index=True)
+    # largest token count first, as Vidur's profiler writes them
+    return table.sort_values(["num_tensor_parallel_workers", "num_tokens"], ascending=[True, False],
+                             ignore_index=True)
+
+
+def _per_layer_kernel_ms(ops, shape) -> dict:
+    """Each Vidur op's kernel time in ms per point: the count-weighted mean over the sparsim rows
+    that stand for it (one per layer group), per launch."""
+    total = {op: np.zeros(shape) for op in MLP_OPS}
+    launches = {op: np.zeros(shape) for op in MLP_OPS}
+    for o in ops:
+        base = o["op"].split("[", 1)[0]
+        name = _SPARSIM_OPS.get(base)
+        if name is None:
+            continue
+        c = o["columns"]
+        kernel = c["kernel_time_s"] if "kernel_time_s" in c else np.maximum(c["compute_time_s"], c["memory_time_s"])
+        count = np.broadcast_to(np.asarray(o["count"], float), shape)
+        total[name] = total[name] + np.broadcast_to(kernel, shape) * count
+        launches[name] = launches[name] + count
+    return {op: np.where(launches[op] > 0, total[op] / np.maximum(launches[op], 1e-300), 0.0) * 1e3
+            for op in MLP_OPS}
+
+
+def write_mlp_csv(out_dir, model, hw, tp=None, recipe="dense", dtype: str = "fp16", weights=None,
+                  kv_method=None, dynamic=None, max_tokens: int = DEFAULT_MAX_TOKENS) -> Path:
+    """Write ``<out_dir>/profiling/compute/<hw id>/<model id>/mlp.csv`` (Vidur's layout under its
+    data/ folder) and a ``sparsim-export.json`` manifest beside it saying what was priced.
+    Returns the CSV's path."""
+    from simulator.hardware import load_hw
+    from simulator.kvcache import parse_kv_method
+    from simulator.models import load_model
+
+    cfg = load_model(model) if isinstance(model, str) else model
+    hw = load_hw(hw)
+    pipeline = parse_kv_method(kv_method)  # checked, recorded; it changes only the attention
+    table = mlp_table(cfg, hw, tp, recipe, dtype, weights, dynamic, max_tokens)
+    folder = Path(out_dir) / "profiling" / "compute" / hw.id / cfg.id
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimulatorError(f"--out {out_dir}: cannot create {folder} ({exc.strerror})") from None
+    path = folder / "mlp.csv"
+    # repr-exact floats, so the importer reads back the very numbers written
+    table.to_csv(path, index=False, float_format=None)
+    manifest = {
+        "written_by": "sparsim export vidur", "file": "mlp.csv", "layout": "Vidur profiling/compute mlp.csv",
+        "model": cfg.id, "hw": hw.id, "tp": sorted(int(t) for t in table["num_tensor_parallel_workers"].unique()),
+        "recipe": str(recipe if isinstance(recipe, str) else recipe.text), "dtype": dtype, "weights": weights,
+        "kv_method": pipeline.text, "kv_method_note": "changes only the attention (Vidur's attention.csv), "
+                                                      "not written by this export",
+        "dynamic": dynamic, "times": "sparsim kernel times (no launch overhead), ms; min = max = mean = median, "
+                                     "std = 0; attn_rope and add 0 (fused in the kernels sparsim prices)",
+        "max_tokens": int(max_tokens),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return path

@@ -1,0 +1,123 @@
+"""`sparsim export vidur`: Vidur's mlp.csv layout, read back identically by sparsim's Vidur importer,
+priced as sparsim's GEMM model prices the same shapes, and what the layout cannot say refused."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator
+from simulator.cli import main
+from simulator.errors import SimulatorError
+from simulator.export_vidur import mlp_table, vidur_token_grid, write_mlp_csv
+from simulator.importers import vidur_mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDUR = ROOT.parent.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
+REAL = VIDUR / "h100" / "meta-llama" / "Llama-2-70b-hf" / "mlp.csv"
+GEMMS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vidur")
+    path = write_mlp_csv(out, "llama-3.1-70b", "h200", tp=[1, 8], recipe="2:4", max_tokens=256)
+    return path, pd.read_csv(path), vidur_mlp.read(path)
+
+
+def test_token_grid_is_vidurs():
+    # vidur/profiling/utils get_num_tokens_to_profile: 1, 2, 4; 8..1016 by 8 (127); 1024..2048 by 16 (65);
+    # 2048..4096 by 32 (65, 2048 already counted): 3 + 127 + 65 + 64 = 259 counts up to 4096
+    grid = vidur_token_grid(4096)
+    assert len(grid) == 259 and grid[:4].tolist() == [1, 2, 4, 8] and grid[-1] == 4096
+    assert vidur_token_grid(256).tolist() == [1, 2, 4] + list(range(8, 257, 8))
+    if REAL.is_file():  # the counts of a real Vidur profile
+        assert sorted(pd.read_csv(REAL)["num_tokens"].unique().tolist()) == grid.astype(int).tolist()
+
+
+def test_columns_are_a_real_vidur_files(exported):
+    _, raw, _ = exported
+    if not REAL.is_file():
+        pytest.skip("shared Vidur data not present")
+    assert list(raw.columns) == list(pd.read_csv(REAL, nrows=1).columns)
+
+
+def test_round_trip_reads_back_the_written_times_and_shapes(exported):
+    _, raw, rows = exported
+    # 2 TP degrees x 35 token counts x 4 GEMMs, all timed
+    assert len(rows) == 2 * 35 * 4 and (rows["status"] == "ok").all()
+    for op in GEMMS:
+        got = rows[rows["group"] == f"vidur-{op}"].sort_values(["tp", "m"])
+        want = raw.sort_values(["num_tensor_parallel_workers", "num_tokens"])
+        np.testing.assert_array_equal(got["time_s_median"].to_numpy(), want[f"time_stats.{op}.median"].to_numpy() * 1e-3)
+        np.testing.assert_array_equal(got["time_s_min"].to_numpy(), want[f"time_stats.{op}.min"].to_numpy() * 1e-3)
+    # LLaMA-3.1-70B (hidden 8192, 64 heads, 8 KV heads, head_dim 128, ffn 28672) at TP 8:
+    # QKV n = (64 + 2 x 8) x 128 / 8 = 1280; O k = 64 x 128 / 8 = 1024; gate+up n = 2 x 28672 / 8 = 7168
+    tp8 = rows[(rows["tp"] == 8) & (rows["m"] == 256)].set_index("group")
+    assert tuple(tp8.loc["vidur-attn_pre_proj", ["n", "k"]]) == (1280, 8192)
+    assert tuple(tp8.loc["vidur-attn_post_proj", ["n", "k"]]) == (8192, 1024)
+    assert tuple(tp8.loc["vidur-mlp_up_proj", ["n", "k"]]) == (7168, 8192)
+    assert tuple(tp8.loc["vidur-mlp_down_proj", ["n", "k"]]) == (8192, 3584)
+
+
+def test_exported_times_are_sparsims_gemm_kernel_times(exported):
+    # a second code path: the importer's shapes priced by estimate_gemm directly (2:4 weights, fp16)
+    _, _, rows = exported
+    priced = simulator.estimate_gemm("h200", rows["m"].to_numpy(), rows["n"].to_numpy(), rows["k"].to_numpy(),
+                                     "fp16", "2:4")
+    np.testing.assert_allclose(rows["time_s_median"].to_numpy(), priced["kernel_time_s"].to_numpy(), rtol=1e-12)
+
+
+def test_deterministic_stats_and_fused_ops(exported):
+    _, raw, _ = exported
+    for op in ("attn_pre_proj", "mlp_act", "input_layernorm"):
+        for stat in ("min", "max", "mean"):
+            assert (raw[f"time_stats.{op}.{stat}"] == raw[f"time_stats.{op}.median"]).all()
+        assert (raw[f"time_stats.{op}.std"] == 0).all()
+    assert (raw["time_stats.attn_rope.median"] == 0).all() and (raw["time_stats.add.median"] == 0).all()
+    assert (raw["time_stats.mlp_act.median"] > 0).all() and (raw["time_stats.emb.median"] > 0).all()
+    assert set(raw["use_gated_mlp"]) == {True} and set(raw["vocab_size"]) == {128256}
+
+
+def test_layer_groups_average_to_the_models_total():
+    # OWL gives 8 layer groups different sparsities: the exported per-layer time x 80 layers is the sum
+    # of the groups' kernel times (count-weighted mean), at every token count
+    table = mlp_table("llama-3.1-70b", "h200", tp=[8], recipe="owl:0.7:bitmap", max_tokens=64)
+    groups = {}
+    for count, sparsity in simulator.llm.parse_recipe("owl:0.7:bitmap").layer_groups(80):
+        groups[sparsity] = groups.get(sparsity, 0) + count
+    m = table["num_tokens"].to_numpy()
+    total = sum(count * simulator.estimate_gemm("h200", m, 1280, 8192, "fp16", sparsity)["kernel_time_s"].to_numpy()
+                for sparsity, count in groups.items())
+    np.testing.assert_allclose(table["time_stats.attn_pre_proj.median"].to_numpy() * 1e-3 * 80, total, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(model="qwen3-30b-a3b"), "mixture of experts"),
+    (dict(model="deepseek-v3"), "mixture of experts"),
+    (dict(model="llama-3.1-minitron-4b-width"), "head_dim"),
+    (dict(model="bert-base"), "encoder"),
+    (dict(model="llama-3.1-70b", recipe="2:4+width:0.25"), "structured"),
+    (dict(model="llama-3.1-70b", tp=[3]), "--tp 3"),
+])
+def test_what_the_layout_cannot_say_is_refused(tmp_path, kwargs, message):
+    args = {"hw": "h200", **kwargs}
+    with pytest.raises(SimulatorError, match=message):
+        write_mlp_csv(tmp_path, **args)
+
+
+def test_cli_writes_the_file_and_a_manifest(tmp_path, capsys):
+    code = main(["export", "vidur", "--model", "llama-3.1-8b", "--hw", "b200", "--tp", "1,2", "--recipe", "2:4",
+                 "--kv-method", "h2o", "--max-tokens", "64", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "" and "mlp.csv" in out
+    folder = next((tmp_path / "profiling" / "compute").glob("*/llama-3.1-8b"))
+    raw = pd.read_csv(folder / "mlp.csv")
+    assert sorted(raw["num_tensor_parallel_workers"].unique()) == [1, 2]
+    manifest = json.loads((folder / "sparsim-export.json").read_text())
+    assert manifest["recipe"] == "2:4" and manifest["kv_method"].startswith("h2o") and manifest["tp"] == [1, 2]
+    assert main(["export", "vidur", "--model", "qwen3-30b-a3b", "--hw", "h100", "--out", str(tmp_path)]) == 2
+    assert "mixture of experts" in capsys.readouterr().err
+
