@@ -121,3 +121,15 @@ def test_cli_writes_the_file_and_a_manifest(tmp_path, capsys):
     assert main(["export", "vidur", "--model", "qwen3-30b-a3b", "--hw", "h100", "--out", str(tmp_path)]) == 2
     assert "mixture of experts" in capsys.readouterr().err
 
+
+
+def test_llm_doc_quotes_the_comparison_with_vidurs_h100_profile():
+    if not REAL.is_file():
+        pytest.skip("shared Vidur data not present")
+    doc = (ROOT / "docs" / "llm.md").read_text()
+    ours = mlp_table("llama-2-70b", "h100", tp=[1], max_tokens=4096)
+    real = pd.read_csv(REAL)
+    a = ours[ours["num_tokens"] == 4096].iloc[0]
+    b = real[(real["num_tensor_parallel_workers"] == 1) & (real["num_tokens"] == 4096)].iloc[0]
+    up, qkv = "time_stats.mlp_up_proj.median", "time_stats.attn_pre_proj.median"
+    assert f"gate/up {a[up]:.2f} vs {b[up]:.2f} ms, QKV {a[qkv]:.2f} vs {b[qkv]:.2f} ms" in doc

@@ -169,3 +169,17 @@ def test_q_without_low_rank_is_one_projection(tmp_path):
     assert "q_proj" in set(ops.op) and "q_a" not in set(ops.op)
     assert ops.loc[ops.op == "q_proj", "n"].item() == 16 * (NOPE + ROPE)
     assert np.isfinite(ops.time_s).all()
+
+
+def test_llm_doc_deepseek_example_quotes_current_numbers():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "llm.md").read_text()
+    assert "sparsim model --model deepseek-v3 --hw h200 --tp 8 --dtype fp8" in doc
+    est = estimate_model("deepseek-v3", "h200", "decode", 1, 4096, tp=8, dtype="fp8")
+    s = est.summary
+    read = (est.ops.bytes_weight * est.ops["count"]).sum()
+    assert f"prints {s['time_s'] * 1e3:.2f} ms per decode step" in doc
+    assert f"({read / 1e9:.2f} GB of weights read" in doc
+    assert f"with {s['weight_bytes_per_gpu'] / 1e9:.1f} GB of weights held per GPU" in doc
+    assert f"{load_model('deepseek-v3').parameters():,} parameters" in doc
