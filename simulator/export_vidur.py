@@ -190,3 +190,116 @@ def write_mlp_csv(out_dir, model, hw, tp=None, recipe="dense", dtype: str = "fp1
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+# ---- running Vidur on an export (optional: pip install -e ".[serving]") ----------------------------
+
+VIDUR_TESTED_VERSION = "0.0.26"
+
+
+def run_vidur(mlp_csv, attention_csv, all_reduce_csv, out_dir, *, vidur_model: str, device: str,
+              network_device: str, tp: int, replicas: int = 1, qps: float = 1.0, requests: int = 20,
+              prefill_tokens: int = 512, decode_tokens: int = 64, seed: int = 42) -> "pd.DataFrame":
+    """Run Vidur's cluster simulator (``pip install vidur``, tested with 0.0.26) offline on local
+    profile files, a Poisson stream of ``requests`` fixed-length requests at ``qps`` over
+    ``replicas`` replicas of ``tp`` GPUs (one pipeline stage, Sarathi scheduler), and return its
+    per-request metrics (Vidur's request_metrics.csv; times in s).
+
+    The released Vidur fetches its profiles with huggingface_hub from dataset repositories and
+    first tries downloading trained predictions; both are replaced here by the local files (two of
+    Vidur's private methods are patched, which is why the version is pinned). ``vidur_model``,
+    ``device`` and ``network_device`` must be in Vidur's own registries (e.g.
+    'meta-llama/Llama-3-70B', 'a100', 'a100_dgx'); the mlp.csv's shape columns must equal that model
+    config's. Random-forest predictors with a small grid (16 trees, depth 8, 2-fold CV) keep the run
+    to seconds on a CPU. Vidur keeps global counters (replica ids), so each run is a fresh Python
+    process."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("vidur") is None:
+        raise SimulatorError("run_vidur: Vidur is not installed; pip install -e \".[serving]\"")
+    files = [str(Path(p).resolve()) for p in (mlp_csv, attention_csv, all_reduce_csv)]
+    for path in files:
+        if not Path(path).is_file():
+            raise SimulatorError(f"run_vidur: {path}: no such file")
+    out = Path(out_dir).resolve()
+    request = dict(files=files, out_dir=str(out), vidur_model=vidur_model, device=device,
+                   network_device=network_device, tp=int(tp), replicas=int(replicas), qps=float(qps),
+                   requests=int(requests), prefill_tokens=int(prefill_tokens), decode_tokens=int(decode_tokens),
+                   seed=int(seed))
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**__import__("os").environ, "WANDB_MODE": "disabled"}
+    env["PYTHONPATH"] = package_root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    done = subprocess.run([sys.executable, "-m", "simulator.export_vidur", json.dumps(request)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SimulatorError(f"run_vidur: Vidur failed: {last}")
+    metrics = sorted(out.glob("*/request_metrics.csv"))
+    if not metrics:
+        raise SimulatorError(f"run_vidur: Vidur wrote no request_metrics.csv under {out}")
+    return pd.read_csv(metrics[-1])
+
+
+def _run_vidur_here(files, out_dir, vidur_model, device, network_device, tp, replicas, qps, requests,
+                    prefill_tokens, decode_tokens, seed) -> None:
+    """run_vidur's body, in the process that runs it."""
+    try:
+        import vidur
+        from vidur.config import (ClusterConfig, FixedRequestLengthGeneratorConfig, MetricsConfig,
+                                  PoissonRequestIntervalGeneratorConfig,
+                                  RandomForrestExecutionTimePredictorConfig, ReplicaConfig,
+                                  SarathiSchedulerConfig, SimulationConfig, SyntheticRequestGeneratorConfig)
+        from vidur.execution_time_predictor import sklearn_execution_time_predictor as predictor
+        from vidur.simulator import Simulator
+        from vidur.utils.random import set_seeds
+    except ImportError as exc:
+        raise SimulatorError(f"Vidur is not installed ({exc}); pip install -e \".[serving]\"") from None
+    version = getattr(vidur, "__version__", None)
+    if version not in (None, VIDUR_TESTED_VERSION):
+        raise SimulatorError(f"vidur {version}: run_vidur patches Vidur {VIDUR_TESTED_VERSION}'s profile "
+                             f"loading; install that version")
+    files = tuple(files)
+
+    def local_files(self):
+        return (*files, "/nonexistent/send_recv.csv")  # send_recv is read only with pipeline stages > 1
+
+    def no_downloaded_predictions(self):
+        raise RuntimeError("offline: Vidur's predictors are trained on the local profiles")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cls = predictor.SklearnExecutionTimePredictor
+    saved = cls._get_input_files, cls._load_predictions_from_hf
+    cls._get_input_files, cls._load_predictions_from_hf = local_files, no_downloaded_predictions
+    try:
+        config = SimulationConfig(
+            seed=seed,
+            cluster_config=ClusterConfig(
+                num_replicas=replicas,
+                replica_config=ReplicaConfig(model_name=vidur_model, num_pipeline_stages=1, tensor_parallel_size=tp,
+                                             device=device, network_device=network_device),
+                replica_scheduler_config=SarathiSchedulerConfig()),
+            request_generator_config=SyntheticRequestGeneratorConfig(
+                seed=seed, num_requests=requests,
+                length_generator_config=FixedRequestLengthGeneratorConfig(prefill_tokens=prefill_tokens,
+                                                                          decode_tokens=decode_tokens),
+                interval_generator_config=PoissonRequestIntervalGeneratorConfig(qps=qps)),
+            execution_time_predictor_config=RandomForrestExecutionTimePredictorConfig(
+                num_estimators=[16], max_depth=[8], min_samples_split=[2], k_fold_cv_splits=2,
+                num_training_job_threads=1, cache_dir=str(out / "cache"), no_cache=True,
+                prediction_max_tokens_per_request=max(4096, prefill_tokens + decode_tokens)),
+            metrics_config=MetricsConfig(output_dir=str(out), write_metrics=True, store_plots=False,
+                                         enable_chrome_trace=False, write_json_trace=False),
+        )
+        set_seeds(config.seed)
+        Simulator(config).run()
+    finally:
+        cls._get_input_files, cls._load_predictions_from_hf = saved
+
+
+if __name__ == "__main__":  # run_vidur's child process: python -m simulator.export_vidur '<request json>'
+    import sys
+
+    _run_vidur_here(**json.loads(sys.argv[1]))

@@ -133,3 +133,27 @@ def test_llm_doc_quotes_the_comparison_with_vidurs_h100_profile():
     b = real[(real["num_tensor_parallel_workers"] == 1) & (real["num_tokens"] == 4096)].iloc[0]
     up, qkv = "time_stats.mlp_up_proj.median", "time_stats.attn_pre_proj.median"
     assert f"gate/up {a[up]:.2f} vs {b[up]:.2f} ms, QKV {a[qkv]:.2f} vs {b[qkv]:.2f} ms" in doc
+
+
+def test_vidur_simulator_runs_on_the_export(tmp_path):
+    # Optional ([serving] extra): Vidur's own simulator trains its predictors on the exported mlp.csv
+    # (with Vidur's measured A100 attention and all-reduce profiles beside it) and completes a short
+    # Poisson run; 2:4 weights make its decode faster than the dense export, so it used our numbers.
+    pytest.importorskip("vidur")
+    shared = VIDUR.parent
+    attention, all_reduce = shared / "a100" / "attention.csv", shared / "network" / "a100_dgx" / "all_reduce.csv"
+    if not (attention.is_file() and all_reduce.is_file()):
+        pytest.skip("shared Vidur data not present")
+    from simulator.export_vidur import run_vidur
+
+    decode = {}
+    for recipe in ("dense", "2:4"):
+        mlp = write_mlp_csv(tmp_path / recipe.replace(":", "-"), "llama-3.1-70b", "a100", tp=[2], recipe=recipe)
+        # Vidur's Llama-3-70B config has LLaMA-3.1-70B's shapes (64 heads, 8 KV heads, 8192, 28672, 128256)
+        metrics = run_vidur(mlp, attention, all_reduce, tmp_path / f"run-{recipe.replace(':', '-')}",
+                            vidur_model="meta-llama/Llama-3-70B", device="a100", network_device="a100_dgx", tp=2,
+                            replicas=2, qps=2.0, requests=20)
+        assert len(metrics) == 20 and (metrics["request_num_decode_tokens"] == 64).all()
+        assert (metrics["request_e2e_time"] > 0).all()
+        decode[recipe] = metrics["decode_time_execution_plus_preemption_normalized"].mean()
+    assert decode["2:4"] < decode["dense"]
