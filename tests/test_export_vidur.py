@@ -11,7 +11,9 @@ import pytest
 import simulator
 from simulator.cli import main
 from simulator.errors import SimulatorError
-from simulator.export_vidur import mlp_table, vidur_token_grid, write_mlp_csv
+from simulator.llm import estimate_model
+from simulator.export_vidur import (all_reduce_table, attention_table, mlp_table, vidur_attention_grid,
+                                    vidur_token_grid, write_mlp_csv, write_profiles)
 from simulator.importers import vidur_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +120,8 @@ def test_cli_writes_the_file_and_a_manifest(tmp_path, capsys):
     assert sorted(raw["num_tensor_parallel_workers"].unique()) == [1, 2]
     manifest = json.loads((folder / "sparsim-export.json").read_text())
     assert manifest["recipe"] == "2:4" and manifest["kv_method"].startswith("h2o") and manifest["tp"] == [1, 2]
+    assert (folder / "attention.csv").is_file()
+    assert (tmp_path / "profiling" / "network" / folder.parent.name / "all_reduce.csv").is_file()
     assert main(["export", "vidur", "--model", "qwen3-30b-a3b", "--hw", "h100", "--out", str(tmp_path)]) == 2
     assert "mixture of experts" in capsys.readouterr().err
 
@@ -157,3 +161,87 @@ def test_vidur_simulator_runs_on_the_export(tmp_path):
         assert (metrics["request_e2e_time"] > 0).all()
         decode[recipe] = metrics["decode_time_execution_plus_preemption_normalized"].mean()
     assert decode["2:4"] < decode["dense"]
+
+
+# ---- attention.csv and all_reduce.csv -------------------------------------------------------------
+
+def test_attention_grid_is_vidurs():
+    # Vidur 0.0.26 get_attention_input_combinations at max_seq_len 4096, batch 1..128, chunk <= 4096:
+    # decode: cache sizes 32..1024 by 32 (32) and 1088..4032 by 64 (47) = 79, x 128 batch sizes
+    grid = vidur_attention_grid(4096, 128)
+    decode = grid[~grid["is_prefill"]]
+    assert len(decode) == 79 * 128 and decode["kv_cache_size"].min() == 32 and decode["kv_cache_size"].max() == 4032
+    prefill = grid[grid["is_prefill"]]
+    assert (prefill["batch_size"] == 1).all()
+    assert ((prefill["prefill_chunk_size"] + prefill["kv_cache_size"]) <= 4096).all()
+    # chunk 512 over 0, 512, ..., 3584 cached tokens (4096 // 512 = 8 partitions)
+    assert sorted(prefill.loc[prefill["prefill_chunk_size"] == 512, "kv_cache_size"]) == [512 * i for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def attention():
+    return attention_table("llama-3.1-70b", "h200", tp=[8], max_seq_len=4096, max_batch_size=8)
+
+
+def test_attention_decode_rows_are_the_models_decode_attention(attention):
+    # batch 4 decoding over 512 cached tokens at TP 8 is the attention op of sparsim's decode step at
+    # context 513 (the new token included), one layer, kernel time (no launch overhead)
+    row = attention[(~attention["is_prefill"]) & (attention["batch_size"] == 4) & (attention["kv_cache_size"] == 512)]
+    ops = estimate_model("llama-3.1-70b", "h200", "decode", 4, 513, tp=8, dtype="fp16").ops
+    att = ops[ops.op == "attention"].iloc[0]
+    assert row["time_stats.attn_decode.median"].item() == pytest.approx(
+        max(att.compute_time_s, att.memory_time_s) * 1e3, rel=1e-12)
+    assert np.isnan(row["time_stats.attn_prefill.median"].item())
+
+
+def test_attention_prefill_rows_without_a_cache_are_the_models_prefill_attention(attention):
+    row = attention[attention["is_prefill"] & (attention["prefill_chunk_size"] == 256)
+                    & (attention["kv_cache_size"] == 0)]
+    ops = estimate_model("llama-3.1-70b", "h200", "prefill", 1, 256, tp=8, dtype="fp16").ops
+    att = ops[ops.op == "attention"].iloc[0]
+    assert row["time_stats.attn_prefill.median"].item() == pytest.approx(
+        max(att.compute_time_s, att.memory_time_s) * 1e3, rel=1e-9)
+    # a chunk over a cached prefix attends to more pairs: slower than the same chunk alone
+    later = attention[attention["is_prefill"] & (attention["prefill_chunk_size"] == 256)
+                      & (attention["kv_cache_size"] == 768)]
+    assert later["time_stats.attn_prefill.median"].item() > row["time_stats.attn_prefill.median"].item()
+
+
+def test_a_kv_method_changes_the_decode_rows_only(attention):
+    # StreamingLLM keeps 4 sinks + a 252-token window: over 4032 cached tokens it reads 256 of them
+    window = attention_table("llama-3.1-70b", "h200", tp=[8], kv_method="streamingllm:window=252",
+                             max_seq_len=4096, max_batch_size=8)
+    decode = ~attention["is_prefill"] & (attention["kv_cache_size"] == 4032) & (attention["batch_size"] == 8)
+    assert (window.loc[decode, "time_stats.attn_decode.median"].item()
+            < attention.loc[decode, "time_stats.attn_decode.median"].item())
+    prefill = attention["is_prefill"]
+    np.testing.assert_array_equal(window.loc[prefill, "time_stats.attn_prefill.median"],
+                                  attention.loc[prefill, "time_stats.attn_prefill.median"])
+
+
+def test_all_reduce_rows_are_the_specs_ring_all_reduce():
+    table = all_reduce_table("h200", "llama-3.1-70b", tp=[1, 2, 8])
+    assert sorted(table["num_workers"].unique()) == [2, 8]  # TP 1 has no all-reduce
+    assert (table["devices_per_node"] == table["num_workers"]).all()
+    # Vidur's collective sizes: 1024, 5120, ... by 4 KiB
+    assert table.loc[table["num_workers"] == 2, "size"].iloc[:3].tolist() == [1024, 5120, 9216]
+    hw = simulator.load_hw("h200")
+    row = table[(table["num_workers"] == 8) & (table["size"] == 1024 + 4096 * 100)].iloc[0]
+    assert row["time_stats.all_reduce.median"] == pytest.approx(hw.allreduce_time_s(row["size"], 8) * 1e3, rel=1e-12)
+
+
+def test_vidur_runs_a_16_replica_h200_cluster_on_sparsim_profiles_alone(tmp_path):
+    # Optional ([serving] extra). Every profile from sparsim (no measured file), H200 added to Vidur's
+    # device registry from sparsim's spec: 16 replicas of 2:4 LLaMA-3.1-70B at TP 2 under Poisson load.
+    pytest.importorskip("vidur")
+    from simulator.export_vidur import run_vidur, vidur_device_for
+
+    paths = write_profiles(tmp_path / "export", "llama-3.1-70b", "h200", tp=[2], recipe="2:4", max_batch_size=64)
+    device = vidur_device_for("h200")
+    # H200: 989 dense fp16 tensor TFLOP/s and 141 GB (sparsim's spec): Vidur's device entry
+    assert device == {"name": "h200", "fp16_tflops": 989, "total_memory_gb": round(simulator.load_hw("h200").memory_capacity_bytes / 2**30)}
+    metrics = run_vidur(paths["mlp.csv"], paths["attention.csv"], paths["all_reduce.csv"], tmp_path / "run",
+                        vidur_model="meta-llama/Llama-3-70B", device="h200", network_device="h200_dgx", tp=2,
+                        replicas=16, qps=10.0, requests=100, prefill_tokens=512, decode_tokens=64, new_device=device,
+                        new_node={"name": "h200_dgx", "num_devices_per_node": 8, "device": "h200"})
+    assert len(metrics) == 100 and (metrics["request_e2e_time"] > 0).all()
