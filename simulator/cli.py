@@ -693,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eie_parser(sub)
     __import__("simulator.cli_traces").cli_traces.add_parser(sub)
     __import__("simulator.cli_figures").cli_figures.add_parser(sub)
+    __import__("simulator.cli_export").cli_export.add_parser(sub)
 
     p = sub.add_parser("anchors", help="the model against published GEMM and whole-model measurements")
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")

@@ -262,6 +262,10 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         raise SimulatorError(f"--phase decode: {cfg.id} is an encoder; it has no decode phase (use prefill)")
     if cfg.kind == "encoder" and pipeline.methods:
         raise SimulatorError(f"--kv-method {pipeline.text}: {cfg.id} is an encoder; it keeps no KV cache")
+    if cfg.mla is not None and pipeline.methods:
+        raise SimulatorError(f"--kv-method {pipeline.text}: {cfg.id} caches an MLA latent (one "
+                             f"{cfg.mla.cache_elements_per_token()}-wide vector per token and layer, shared by "
+                             f"all heads); KV-cache methods on it are not modelled (--kv-dtype still applies)")
     if cfg.position == "learned" and np.any(context > cfg.max_position_embeddings):
         raise SimulatorError(f"--context {int(context.max())}: {cfg.id} has learned positions up to "
                              f"{cfg.max_position_embeddings} tokens")
@@ -277,12 +281,21 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         raise SimulatorError(f"--tp {tp}: {kv_heads} KV heads can be neither split nor replicated evenly")
     kv_heads_gpu = max(1.0, kv_heads / tp)  # fewer KV heads than GPUs: each GPU keeps a copy
     ffn_gpu = _divide("FFN width", ffn, tp)
+    mla = cfg.mla
+    cache_head_dim = head_dim
+    if mla is not None:
+        # The MLA cache is one latent per token and layer that every head reads: to the KV methods'
+        # arithmetic (bytes = 2 x kv_heads x head_dim per token) it is one KV head of half its width,
+        # and every GPU of the TP group holds all of it (heads split over TP all need the whole latent;
+        # vLLM's MLA backends keep the full latent cache on every TP rank).
+        kv_heads_gpu = 1.0
+        cache_head_dim = mla.cache_elements_per_token() // 2
 
     act = BYTES_PER_ELEMENT[dtype]
     kv_el = BYTES_PER_ELEMENT[kv_dtype]
     prefill = phase == "prefill"
     q_len = np.where(prefill, context, 1.0)
-    env = KVEnv(layers=layers, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim, hidden=hidden,
+    env = KVEnv(layers=layers, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=cache_head_dim, hidden=hidden,
                 kv_el=kv_el, act_el=act, max_positions=cfg.max_position_embeddings, model=cfg.id,
                 batch=batch, context=context, q_len=q_len, generated=generated)
     kv = pipeline.profile(env)
@@ -335,46 +348,71 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     gated = 2 if cfg.mlp == "gated" else 1
     act_width = (up_n + ffn_gpu) if cfg.moe is None else (
         (gated + 1) * (cfg.expert_ffn() * top_k + cfg.shared_expert_ffn()) * rec.keep["width"] / tp)
+    # a MoE model's first dense layers (DeepSeek-V3's first_k_dense_replace) keep a dense MLP of ffn channels
+    dense_layers = layers if cfg.moe is None else min(cfg.moe.first_dense_layers, layers)
     # Layers split into token groups (LazyLLM: later layers process fewer prompt tokens) and
     # recipe groups (OWL's per-layer sparsities); every per-layer op is priced per group.
     recipe_groups = rec.layer_groups(layers)
     token_groups = _layer_partition(tuple(pipeline.keep_per_layer(layers).tolist()),
-                                    tuple(int(c) for c, _ in recipe_groups))
+                                    tuple(int(c) for c, _ in recipe_groups), dense_layers)
     ffn_groups = []  # (tokens, layers, tag, first op index, layer text) of each token group: where offload waits go
-    for t_index, (fraction, t_layers, recipe_counts, t_layer_text, both_text) in enumerate(token_groups):
+    for t_index, (fraction, t_layers, recipe_counts, t_layer_text, both_text, splits, t_split) in enumerate(
+            token_groups):
         t_tag = "" if len(token_groups) == 1 else f"[s{t_index}]"
         t_tokens = batch * (np.round(fraction * (q_len - 1.0)) + 1.0)  # as KVGroup.new
         ffn_groups.append((t_tokens, t_layers, t_tag, len(ops), t_layer_text))
         norms = t_layers * cfg.norms_per_layer
         memory_op("norms" + t_tag, norms, 2 * t_tokens * hidden * act + norm_params * act,
                   resident_total=norms * norm_params * act, layer=t_layer_text)
+        if mla is not None:  # q_a_layernorm and kv_a_layernorm on the latents
+            latent = mla.kv_lora_rank + (mla.q_lora_rank or 0)
+            latent_params = latent * (2 if cfg.norm == "layernorm" else 1)
+            memory_op("latent_norms" + t_tag, t_layers, 2 * t_tokens * latent * act + latent_params * act,
+                      resident_total=t_layers * latent_params * act, layer=t_layer_text)
         if tp > 1:
             add("allreduce" + t_tag, "comm", 2 * t_layers, allreduce_columns(hw, t_tokens * hidden * act, tp),
                 layer=t_layer_text)
-        for r_index, ((_, sparsity), count, r_layer_text) in enumerate(zip(recipe_groups, recipe_counts, both_text)):
+        for r_index, ((_, sparsity), count, r_layer_text, split) in enumerate(
+                zip(recipe_groups, recipe_counts, both_text, splits)):
             if count == 0:
                 continue
             tag = ("" if len(recipe_groups) == 1 else f"[{r_index}]") + t_tag
-            gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity,
-                 role="qkv", layer=r_layer_text)
-            gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity, role="o",
-                 layer=r_layer_text)
+            if mla is None:
+                gemm("qkv" + tag, t_tokens, (heads_gpu + 2 * kv_heads_gpu) * head_dim, hidden, count, sparsity,
+                     role="qkv", layer=r_layer_text)
+                gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * head_dim, count, sparsity, role="o",
+                     layer=r_layer_text)
+            else:
+                _mla_gemms(mla, gemm, tag, t_tokens, hidden, heads_gpu, count, sparsity, r_layer_text, prefill)
             for name, pred_n, pred_k in dyn.predictor_gemms(cfg, tp):  # Deja Vu's per-layer predictors
                 gemm(name + tag, t_tokens, pred_n, pred_k, count, "dense", layer=r_layer_text)
-            if cfg.moe is None:
-                gemm(("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, count, sparsity,
-                     role="mlp_in", layer=r_layer_text)
-                gemm("down" + tag, t_tokens, hidden, ffn_gpu, count, sparsity, role="mlp_out", layer=r_layer_text)
-            else:
-                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, r_layer_text)
-        memory_op("activation" + t_tag, t_layers, act_width * t_tokens * act, layer=t_layer_text)
+            (d_count, d_text), (m_count, m_text) = split
+            if d_count:
+                prefix = "" if cfg.moe is None else "dense_"
+                gemm(prefix + ("gate_up" if cfg.mlp == "gated" else "up") + tag, t_tokens, up_n, hidden, d_count,
+                     sparsity, role="mlp_in", layer=d_text)
+                gemm(prefix + "down" + tag, t_tokens, hidden, ffn_gpu, d_count, sparsity, role="mlp_out",
+                     layer=d_text)
+            if m_count:
+                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, m_count, sparsity, m_text)
+        (d_total, d_layer_text), (m_total, m_layer_text) = t_split
+        if cfg.moe is None:
+            memory_op("activation" + t_tag, t_layers, act_width * t_tokens * act, layer=t_layer_text)
+        else:
+            if m_total:
+                memory_op("activation" + t_tag, m_total, act_width * t_tokens * act, layer=m_layer_text)
+            if d_total:
+                memory_op("dense_activation" + t_tag, d_total, (up_n + ffn_gpu) * t_tokens * act, layer=d_layer_text)
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
     for g in kv.groups:
-        add("attention" + g.label, "attention", g.count,
-            attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
-                              new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
-                              read_bytes=g.read_bytes, dtype=dtype, act_bytes=act, dequant_flops=g.dequant_flops),
-            layer=g.layers)
+        if mla is None:
+            columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
+                                        new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
+                                        read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
+                                        dequant_flops=g.dequant_flops)
+        else:
+            columns = _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act)
+        add("attention" + g.label, "attention", g.count, columns, layer=g.layers)
     for extra in kv.extra_ops:
         if not (np.any(np.asarray(extra.flops) > 0) or np.any(np.asarray(extra.bytes) > 0)):
             continue  # a kernel that runs at none of the points (SnapKV's selection while decoding)
@@ -438,6 +476,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # the cache and the method's state held after the phase (dense: layers x 2 x KV heads x hd x context x batch)
     kv_gpu = kv.held_bytes_per_gpu
     widest = max(hidden, up_n, (heads_gpu + 2 * kv_heads_gpu) * head_dim)
+    if mla is not None:  # prefill's q, decompressed k (nope + the shared rope part) and v, all heads of a GPU
+        widest = max(hidden, up_n, heads_gpu * (2 * (mla.qk_nope_head_dim + mla.qk_rope_head_dim) + mla.v_head_dim))
     # two live buffers + fp32 logits + what a KV method keeps only during the phase
     activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4 + kv.transient_bytes_per_gpu
     context_info = {
@@ -491,6 +531,79 @@ def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, lay
         gemm("shared_down" + tag, t_tokens, hidden, shared_ffn, count, sparsity, role="mlp_out", layer=layer_text_)
 
 
+def _mla_gemms(mla, gemm, tag, t_tokens, hidden, heads_gpu, count, sparsity, layer_text_, prefill):
+    """Multi-head latent attention's projections for ``count`` layers (DeepSeek-V2, arXiv 2405.04434
+    sec. 2.1 and appendix C; DeepSeek-V3, arXiv 2412.19437 sec. 2.1.1), per GPU of the TP group.
+
+    q_a (hidden -> q_lora_rank) and kv_a (hidden -> kv_lora_rank + rope: the cached latent and the
+    shared RoPE key) are replicated, whole on every GPU: every head needs the whole latent (vLLM's
+    DeepseekV2MLAAttention uses ReplicatedLinear for both); q_b and kv_b are split by heads, o by its
+    input (column / row parallel).
+
+    Two forms, as the serving engines run them (vLLM's MLA backends, vllm/attention/backends/mla;
+    SGLang; FlashMLA is the absorbed decode kernel):
+    - prefill, non-absorbed (compute-friendly): kv_b decompresses each token's latent into per-head
+      k_nope and v ([T, heads, nope + v]), then ordinary multi-head attention with q/k width nope + rope
+      and v width v_head_dim. Absorbing would make the attention's q/k width kv_lora_rank + rope (576
+      instead of 192 for DeepSeek-V3), 3x the attention FLOPs for T^2 pairs, to save the T x kv_b GEMM.
+    - decode, absorbed (data-movement-friendly): W_UK is folded into the query (q_absorb: per head
+      q_nope [T, nope] x W_UK [nope, kv_lora_rank], one batched launch over the heads) and W_UV applied
+      to the attention output (v_up: per head [T, kv_lora_rank] x [kv_lora_rank, v]), so attention reads
+      only the latent cache; decompressing the whole cached context every step instead would cost a
+      context x kv_b GEMM per step and read/write per-head K/V of the whole context.
+    Each point takes its phase's form (``count`` is 0 for the other); kv_b's weights are held once,
+    by the absorbed halves (W_UK, W_UV together are kv_b) where any point decodes."""
+    nope, rope, v, rank = mla.qk_nope_head_dim, mla.qk_rope_head_dim, mla.v_head_dim, mla.kv_lora_rank
+    decode = ~prefill
+    if mla.q_lora_rank:
+        gemm("q_a" + tag, t_tokens, mla.q_lora_rank, hidden, count, sparsity, role="qkv", layer=layer_text_)
+        gemm("q_b" + tag, t_tokens, heads_gpu * (nope + rope), mla.q_lora_rank, count, sparsity, role="qkv",
+             layer=layer_text_)
+    else:
+        gemm("q_proj" + tag, t_tokens, heads_gpu * (nope + rope), hidden, count, sparsity, role="qkv",
+             layer=layer_text_)
+    gemm("kv_a" + tag, t_tokens, rank + rope, hidden, count, sparsity, role="qkv", layer=layer_text_)
+    if np.any(prefill):
+        gemm("kv_b" + tag, t_tokens, heads_gpu * (nope + v), rank, np.where(prefill, count, 0.0), sparsity,
+             weight_copies=0.0 if np.any(decode) else count, role="qkv", layer=layer_text_)
+    if np.any(decode):
+        on_decode = np.where(decode, count, 0.0)
+        gemm("q_absorb" + tag, t_tokens, rank, nope, on_decode, sparsity, weight_copies=count * heads_gpu,
+             role="qkv", layer=layer_text_, grouped=heads_gpu)
+        gemm("v_up" + tag, t_tokens, v, rank, on_decode, sparsity, weight_copies=count * heads_gpu,
+             role="qkv", layer=layer_text_, grouped=heads_gpu)
+    gemm("o_proj" + tag, t_tokens, hidden, heads_gpu * v, count, sparsity, role="o", layer=layer_text_)
+
+
+def _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act):
+    """MLA's attention kernel per point, in its phase's form (see _mla_gemms):
+
+    - prefill: multi-head attention over the decompressed k and v (kv heads = heads), read as
+      activations: per pair and head 2 (nope + rope) FLOP for q.k and 2 v_head_dim for p.v;
+    - decode: multi-query attention over the latent cache (FlashMLA): every head of the GPU scores its
+      absorbed query (kv_lora_rank + rope wide) against the one cached latent per token and sums the
+      latents (kv_lora_rank wide): 2 (kv_lora_rank + rope) + 2 kv_lora_rank FLOP per pair and head;
+      the cache read is g.read_bytes (kv_lora_rank + rope elements per token).
+    attention_columns prices 4 x heads x head_dim FLOP per pair, so head_dim is half the q/k and v
+    widths together (prefill (192 + 128) / 2 = 160, decode (576 + 512) / 2 = 544 for DeepSeek-V3)."""
+    nope, rope, v, rank = mla.qk_nope_head_dim, mla.qk_rope_head_dim, mla.v_head_dim, mla.kv_lora_rank
+    common = dict(batch=batch, heads=heads_gpu, new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
+                  dtype=dtype, act_bytes=act)
+    forms = []
+    if np.any(prefill):
+        width = nope + rope + v  # elements of one head's k and v per token
+        forms.append(attention_columns(hw, kv_heads=heads_gpu, head_dim=width / 2,
+                                       read_bytes=(g.read_tokens + g.new) * width * act, **common))
+    if np.any(~prefill):
+        forms.append(attention_columns(hw, kv_heads=1.0, head_dim=(2 * rank + rope) / 2, read_bytes=g.read_bytes,
+                                       **common))
+    if len(forms) == 1:
+        return forms[0]
+    shape = np.shape(prefill)
+    return {key: np.where(prefill, np.broadcast_to(forms[0][key], shape), np.broadcast_to(forms[1][key], shape))
+            for key in forms[0]}
+
+
 def _group_columns(c: dict, grouped, memory_ramp_s: float = 0.0) -> None:
     """A GEMM's columns scaled to a grouped GEMM of ``grouped`` such GEMMs in one launch: work,
     bytes and roofline times x grouped, the launch overhead and the memory ramp (a kernel's
@@ -518,20 +631,29 @@ _sparsity_format = functools.lru_cache(parse_sparsity)
 
 
 @functools.lru_cache
-def _layer_partition(keep: tuple, recipe_counts: tuple) -> tuple:
+def _layer_partition(keep: tuple, recipe_counts: tuple, dense_layers: "int | None" = None) -> tuple:
     """The kept layers split into token groups (a fraction of the prompt each layer processes,
     ``keep`` per layer) and, within each, layers per recipe group (``recipe_counts`` layers in
     order): ((fraction, layers, (layers of each recipe group), which layers, (which layers of each
-    recipe group)), ...) in order of first layer; "which" as ops.layer_text writes it."""
+    recipe group), splits, token-group split), ...) in order of first layer; "which" as
+    ops.layer_text writes it. A split is ((dense layers, which), (MoE layers, which)): the first
+    ``dense_layers`` layers (default all) have a dense MLP, the rest are MoE; ``splits`` has one per
+    recipe group, the token-group split covers the whole group."""
     keep = np.array(keep)
     recipe_index = np.repeat(np.arange(len(recipe_counts)), recipe_counts)
+    dense = np.arange(len(keep)) < (len(keep) if dense_layers is None else dense_layers)
+
+    def split(members):
+        return tuple((float(np.sum(members & part)), layer_text(members & part)) for part in (dense, ~dense))
+
     groups = []
     for fraction in dict.fromkeys(keep.tolist()):
         in_group = keep == fraction
         in_both = [in_group & (recipe_index == r) for r in range(len(recipe_counts))]
         counts = tuple(float(np.sum(both)) for both in in_both)
         groups.append((fraction, float(in_group.sum()), counts,
-                       layer_text(in_group), tuple(layer_text(both) for both in in_both)))
+                       layer_text(in_group), tuple(layer_text(both) for both in in_both),
+                       tuple(split(both) for both in in_both), split(in_group)))
     return tuple(groups)
 
 

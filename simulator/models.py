@@ -15,7 +15,16 @@ Conventions (also stated at the top of every model file):
   ``mlp_bias`` puts a bias on every MLP projection (gated: 2 x ffn + hidden; plain: ffn + hidden).
 - MoE: every routed expert is one MLP of moe.expert_ffn (default ffn) channels; shared experts are one
   MLP of shared_experts x shared_expert_ffn channels every token runs; the router is a hidden x experts
-  linear without bias. qk_norm adds two head_dim RMSNorm weights (q, k) per layer (Qwen3).
+  linear without bias (moe.router_bias adds DeepSeek-V3's per-expert e_score_correction_bias). The first
+  moe.first_dense_layers layers (DeepSeek first_k_dense_replace) have a dense MLP of ffn channels instead.
+  qk_norm adds two head_dim RMSNorm weights (q, k) per layer (Qwen3).
+- MLA (multi-head latent attention, DeepSeek-V2 arXiv 2405.04434 sec. 2.1, DeepSeek-V3 arXiv 2412.19437
+  sec. 2.1.1): q = W_UQ norm(W_DQ x) (hidden x q_lora_rank, q_lora_rank x heads*(nope+rope); without
+  q_lora_rank one hidden x heads*(nope+rope)); the cached latent [c_KV; k_rope] = W_DKV x is hidden x
+  (kv_lora_rank + qk_rope_head_dim), c_KV normed (kv_lora_rank weights); k_nope and v = W_UKV c_KV is
+  kv_lora_rank x heads*(nope + v_head_dim); o is heads*v_head_dim x hidden. head_dim must be
+  nope + rope and kv_heads = heads (config.json's num_key_value_heads); the KV cache is the latent:
+  kv_lora_rank + qk_rope_head_dim elements per token per layer, shared by all heads.
 - Learned position tables have max_position_embeddings + learned_position_offset rows (OPT keeps
   2 extra rows).
 - A decoder's lm_head is vocab x hidden unless tied to the token embedding (then it adds nothing).
@@ -73,6 +82,10 @@ class Moe(_Strict):
     # expert), one MLP of shared_experts x shared_expert_ffn (default expert_ffn) channels
     shared_experts: int = Field(default=0, ge=0)
     shared_expert_ffn: Optional[int] = Field(default=None, gt=0)
+    # leading layers with a dense MLP of the model's ffn instead (DeepSeek-V3 first_k_dense_replace)
+    first_dense_layers: int = Field(default=0, ge=0)
+    # a learned per-expert bias added to the routing scores (DeepSeek-V3 gate.e_score_correction_bias)
+    router_bias: bool = False
 
     @field_validator("experts_per_token")
     @classmethod
@@ -81,6 +94,22 @@ class Moe(_Strict):
         if experts is not None and value > experts:
             raise ValueError(f"experts_per_token ({value}) exceeds experts ({experts})")
         return value
+
+
+class Mla(_Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank q and a compressed, cached KV latent.
+    Field names are config.json's; see the module docstring for the shapes."""
+
+    kv_lora_rank: int = Field(gt=0)
+    # None: q is one hidden x heads*(nope+rope) projection (DeepSeek-V2-Lite's q_lora_rank null)
+    q_lora_rank: Optional[int] = Field(default=None, gt=0)
+    qk_nope_head_dim: int = Field(gt=0)
+    qk_rope_head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0)
+
+    def cache_elements_per_token(self) -> int:
+        """Cached elements per token per layer: the latent c_KV and the shared RoPE key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
 
 
 class ModelConfig(_Strict):
@@ -129,6 +158,7 @@ class ModelConfig(_Strict):
     moe: Optional[Moe] = None
     # per-head RMSNorm on q and k (Qwen3: q_norm, k_norm, head_dim weights each per layer)
     qk_norm: bool = False
+    mla: Optional[Mla] = None
 
     @field_validator("aliases")
     @classmethod
@@ -195,6 +225,22 @@ class ModelConfig(_Strict):
             raise ValueError("published_includes_tied_lm_head needs tied_embeddings: true")
         if self.id in self.aliases:
             raise ValueError(f"aliases repeat the id {self.id!r}")
+        if self.moe is not None and self.moe.first_dense_layers >= self.layers:
+            raise ValueError(f"moe.first_dense_layers ({self.moe.first_dense_layers}) must be fewer than "
+                             f"layers ({self.layers})")
+        if self.mla is not None:
+            mla = self.mla
+            if self.head_dim != mla.qk_nope_head_dim + mla.qk_rope_head_dim:
+                raise ValueError(f"mla: head_dim ({self.head_dim}) must be qk_nope_head_dim + qk_rope_head_dim "
+                                 f"({mla.qk_nope_head_dim} + {mla.qk_rope_head_dim})")
+            if self.kv_heads != self.heads:
+                raise ValueError(f"mla: kv_heads ({self.kv_heads}) must equal heads ({self.heads}): every head "
+                                 f"has its own k and v, decompressed from the shared latent")
+            if self.qkv_bias or self.qk_norm or self.kind != "decoder" or self.position != "rope":
+                raise ValueError("mla: modelled for rope decoders without qkv_bias or qk_norm (DeepSeek-V2/V3)")
+            if mla.cache_elements_per_token() % 2:
+                raise ValueError(f"mla: kv_lora_rank + qk_rope_head_dim ({mla.cache_elements_per_token()}) "
+                                 f"must be even")
         counted = self.parameters() + (self.vocab * self.hidden if self.published_includes_tied_lm_head else 0)
         if abs(counted - self.published_parameters) > PUBLISHED_TOLERANCE * self.published_parameters:
             raise ValueError(f"published_parameters ({self.published_parameters:,}) disagrees with the count "
@@ -234,13 +280,16 @@ class ModelConfig(_Strict):
         """Exact parameter count per part (elements), the keys of ``PARTS``; they sum to ``parameters()``.
 
         embedding: token (+ BERT token-type) embeddings; position: the learned position table (0 for
-        rope/alibi); attention: q/k/v/o and their biases; mlp: all experts' MLPs; router: MoE
+        rope/alibi); attention: q/k/v/o and their biases (MLA: its projections and latent norms); mlp: all experts' MLPs; router: MoE
         routers; norms: per-layer, final and embedding norms; lm_head: the untied output matrix and
         its bias; pooler: BERT's dense + bias.
         """
         q_out = self.heads * self.head_dim
         kv_out = self.kv_heads * self.head_dim
-        attention = self.hidden * q_out + 2 * self.hidden * kv_out + q_out * self.hidden
+        if self.mla is None:
+            attention = self.hidden * q_out + 2 * self.hidden * kv_out + q_out * self.hidden
+        else:
+            attention = sum(n * k for _, n, k in self.mla_projections()) + self._mla_norm_parameters()
         if self.qkv_bias:
             attention += q_out + 2 * kv_out
         if self.o_bias:
@@ -248,8 +297,14 @@ class ModelConfig(_Strict):
         if self.qk_norm:
             attention += 2 * self.head_dim
 
-        experts = self.moe.experts if self.moe else 1
-        router = self.hidden * self.moe.experts if self.moe else 0
+        moe_layers = self.moe_layers()
+        dense_layers = self.layers - moe_layers
+        mlp = dense_layers * self._mlp_parameters(self.ffn)
+        router = 0
+        if self.moe:
+            mlp += moe_layers * (self.moe.experts * self._mlp_parameters()
+                                 + (self._mlp_parameters(self.shared_expert_ffn()) if self.shared_expert_ffn() else 0))
+            router = moe_layers * self.moe.experts * (self.hidden + int(self.moe.router_bias))
 
         positions = (self.max_position_embeddings + self.learned_position_offset
                      if self.position == "learned" else 0)
@@ -267,9 +322,8 @@ class ModelConfig(_Strict):
             "embedding": embedding,
             "position": positions * self.hidden,
             "attention": self.layers * attention,
-            "mlp": self.layers * (experts * self._mlp_parameters()
-                                  + (self._mlp_parameters(self.shared_expert_ffn()) if self.shared_expert_ffn() else 0)),
-            "router": self.layers * router,
+            "mlp": mlp,
+            "router": router,
             "norms": norms,
             "lm_head": lm_head,
             "pooler": self.hidden * self.hidden + self.hidden if self.pooler else 0,
@@ -284,10 +338,34 @@ class ModelConfig(_Strict):
         if self.moe is None:
             return self.parameters()
         idle = self.moe.experts - self.moe.experts_per_token
-        return self.parameters() - self.layers * idle * self._mlp_parameters()
+        return self.parameters() - self.moe_layers() * idle * self._mlp_parameters()
+
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts (all but moe.first_dense_layers; 0 when dense)."""
+        return 0 if self.moe is None else self.layers - self.moe.first_dense_layers
+
+    def mla_projections(self) -> list[tuple[str, int, int]]:
+        """MLA's linear layers of one layer as (name, out features N, in features K), whole model
+        width (before tensor parallelism): q_a, q_b (or q), kv_a (the latent and the RoPE key),
+        kv_b (k_nope and v of every head), o. Empty without MLA."""
+        mla = self.mla
+        if mla is None:
+            return []
+        q_width = self.heads * (mla.qk_nope_head_dim + mla.qk_rope_head_dim)
+        q = ([("q_a", mla.q_lora_rank, self.hidden), ("q_b", q_width, mla.q_lora_rank)]
+             if mla.q_lora_rank else [("q", q_width, self.hidden)])
+        return q + [("kv_a", mla.cache_elements_per_token(), self.hidden),
+                    ("kv_b", self.heads * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank),
+                    ("o", self.hidden, self.heads * mla.v_head_dim)]
+
+    def _mla_norm_parameters(self) -> int:
+        """The latent norms' weights of one layer (q_a_layernorm, kv_a_layernorm)."""
+        widths = self.mla.kv_lora_rank + (self.mla.q_lora_rank or 0)
+        return widths * (1 if self.norm == "rmsnorm" else 2)
 
     def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
-        """KV-cache bytes per token of context: layers x 2 (K and V) x kv_heads x head_dim x bytes.
+        """KV-cache bytes per token of context: layers x 2 (K and V) x kv_heads x head_dim x bytes;
+        with MLA layers x (kv_lora_rank + qk_rope_head_dim) x bytes (the latent, shared by all heads).
 
         No sliding-window cap is applied here (see ``sliding_window``). Encoders keep no KV cache
         and raise ``SimulatorError``.
@@ -297,6 +375,8 @@ class ModelConfig(_Strict):
                                  f"(no autoregressive decode)")
         if not bytes_per_element > 0:
             raise SimulatorError(f"bytes_per_element must be > 0, got {bytes_per_element!r}")
+        if self.mla is not None:
+            return float(self.layers * self.mla.cache_elements_per_token() * bytes_per_element)
         return float(self.layers * 2 * self.kv_heads * self.head_dim * bytes_per_element)
 
 

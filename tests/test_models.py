@@ -14,7 +14,7 @@ EXPECTED_IDS = {
     "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
     "llama-3.1-minitron-4b-width", "llama-3.1-minitron-4b-depth", "mistral-7b", "mixtral-8x7b",
     "opt-6.7b", "opt-30b", "opt-66b", "opt-175b", "gpt-j-6b", "codellama-34b", "falcon-40b", "bert-base",
-    "qwen3-30b-a3b", "qwen3-235b-a22b", "mixtral-8x22b",
+    "qwen3-30b-a3b", "qwen3-235b-a22b", "mixtral-8x22b", "deepseek-v3",
 }
 MODEL_FILES = sorted(models_dir().glob("*.yaml"))
 GIB = 2**30
@@ -266,6 +266,10 @@ KV_BYTES_PER_TOKEN_BY_HAND = {
     "gpt-j-6b": 28 * 2 * 16 * 256 * 2,          # 458,752 (head_dim 256)
     "codellama-34b": 48 * 2 * 8 * 128 * 2,      # 196,608
     "falcon-40b": 60 * 2 * 8 * 64 * 2,          # 122,880 (head_dim 64)
+    # MLA caches one latent per token and layer, not K and V per head: kv_lora_rank 512 + the shared
+    # RoPE key 64 (config.json), 61 layers, 2 B: 70,272 (MHA over its 128 heads of 192 + 128 would be
+    # 61 x 128 x 320 x 2 = 4,997,120, 71x more)
+    "deepseek-v3": 61 * (512 + 64) * 2,
 }
 
 
