@@ -247,10 +247,10 @@ def cmd_plan(args) -> int:
     if args.output_tokens < 1:
         raise SimulatorError(f"--output-tokens: must be a whole number from 1 to 1,000,000,000, got {args.output_tokens}")
     context = args.mix if args.mix else args.context
-    table = plan_serving(args.model, context, args.output_tokens, hws, tps, args.recipe or ["dense"],
+    table, candidates = plan_serving(args.model, context, args.output_tokens, hws, tps, args.recipe or ["dense"],
                          args.weights or [None], args.kv_method or [None], args.dtype, _ms(args.max_ttft_ms),
                          _ms(args.max_tpot_ms), args.rate, args.price, args.objective, _reserve_bytes(args),
-                         args.token_budget, args.percentile)
+                         args.token_budget, args.percentile, return_candidates=True)
     met = table[table["meets_targets"].astype(bool)]
     targets = [f"TTFT p{table.attrs['percentile']:g} <= {args.max_ttft_ms:g} ms" if args.max_ttft_ms else None,
                f"TPOT <= {args.max_tpot_ms:g} ms" if args.max_tpot_ms else None,
@@ -259,8 +259,7 @@ def cmd_plan(args) -> int:
     if args.plot is not None:
         from simulator.plots import serving_figure
 
-        candidates = table.attrs.get("candidates")
-        if candidates is None or not len(candidates) or not candidates["fits"].any():
+        if not len(candidates) or not candidates["fits"].any():
             raise SimulatorError("--plot: nothing to plot (no deployment fits)")
         title = f"{args.model}, {table.attrs['mix']}, budget {table.attrs['token_budget']} tokens/step"
         best = met.iloc[0] if len(met) else None

@@ -384,7 +384,8 @@ def _replicas_for(rate, mu, ttft_q, max_ttft_s, percentile):
 def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT_HW, tps=DEFAULT_TP,
                  recipes=("dense",), weights=(None,), kv_methods=(None,), dtype: str = "bf16",
                  max_ttft_s=None, max_tpot_s=None, rate=None, prices=None, objective: str = "throughput",
-                 memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None) -> pd.DataFrame:
+                 memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None,
+                 return_candidates: bool = False) -> pd.DataFrame:
     """Serving configurations of ``model`` for a request mix (``context`` prompt tokens and
     ``output_tokens``, or ``context`` a mix 'P:O[:w],...'), one row per deployment, the best first
     by ``objective``: each at the batch (sequences held) the objective prefers among those that fit
@@ -392,7 +393,8 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     ``max_tpot_s``), with replicas for ``rate`` requests/s, $ per million output tokens from
     ``prices`` ($/GPU-hour by device) and what limits it (``limited_by``: memory, KV capacity,
     token budget, TPOT, TTFT). Every number is ``simulator.serving.serve`` at that point (what
-    ``sparsim model --output-tokens`` prints; ``model_command`` says how)."""
+    ``sparsim model --output-tokens`` prints; ``model_command`` says how). With
+    ``return_candidates``, also every (deployment, batch) priced, as serve_points rows."""
     from simulator.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
                                    check_percentile, decode_share, queue_wait, request_mix, serve_points)
 
@@ -479,12 +481,12 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     for column in ("batch", "max_batch", "replicas", "gpus"):
         table[column] = table[column].astype("Int64")
     table = _rank(table, objective).reset_index(drop=True)
-    # every candidate batch priced, for the Pareto front (--plot); numbers as serve() gives them
-    table.attrs["candidates"] = candidates if valid else pd.DataFrame()
     table.attrs["mix"] = mix.describe()
     table.attrs["token_budget"] = token_budget
     table.attrs["longest_tokens"] = longest_prompt + longest_output
     table.attrs["percentile"] = percentile
+    if return_candidates:  # every candidate batch priced, for the Pareto front (--plot)
+        return table, (candidates if valid else pd.DataFrame())
     return table
 
 

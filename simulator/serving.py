@@ -131,8 +131,8 @@ def request_mix(prompt, output_tokens=None, name="--context") -> RequestMix:
         for v in values:
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not low <= v <= 10**9:
                 flag = name if what == "prompt" or name == "--mix" else "--output-tokens"
-                raise SimulatorError(f"{flag}: {what} tokens must be whole numbers from {low} to "
-                                     f"1,000,000,000, got {v!r}")
+                raise SimulatorError(f"{flag}: must be a whole number from {low} to 1,000,000,000 ({what} "
+                                     f"tokens), got {v!r}")
     w = np.asarray(weights, float)
     if not (np.all(np.isfinite(w)) and np.all(w > 0)):
         raise SimulatorError(f"--mix: weights must be positive numbers, got {list(weights)}")
