@@ -269,14 +269,10 @@ def cmd_plan(args) -> int:
         if not len(valid):
             raise SimulatorError("no valid deployment in this product: every one is refused (change --tp or --hw); "
                                  + str(table["note"].iloc[0]))
-        close = valid.sort_values(["fits", "tpot_s"], ascending=[False, True], kind="stable").iloc[0]
-        if not close["fits"]:
-            miss = close["note"]
-        elif close["limited_by"] == "TPOT":
-            miss = f"TPOT {fmt_time(close['tpot_s'])} at batch 1"
-        else:
-            miss = (f"TTFT p{table.attrs['percentile']:g} {fmt_time(close['ttft_percentile_s'])} at batch 1"
-                    + (" (no replica count keeps the queue short enough)" if args.rate else ""))
+        close = valid.assign(_far=valid["target_ratio"].astype(float).fillna(np.inf),
+                             _short=valid["shortfall_bytes"].astype(float))
+        close = close.sort_values(["_far", "_short"], kind="stable").iloc[0]
+        miss = close["note"]
         raise SimulatorError(f"no configuration meets {targets}: the closest is {close['gpus_per_replica']} x "
                              f"{close['hw']} ({close['recipe']}, {close['weights']} weights, KV {close['kv_method']}), "
                              f"limited by {close['limited_by']}: {miss}")
@@ -322,10 +318,7 @@ def cmd_plan(args) -> int:
     if len(missed):
         print(f"not meeting the targets ({len(missed)}):")
         for r in missed.head(args.top).itertuples():
-            why = r.note if isinstance(r.note, str) else (
-                f"TPOT {fmt_time(r.tpot_s)} at batch 1" if r.limited_by == "TPOT"
-                else f"TTFT p{table.attrs['percentile']:g} {fmt_time(r.ttft_percentile_s)} at batch 1")
-            print(f"  {r.gpus_per_replica} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.limited_by}: {why}")
+            print(f"  {r.gpus_per_replica} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.limited_by}: {r.note}")
         if len(missed) > args.top:
             print(f"  ... {len(missed) - args.top} more")
     best = met.iloc[0]
@@ -483,7 +476,7 @@ def cmd_model(args) -> int:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
         gpus = f"{args.tp} x {r['hw']}" if args.tp > 1 else r["hw"]
-        print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequences held, "
+        print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequence{'s' if r['batch'] > 1 else ''} held, "
               f"chunked prefill in {r['token_budget']} tokens per step (docs/serving.md)")
         if args.output_tokens is not None and not args.mix:
             _trained_context_note(args.model, args.context + args.output_tokens - 1)  # the last step's cache
@@ -538,6 +531,9 @@ def cmd_model(args) -> int:
             if "prefill_context" in longest:
                 out["longest_prefill_context"] = longest["prefill_context"]
                 out["longest_prefill_context_limit"] = longest["prefill_limit"]
+        from simulator.serving import ACCURACY_NOTE, calibration_note
+
+        out["accuracy"], out["calibration"] = ACCURACY_NOTE, calibration_note(s["hw"])
         out["ops"] = _json_records(est.ops)
         print(json.dumps(out, indent=2))
         return 0
@@ -574,6 +570,8 @@ def cmd_model(args) -> int:
     table["share"] = (est.ops["total_time_s"] / s["time_s"]).map(lambda x: f"{x:.1%}")
     table["total_time_s"] = table["total_time_s"].map(fmt_time)
     print(table.rename(columns={"time_s": "each", "total_time_s": "total"}).to_string(index=False))
+    for line in _serving_caveats([s["hw"]]):
+        print(line)
     return 0
 
 

@@ -329,7 +329,7 @@ SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "recipe", "weig
                    "latency_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
                    "rate_per_replica", "price_per_gpu_hour", "cost_per_million_output_tokens", "limited_by",
                    "fits", "meets_targets", "memory_bytes_per_gpu", "memory_capacity_bytes", "shortfall_bytes",
-                   "decode_sequences", "chunk_step_fraction", "calibration", "note", "model_command")
+                   "decode_sequences", "chunk_step_fraction", "target_ratio", "calibration", "note", "model_command")
 
 
 def parse_prices(text) -> dict:
@@ -588,9 +588,20 @@ def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective,
                                             token_budget, percentile,
                                             (rate / replicas[j]) if rate is not None and replicas[j] > 0 else None),
         })
+        # how far from the targets: the larger of TPOT / target and TTFT (before queueing) / target
+        ratios = [r["tpot_s"] / max_tpot_s if max_tpot_s else 0.0,
+                  r["ttft_percentile_s"] / max_ttft_s if max_ttft_s else 0.0]
+        rows[-1]["target_ratio"] = max(ratios) if fits[j] else None
         if not met and limited == "memory":
             rows[-1]["note"] = (f"does not fit: needs {r['memory_bytes_per_gpu'] / 1e9:.1f} GB per GPU, has "
                                 f"{r['memory_capacity_bytes'] / 1e9:.1f} GB")
+        elif not met and limited == "TPOT":
+            rows[-1]["note"] = f"TPOT {r['tpot_s'] * 1e3:.3g} ms at batch 1, over the {max_tpot_s * 1e3:g} ms target"
+        elif not met:
+            before = f"TTFT p{percentile:g} {r['ttft_percentile_s']:.3g} s at batch 1 before any queueing"
+            rows[-1]["note"] = before + (f", over the {max_ttft_s:g} s target" if ratios[1] > 1 else
+                                         f"; no count of replicas up to {MAX_REPLICAS:,} keeps the queue within "
+                                         f"the {max_ttft_s:g} s target")
     return rows
 
 
