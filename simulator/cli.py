@@ -239,6 +239,7 @@ def cmd_plan(args) -> int:
 
     hws = _list_arg(args.hw, "--hw") if args.hw else list(DEFAULT_HW)
     tps = _list_arg(args.tp, "--tp", int) if args.tp else list(DEFAULT_TP)
+    pps = _list_arg(args.pp, "--pp", int) if args.pp else [1]
     for flag, value in (("--max-tpot-ms", args.max_tpot_ms), ("--max-ttft-ms", args.max_ttft_ms)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise SimulatorError(f"{flag}: must be a positive, finite time in ms, got {value:g}")
@@ -247,7 +248,7 @@ def cmd_plan(args) -> int:
     if args.output_tokens < 1:
         raise SimulatorError(f"--output-tokens: must be a whole number from 1 to 1,000,000,000, got {args.output_tokens}")
     context = args.mix if args.mix else args.context
-    table, candidates = plan_serving(args.model, context, args.output_tokens, hws, tps, args.recipe or ["dense"],
+    table, candidates = plan_serving(args.model, context, args.output_tokens, hws, tps, pps, args.recipe or ["dense"],
                          args.weights or [None], args.kv_method or [None], args.dtype, _ms(args.max_ttft_ms),
                          _ms(args.max_tpot_ms), args.rate, args.price, args.objective, _reserve_bytes(args),
                          args.token_budget, args.percentile, return_candidates=True)
@@ -273,8 +274,9 @@ def cmd_plan(args) -> int:
                              _short=valid["shortfall_bytes"].astype(float))
         close = close.sort_values(["_far", "_short"], kind="stable").iloc[0]
         miss = close["note"]
-        raise SimulatorError(f"no configuration meets {targets}: the closest is {close['gpus_per_replica']} x "
-                             f"{close['hw']} ({close['recipe']}, {close['weights']} weights, KV {close['kv_method']}), "
+        stages = f" x {close['pp']} stages" if close["pp"] > 1 else ""
+        raise SimulatorError(f"no configuration meets {targets}: the closest is {close['tp']} x "
+                             f"{close['hw']}{stages} ({close['recipe']}, {close['weights']} weights, KV {close['kv_method']}), "
                              f"limited by {close['limited_by']}: {miss}")
     if args.json:
         from simulator.models import load_model
@@ -302,13 +304,13 @@ def cmd_plan(args) -> int:
     for r in met.head(args.top).itertuples():
         cost = "-" if r.cost_per_million_output_tokens is None or pd.isna(r.cost_per_million_output_tokens) \
             else f"${r.cost_per_million_output_tokens:,.2f}"
-        cells.append([f"{r.gpus}", f"{r.replicas} x {r.gpus_per_replica}", r.hw, r.recipe, r.weights, r.kv_method,
+        cells.append([f"{r.gpus}", f"{r.replicas}", f"{r.tp}", f"{r.pp}", r.hw, r.recipe, r.weights, r.kv_method,
                       f"{r.batch}", fmt_time(r.ttft_percentile_s), fmt_time(r.tpot_s), _rate(r.output_tokens_per_s),
                       _rate(r.output_tokens_per_s_per_gpu), cost, fmt_bytes(r.memory_bytes_per_gpu), r.limited_by])
-    header = ["GPUs", "replicas", "device", "recipe", "weights", "KV method", "batch",
+    header = ["GPUs", "replicas", "TP", "PP", "device", "recipe", "weights", "KV method", "batch",
               f"TTFT p{table.attrs['percentile']:g}", "TPOT", "tok/s", "tok/s/GPU", "$/M out", "mem/GPU", "limited by"]
     widths = [max(len(str(row[c])) for row in cells + [header]) for c in range(len(header))]
-    left = {1, 2, 3, 4, 5, 13}
+    left = {4, 5, 6, 7, 15}
     for row in [header] + cells:
         print("  " + " ".join(f"{str(v):<{w}}" if c in left else f"{str(v):>{w}}"
                               for c, (v, w) in enumerate(zip(row, widths))).rstrip())
@@ -318,11 +320,13 @@ def cmd_plan(args) -> int:
     if len(missed):
         print(f"not meeting the targets ({len(missed)}):")
         for r in missed.head(args.top).itertuples():
-            print(f"  {r.gpus_per_replica} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.limited_by}: {r.note}")
+            stages = f" x {r.pp} stages" if r.pp > 1 else ""
+            print(f"  {r.tp} x {r.hw}{stages} {r.recipe} {r.weights} {r.kv_method}: {r.limited_by}: {r.note}")
         if len(missed) > args.top:
             print(f"  ... {len(missed) - args.top} more")
     best = met.iloc[0]
-    print(f"recommended ({args.objective}): {best.replicas} x {best.gpus_per_replica} x {best.hw} ({best.recipe}, "
+    stages = f" x {best.pp} stages" if best.pp > 1 else ""
+    print(f"recommended ({args.objective}): {best.replicas} replica(s) of {best.tp} x {best.hw}{stages} ({best.recipe}, "
           f"{best.weights} weights, KV {best.kv_method}) at batch {best.batch}: {_rate(best.output_tokens_per_s)} "
           f"output tok/s per replica, TTFT p{table.attrs['percentile']:g} {fmt_time(best.ttft_percentile_s)}, "
           f"TPOT {fmt_time(best.tpot_s)}; limited by {best.limited_by}")
@@ -471,11 +475,13 @@ def cmd_model(args) -> int:
             raise SimulatorError(f"--output-tokens: must be a whole number >= 1, got {args.output_tokens}")
         r = serve(args.model, args.hw, args.mix or args.context, args.output_tokens, args.batch, args.tp, args.dtype,
                   args.weights, args.recipe, args.kv_method, args.token_budget, _reserve_bytes(args),
-                  args.percentile, args.rate, args.kv_dtype, args.dynamic)
+                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp)
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
         gpus = f"{args.tp} x {r['hw']}" if args.tp > 1 else r["hw"]
+        if args.pp > 1:
+            gpus = f"{args.pp} stages x {gpus}"
         print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequence{'s' if r['batch'] > 1 else ''} held, "
               f"chunked prefill in {r['token_budget']} tokens per step (docs/serving.md)")
         if args.output_tokens is not None and not args.mix:
@@ -500,6 +506,9 @@ def cmd_model(args) -> int:
             print(line)
         return 0
 
+    for flag, value, default in (("--pp", args.pp, 1), ("--rate", args.rate, None)):
+        if value != default:
+            raise SimulatorError(f"{flag}: only with --output-tokens or --mix (a steady-state serving estimate)")
     longest = None
     if args.longest_context:
         from simulator.plan import longest_context
@@ -662,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price steady-state serving instead (docs/serving.md): requests of --context prompt and N "
                         "output tokens, continuous batching with chunked prefill, at most --batch sequences held")
     _add_serving_args(p)
+    p.add_argument("--pp", type=int, default=1, help="with --output-tokens: pipeline stages of --tp GPUs each "
+                   "(default 1)")
     p.add_argument("--rate", type=float, metavar="R", help="with --output-tokens: requests/s arriving at this "
                    "replica (Poisson); adds the M/D/1 queueing wait to TTFT")
     p.add_argument("--longest-context", action="store_true",
@@ -682,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serving_args(p)
     p.add_argument("--hw", action="append", help="devices, comma-separated or repeated (default h100,h200,b200)")
     p.add_argument("--tp", action="append", help="tensor-parallel degrees, comma-separated or repeated (default 1,2,4,8)")
+    p.add_argument("--pp", action="append", help="pipeline stages, comma-separated or repeated (default 1): stages "
+                   "over NVLink inside a node, over the spec's internode network between nodes")
     p.add_argument("--recipe", action="append", help="pruning recipe to compare, repeat for several (default dense)")
     p.add_argument("--weights", action="append",
                    help="weight storage to compare (int8, int4:g128, fp8, ...), repeat for several (default: --dtype)")

@@ -381,7 +381,7 @@ def _replicas_for(rate, mu, ttft_q, max_ttft_s, percentile):
     return need.astype(np.int64)
 
 
-def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT_HW, tps=DEFAULT_TP,
+def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT_HW, tps=DEFAULT_TP, pps=(1,),
                  recipes=("dense",), weights=(None,), kv_methods=(None,), dtype: str = "bf16",
                  max_ttft_s=None, max_tpot_s=None, rate=None, prices=None, objective: str = "throughput",
                  memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None,
@@ -430,16 +430,21 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     for tp in tps:
         if not isinstance(tp, (int, np.integer)) or isinstance(tp, bool) or tp < 1:
             raise SimulatorError(f"--tp: must be whole numbers >= 1, got {tp!r}")
+    pps = _as_tuple(pps, "--pp")
+    for pp in pps:
+        if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
+            raise SimulatorError(f"--pp: must be whole numbers >= 1, got {pp!r}")
     reserve = float(memory_reserve_bytes)
     rows, valid = [], []
-    for hw, tp, recipe, weight, kv in itertools.product(devices, tps, recipes, weights, kv_methods):
-        key = dict(hw=hw, tp=int(tp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
+    for hw, tp, pp, recipe, weight, kv in itertools.product(devices, tps, pps, recipes, weights, kv_methods):
+        key = dict(hw=hw, tp=int(tp), pp=int(pp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
         try:
+            _check_stages(cfg, hw, int(tp), int(pp))
             estimate_model(cfg, hw, "decode", 1, longest_prompt + longest_output, int(tp), dtype, key["weights"],
                            recipe, kv_method=key["kv_method"], generated=longest_output, with_ops=False,
                            memory_reserve_bytes=reserve)
         except SimulatorError as err:
-            rows.append({**key, "gpus": int(tp), "gpus_per_replica": int(tp), "pp": 1, "fits": False,
+            rows.append({**key, "gpus": int(tp) * int(pp), "gpus_per_replica": int(tp) * int(pp), "fits": False,
                          "meets_targets": False, "limited_by": "invalid", "note": str(err)})
             continue
         valid.append(key)
@@ -458,7 +463,8 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         top_mem = np.clip(np.nan_to_num(top_mem), 0, 10**7).astype(np.int64)
         top_mem = np.where(m1 <= capacity, np.maximum(top_mem, 1), 0)
         _, _, _, _, cap_d = decode_share(1, mix.prompt_mean, mix.output_mean, token_budget)
-        top_budget = int(math.floor(cap_d + 1.0)) + 1  # more sequences than this change nothing
+        # more sequences than this change nothing (per micro-batch: x pp stages)
+        top_budget = (int(math.floor(cap_d + 1.0)) + 1) * frame["pp"].to_numpy().astype(np.int64)
         top = np.minimum(top_mem + 1, top_budget)  # one past the memory limit, to see it fail
         index = np.arange(n)
         if int(top.sum()) <= SERVING_EXHAUSTIVE_POINTS:
@@ -488,6 +494,19 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     if return_candidates:  # every candidate batch priced, for the Pareto front (--plot)
         return table, (candidates if valid else pd.DataFrame())
     return table
+
+
+def _check_stages(cfg, hw, tp, pp):
+    """A pipeline the spec can price: no more stages than layers, a network between nodes if it spans them."""
+    from simulator.serving import stage_boundaries
+
+    if pp > cfg.layers:
+        raise SimulatorError(f"--pp {pp}: {cfg.id} has {cfg.layers} layers, fewer than the stages")
+    _, across = stage_boundaries(hw, tp, pp)
+    spec = load_hw(hw)
+    if across and (spec.interconnect is None or spec.interconnect.internode is None):
+        raise SimulatorError(f"--pp {pp}: {tp * pp} GPUs span several {spec.id} nodes and its spec has no "
+                             "interconnect.internode group")
 
 
 def _rank(table, objective):
@@ -534,7 +553,7 @@ def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective,
         ttft_ok &= replicas > 0
     fits = p["fits"].to_numpy()
     ok = fits & tpot_ok & ttft_ok
-    gpus_per_replica = p["tp"].to_numpy().astype(np.int64)
+    gpus_per_replica = (p["tp"].to_numpy() * p["pp"].to_numpy()).astype(np.int64)
     gpus = gpus_per_replica * np.maximum(replicas, 1)
     price = np.array([prices.get(h, np.nan) for h in p["hw"]])
     tokens = p["output_tokens_per_s"].to_numpy()
@@ -556,7 +575,7 @@ def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective,
                 j = good[np.lexsort((-tokens[good], gpus[good]))[0]]
             else:
                 j = good[np.argmax(tokens[good])]
-            limited = _limited_by(j, mine, p, fits, tpot_ok, ttft_ok, objective, top_budget)
+            limited = _limited_by(j, mine, p, fits, tpot_ok, ttft_ok, objective, top_budget[i])
             met = True
         else:
             j = mine[0]  # batch 1: the closest miss
@@ -569,8 +588,8 @@ def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective,
             met = False
         r = p.iloc[j]
         rows.append({
-            **d, "gpus": int(gpus[j]), "gpus_per_replica": int(gpus_per_replica[j]), "pp": 1,
-            "batch": int(r["batch"]), "max_batch": int(min(top_mem[i], top_budget)),
+            **d, "gpus": int(gpus[j]), "gpus_per_replica": int(gpus_per_replica[j]),
+            "batch": int(r["batch"]), "max_batch": int(min(top_mem[i], top_budget[i])),
             "replicas": (int(replicas[j]) if replicas[j] > 0 else None) if rate is not None else 1,
             "ttft_s": float(ttft[j]), "ttft_percentile_s": float(ttft_q[j]), "tpot_s": float(r["tpot_s"]),
             "itl_percentile_s": float(r["itl_percentile_s"]), "latency_s": float(latency[j]),
@@ -629,6 +648,8 @@ def _model_command(model, d, batch, context, output_tokens, dtype, reserve, toke
     from simulator.serving import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
 
     parts = ["sparsim model", f"--model {model}", f"--hw {d['hw']}", f"--tp {d['tp']}"]
+    if d.get("pp", 1) > 1:
+        parts.append(f"--pp {d['pp']}")
     if isinstance(context, str):
         parts.append(f"--mix {context}")
     else:

@@ -167,16 +167,20 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     Vectorized: all rows are priced in a few ``sweep`` passes. Returns one row per input row
     with the columns of the module docstring (SI units: seconds, bytes, tokens/s)."""
     mix = request_mix(mix) if not isinstance(mix, RequestMix) else mix
-    frame = deployments.reset_index(drop=True)[list(DEPLOYMENT_KEYS)].copy()
+    given = deployments.reset_index(drop=True)
+    frame = given[list(DEPLOYMENT_KEYS)].copy()
     n = len(frame)
+    pp = given["pp"].to_numpy().astype(np.int64) if "pp" in given else np.ones(n, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), (n,)).copy()
     if n == 0:
-        return frame.assign(batch=batch)
+        return frame.assign(batch=batch, pp=pp)
     if np.any(batch < 1):
         raise SimulatorError(f"--batch: must be a whole number >= 1, got {int(batch.min())}")
     s = int(token_budget)
     p_mean, o_mean = mix.prompt_mean, mix.output_mean
-    d, chunk, fraction, held, cap = decode_share(batch, p_mean, o_mean, s)
+    # pipeline parallelism: pp micro-batches in flight (vLLM's virtual engines), one per stage, each
+    # holding batch / pp sequences and stepping through every stage in turn
+    d, chunk, fraction, held, cap = decode_share(batch / pp, p_mean, o_mean, s)
     lo = np.maximum(1.0, np.floor(d))
     hi = np.maximum(1.0, np.ceil(d))
     held_whole = np.ceil(held - 1e-9).astype(np.int64)
@@ -221,6 +225,10 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     per_prompt_token = sum(w * prefill_attn[p] for p, w in zip(mix.prompt_tokens, mix.weights)) / p_mean
     step_chunk = full_dense + attn_dec + per_prompt_token * chunk
     step_plain = dense_dec + attn_dec
+    if np.any(pp > 1):  # a micro-batch's activations cross pp - 1 stage boundaries per step
+        send_chunk, send_plain = _stage_transfers(model, frame, pp, s, np.maximum(d, 1.0), dtype)
+        step_chunk = step_chunk + send_chunk
+        step_plain = step_plain + send_plain
     step_mean = fraction * step_chunk + (1 - fraction) * step_plain
     tokens_per_s = d / step_mean
     q = float(percentile) / 100.0
@@ -230,18 +238,58 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     weights = np.asarray(mix.weights)
     ttft_mean = weights @ ttft_classes
     ttft_q = _weighted_percentile(ttft_classes, weights, q)
-    memory = priced["memory_bytes_per_gpu"].to_numpy()[at_mem] + chunk_act
+    # each stage holds 1/pp of the weights and, for its layers, the KV of every micro-batch
+    # (pp x one micro-batch's KV / pp), and one micro-batch's activations
+    weights_gpu = priced["weight_bytes_per_gpu"].to_numpy()[at_mem]
+    memory = priced["memory_bytes_per_gpu"].to_numpy()[at_mem] - weights_gpu * (1.0 - 1.0 / pp) + chunk_act
     capacity = np.array([load_hw(h).memory_capacity_bytes for h in frame["hw"]])
+    tokens_per_s = tokens_per_s * pp  # pp micro-batches finish a step in the time one crosses all stages
     out = frame.assign(
-        batch=batch, token_budget=s, decode_sequences=d, sequences_held=held, chunk_tokens=chunk,
+        pp=pp, batch=batch, token_budget=s, decode_sequences=d * pp, sequences_held=held * pp, chunk_tokens=chunk,
         chunk_step_fraction=fraction, step_with_chunk_s=step_chunk, step_without_chunk_s=step_plain,
         tpot_s=step_mean, itl_percentile_s=itl_q, ttft_s=ttft_mean, ttft_percentile_s=ttft_q,
         output_tokens_per_s=tokens_per_s, requests_per_s=tokens_per_s / o_mean,
-        output_tokens_per_s_per_gpu=tokens_per_s / frame["tp"].to_numpy(),
+        output_tokens_per_s_per_gpu=tokens_per_s / (frame["tp"].to_numpy() * pp),
         memory_bytes_per_gpu=memory, memory_capacity_bytes=capacity, fits=memory <= capacity,
-        shortfall_bytes=np.maximum(0.0, memory - capacity), budget_limited=batch > np.floor(cap + 1.0),
+        shortfall_bytes=np.maximum(0.0, memory - capacity), budget_limited=batch / pp > np.floor(cap + 1.0),
         percentile=float(percentile), prompt_mean=p_mean, output_mean=o_mean)
     return out
+
+
+def stage_boundaries(hw, tp: int, pp: int) -> tuple:
+    """(boundaries inside a node, boundaries between nodes) of a pipeline of pp stages of tp GPUs,
+    stages filling nodes of ``interconnect.gpus_per_node`` GPUs in order (one node if unknown)."""
+    spec = load_hw(hw)
+    per_node = spec.interconnect.gpus_per_node if spec.interconnect else None
+    if per_node is None or tp * pp <= per_node:
+        return pp - 1, 0
+    stages_per_node = max(1, per_node // tp)
+    across = math.ceil(pp / stages_per_node) - 1
+    return pp - 1 - across, across
+
+
+def _stage_transfers(model, frame, pp, step_tokens, decode_tokens, dtype):
+    """Seconds a micro-batch spends crossing its stage boundaries, for a step of ``step_tokens``
+    (a chunk step) and of ``decode_tokens`` (one without): each boundary sends every token's
+    hidden state (each TP rank to its peer, in parallel) over NVLink or PCIe inside a node and
+    over the internode network between nodes (HardwareSpec.p2p_time_s)."""
+    from simulator.dtypes import BYTES_PER_ELEMENT
+    from simulator.models import load_model
+
+    cfg = load_model(model) if isinstance(model, str) else model
+    per_token = cfg.hidden * BYTES_PER_ELEMENT[dtype]
+    send_chunk, send_plain = np.zeros(len(frame)), np.zeros(len(frame))
+    for i, (hw, tp) in enumerate(zip(frame["hw"], frame["tp"])):
+        if pp[i] == 1:
+            continue
+        if pp[i] > cfg.layers:
+            raise SimulatorError(f"--pp {pp[i]}: {cfg.id} has {cfg.layers} layers, fewer than the stages")
+        inside, across = stage_boundaries(hw, int(tp), int(pp[i]))
+        spec = load_hw(hw)
+        for tokens, out in ((step_tokens, send_chunk), (decode_tokens[i], send_plain)):
+            message = tokens * per_token
+            out[i] = inside * spec.p2p_time_s(message) + (across * spec.p2p_time_s(message, True) if across else 0.0)
+    return send_chunk, send_plain
 
 
 def _weighted_percentile(values, weights, q):
@@ -284,19 +332,22 @@ def calibration_note(hw) -> str:
 def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1, dtype: str = "bf16",
           weights=None, recipe="dense", kv_method=None, token_budget: int = DEFAULT_TOKEN_BUDGET,
           memory_reserve_bytes: float = 0.0, percentile: float = DEFAULT_PERCENTILE, rate=None,
-          kv_dtype=None, dynamic=None) -> dict:
+          kv_dtype=None, dynamic=None, pp: int = 1) -> dict:
     """One deployment's steady state at ``batch`` sequences held (see the module docstring):
     a dict of SI numbers; with ``rate`` (requests/s to this replica) the M/D/1 wait is added to
     TTFT. ``prompt`` may be a RequestMix or mix text ('4096:256:0.7,32768:512:0.3')."""
     check_budget(token_budget)
     mix = request_mix(prompt, output_tokens)
-    frame = pd.DataFrame([dict(hw=load_hw(hw).id, tp=int(tp), recipe=recipe, weights=weights, kv_method=kv_method)])
+    if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
+        raise SimulatorError(f"--pp: must be a whole number >= 1, got {pp!r}")
+    frame = pd.DataFrame([dict(hw=load_hw(hw).id, tp=int(tp), recipe=recipe, weights=weights, kv_method=kv_method,
+                               pp=int(pp))])
     row = serve_points(model, frame, [int(batch)], mix, dtype, token_budget, memory_reserve_bytes, percentile,
                        kv_dtype, dynamic).iloc[0].to_dict()
     row.update(model=model if isinstance(model, str) else model.id, mix=mix.describe(),
                prompt=mix.longest[0] if len(mix.weights) == 1 else None,
                output_tokens=int(mix.output_tokens[0]) if len(mix.weights) == 1 else None,
-               gpus=int(tp), pp=1, calibration=calibration_note(hw), accuracy=ACCURACY_NOTE)
+               gpus=int(tp) * int(pp), calibration=calibration_note(hw), accuracy=ACCURACY_NOTE)
     if rate is not None:
         mean, tail = queue_wait(rate, row["requests_per_s"], percentile)
         row.update(rate=float(rate), queue_wait_s=float(mean), queue_wait_percentile_s=float(tail),

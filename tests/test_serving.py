@@ -226,3 +226,58 @@ def test_plan_plot_draws_the_pareto_front(tmp_path, capsys):
     out = tmp_path / "front.png"
     assert main(ISSUE_ARGV + ["--plot", str(out)]) == 0 and out.stat().st_size > 10_000
     assert f"wrote {out}" in capsys.readouterr().err
+
+
+def test_pipeline_stages_by_hand():
+    from simulator.hardware import load_hw
+    from simulator.models import load_model
+
+    flat = serve("llama-3.1-70b", "h100", 8192, 512, batch=16, tp=8)
+    piped = serve("llama-3.1-70b", "h100", 8192, 512, batch=32, tp=8, pp=2)
+    # two micro-batches of 16 in flight: each steps like the flat replica at 16, plus one stage boundary;
+    # 16 GPUs are two 8-GPU nodes, so the boundary is the 400 Gb/s InfiniBand NIC: a chunk step sends
+    # 2048 tokens x 8192 hidden x 2 B = 33.55 MB in 33.55e6 / 50e9 = 0.671 ms + 5 us
+    send = 2048 * load_model("llama-3.1-70b").hidden * 2 / (400e9 / 8) + 5e-6
+    assert load_hw("h100").p2p_time_s(2048 * 8192 * 2, True) == pytest.approx(send)
+    assert piped["step_with_chunk_s"] == pytest.approx(flat["step_with_chunk_s"] + send, rel=1e-9)
+    assert piped["output_tokens_per_s"] == pytest.approx(2 * flat["output_tokens_per_s"], rel=0.02)
+    assert piped["gpus"] == 16 and piped["pp"] == 2
+    # each stage holds half the weights
+    assert piped["memory_bytes_per_gpu"] < flat["memory_bytes_per_gpu"]
+
+
+def test_plan_prices_pipeline_stages_and_re_derives(capsys):
+    argv = ["plan", "--model", "llama-3.1-70b", "--context", "8192", "--hw", "h100", "--tp", "4", "--pp", "1,2",
+            "--max-tpot-ms", "50", "--json"]
+    assert main(argv) == 0
+    configs = json.loads(capsys.readouterr().out)["configurations"]
+    assert sorted(c["pp"] for c in configs) == [1, 2]
+    for c in configs:
+        assert c["gpus"] == 4 * c["pp"] and ("--pp 2" in c["model_command"]) == (c["pp"] == 2)
+        assert main(shlex.split(c["model_command"])[1:] + ["--json"]) == 0
+        model = json.loads(capsys.readouterr().out)
+        assert model["tpot_s"] == pytest.approx(c["tpot_s"], rel=1e-12) and model["pp"] == c["pp"]
+    assert main(["model", "--model", "llama-3.1-8b", "--pp", "2"]) == 2
+    assert "--pp: only with --output-tokens" in capsys.readouterr().err
+
+
+def test_a_geforce_without_peer_to_peer_goes_through_host_memory():
+    from simulator.hardware import load_hw
+
+    # RTX 4090: PCIe Gen4 x16, 32 GB/s each way; without P2P each byte crosses it twice (to host, back),
+    # 16 GB/s, at the collective's 70% bus efficiency: 1 MB to a peer takes 3 us + 1e6 / (16e9 x 0.7) = 92.3 us
+    g = load_hw("rtx-4090")
+    assert not g.interconnect.peer_to_peer
+    assert g.p2p_time_s(1e6) == pytest.approx(3e-6 + 1e6 / (16e9 * 0.7))
+    # a 2-GPU ring all-reduce: 2 steps of latency + (2 x 1/2) x 1 MB / (16 GB/s x 0.7)
+    assert g.allreduce_time_s(1e6, 2) == pytest.approx(2 * 3e-6 + 1e6 / (16e9 * 0.7))
+
+
+def test_a_ring_beyond_one_node_runs_at_the_network():
+    from simulator.hardware import load_hw
+
+    h = load_hw("h100")
+    # 16 GPUs are two DGX nodes: the ring's slowest link is 400 Gb/s = 50 GB/s per GPU, not NVLink's 450 GB/s;
+    # 30 steps x 5 us + 30/16 x 1 GB / (50 GB/s x 0.82)
+    assert h.allreduce_time_s(1e9, 16) == pytest.approx(30 * 5e-6 + 30 / 16 * 1e9 / (50e9 * 0.82))
+    assert h.allreduce_time_s(1e9, 8) < h.allreduce_time_s(1e9, 16) / 5
