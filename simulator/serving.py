@@ -35,6 +35,13 @@ every KV cache at its longest (the mix's longest prompt + output: nothing is eve
 plus one chunk's activations and KV-method transients (priced as a prompt of ``min(S, P)``
 tokens), plus the reserve.
 
+Pipeline parallelism (``pp`` stages of ``tp`` GPUs): ``pp`` micro-batches of ``batch / pp``
+sequences are in flight, one per stage (vLLM's virtual engines); a micro-batch's step is the
+whole model's step at its size plus ``pp - 1`` stage boundaries (each token's hidden state, over
+NVLink inside a node or the spec's internode network between nodes), and the replica finishes
+``pp`` of them per such step. Each GPU holds ``1/pp`` of the weights and, for its layers, every
+micro-batch's KV cache. Stages are taken as balanced (no bubble).
+
 Queueing under an arrival rate (``rate``, requests/s per replica): the replica is one M/D/1
 server (Poisson arrivals, deterministic service ``1 / mu``, ``mu`` the sustained requests/s):
 mean wait ``rho / (2 mu (1 - rho))`` (Pollaczek-Khinchine), and at percentile ``q`` Kingman's
@@ -183,7 +190,7 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     d, chunk, fraction, held, cap = decode_share(batch / pp, p_mean, o_mean, s)
     lo = np.maximum(1.0, np.floor(d))
     hi = np.maximum(1.0, np.ceil(d))
-    held_whole = np.ceil(held - 1e-9).astype(np.int64)
+    held_whole = np.ceil(held * (1 - 1e-9) - 1e-9).astype(np.int64)  # whole sequences held, past rounding
     mem_prompt, mem_output = mix.longest
     dec_ctx = max(1, int(round(mix.decode_context_mean)))
     dec_gen = min(dec_ctx - 1, int(round(max(0.0, mix.decode_context_mean - np.dot(mix.weights, mix.prompt_tokens)))))
