@@ -20,6 +20,11 @@ prefill's transient memory on top (``prefill_fits`` says whether one prefill fit
 
 Every number comes from ``simulator.llm.sweep`` (the same model as ``sparsim model``); the points
 of all deployments are priced in a few vectorized passes.
+
+``plan_serving`` (what ``sparsim plan`` prints) answers with the steady state of a serving engine
+instead (simulator/serving.py: continuous batching with chunked prefill): per deployment, the batch
+that serves best within TTFT/TPOT targets, replicas for an arrival rate, $ per million output tokens
+and what limits it. docs/serving.md describes both.
 """
 
 from __future__ import annotations
@@ -396,7 +401,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     ``sparsim model --output-tokens`` prints; ``model_command`` says how). With
     ``return_candidates``, also every (deployment, batch) priced, as serve_points rows."""
     from simulator.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
-                                   check_percentile, decode_share, queue_wait, request_mix, serve_points)
+                                   check_percentile, decode_share, request_mix, serve_points)
 
     token_budget = check_budget(DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget)
     percentile = check_percentile(DEFAULT_PERCENTILE if percentile is None else percentile)
@@ -452,14 +457,15 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     if valid:
         frame = pd.DataFrame(valid)
         n = len(frame)
-        # memory is affine in the sequences held: batch 1 and 2 give it, and the batch where it runs out
-        two = serve_points(model, pd.concat([frame, frame], ignore_index=True), np.r_[np.ones(n), 2 * np.ones(n)],
-                           mix, **kw)
+        # memory is affine in the sequences held (per micro-batch, pp of them): batches pp and 2 pp
+        # give it, and the batch where it runs out
+        stages = frame["pp"].to_numpy().astype(np.int64)
+        two = serve_points(model, pd.concat([frame, frame], ignore_index=True), np.r_[stages, 2 * stages], mix, **kw)
         m1, m2 = two["memory_bytes_per_gpu"].to_numpy()[:n], two["memory_bytes_per_gpu"].to_numpy()[n:]
         capacity = two["memory_capacity_bytes"].to_numpy()[:n]
-        per_seq = m2 - m1
+        per_seq = (m2 - m1) / stages
         with np.errstate(divide="ignore", invalid="ignore"):
-            top_mem = np.where(per_seq > 0, np.floor((capacity - (m1 - per_seq)) / per_seq), 10**7)
+            top_mem = np.where(per_seq > 0, np.floor((capacity - (m1 - stages * per_seq)) / per_seq), 10**7)
         top_mem = np.clip(np.nan_to_num(top_mem), 0, 10**7).astype(np.int64)
         top_mem = np.where(m1 <= capacity, np.maximum(top_mem, 1), 0)
         _, _, _, _, cap_d = decode_share(1, mix.prompt_mean, mix.output_mean, token_budget)
@@ -476,9 +482,9 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         batches = np.concatenate(grids).astype(np.int64)
         priced = serve_points(model, frame.iloc[which].reset_index(drop=True), batches, mix, **kw)
         priced["deployment"] = which
-        candidates = priced.assign(fits_targets=False)
+        candidates = priced
         rows += _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile,
-                        top_mem, top_budget, two.iloc[:n].reset_index(drop=True), model, dtype, reserve,
+                        top_mem, top_budget, model, dtype, reserve,
                         token_budget, context, output_tokens)
     table = pd.DataFrame(rows, columns=list(SERVING_COLUMNS))
     table["kv_method"] = table["kv_method"].fillna("none")
@@ -523,7 +529,7 @@ def _rank(table, objective):
 
 
 def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile, top_mem,
-            top_budget, at_one, model, dtype, reserve, token_budget, context, output_tokens) -> list:
+            top_budget, model, dtype, reserve, token_budget, context, output_tokens) -> list:
     """Per deployment, the candidate batch the objective prefers among those that fit and meet the
     targets (or, where none does, batch 1 as the closest miss), as SERVING_COLUMNS rows."""
     from simulator.serving import queue_wait

@@ -281,3 +281,16 @@ def test_a_ring_beyond_one_node_runs_at_the_network():
     # 30 steps x 5 us + 30/16 x 1 GB / (50 GB/s x 0.82)
     assert h.allreduce_time_s(1e9, 16) == pytest.approx(30 * 5e-6 + 30 / 16 * 1e9 / (50e9 * 0.82))
     assert h.allreduce_time_s(1e9, 8) < h.allreduce_time_s(1e9, 16) / 5
+
+
+def test_serving_is_public_and_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, simulator\n"
+            "r = simulator.serve('llama-3.1-8b', 'h100', 1024, 64, batch=4)\n"
+            "assert r['fits'] and r['output_tokens_per_s'] > 0\n"
+            "assert 'matplotlib' not in sys.modules\n")
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent  # this checkout, not an installed copy
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr
