@@ -29,6 +29,9 @@ _LAZY = {
     "Structured": "simulator.sparsity",
     "estimate_gemm": "simulator.gemm",
     "crossover_sparsity": "simulator.gemm",
+    "serve": "simulator.serving",
+    "request_mix": "simulator.serving",
+    "plan_serving": "simulator.plan",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -222,105 +222,118 @@ def _rate(tokens_per_s: float) -> str:
     return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
 
+def _serving_caveats(hws) -> list[str]:
+    """The lines every serving estimate ends with: accuracy is not modelled; per device, what is calibrated."""
+    from simulator.serving import ACCURACY_NOTE, calibration_note
+
+    return [f"  note: {ACCURACY_NOTE}"] + [f"  calibration: {calibration_note(h)}" for h in dict.fromkeys(hws)]
+
+
+def _ms(value) -> float | None:
+    """Milliseconds from the command line to seconds (None stays None)."""
+    return None if value is None else value * 1e-3
+
+
 def cmd_plan(args) -> int:
-    from simulator.plan import DEFAULT_HW, DEFAULT_TP, plan
+    from simulator.plan import DEFAULT_HW, DEFAULT_TP, plan_serving
     from simulator.report import fmt_bytes, fmt_time
 
     hws = _list_arg(args.hw, "--hw") if args.hw else list(DEFAULT_HW)
     tps = _list_arg(args.tp, "--tp", int) if args.tp else list(DEFAULT_TP)
-    if args.max_tpot_ms is not None and not (math.isfinite(args.max_tpot_ms) and args.max_tpot_ms > 0):
-        raise SimulatorError(f"--max-tpot-ms: must be a positive, finite time in ms, got {args.max_tpot_ms:g}")
+    pps = _list_arg(args.pp, "--pp", int) if args.pp else [1]
+    for flag, value in (("--max-tpot-ms", args.max_tpot_ms), ("--max-ttft-ms", args.max_ttft_ms)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise SimulatorError(f"{flag}: must be a positive, finite time in ms, got {value:g}")
     if args.top < 1:
         raise SimulatorError(f"--top: must be a whole number >= 1, got {args.top}")
-    table = plan(args.model, args.context, hws, tps, args.recipe or ["dense"], args.weights or [None],
-                 args.kv_method or [None], args.dtype,
-                 None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3, args.output_tokens,
-                 memory_reserve_bytes=_reserve_bytes(args))
+    if args.output_tokens < 1:
+        raise SimulatorError(f"--output-tokens: must be a whole number from 1 to 1,000,000,000, got {args.output_tokens}")
+    context = args.mix if args.mix else args.context
+    table, candidates = plan_serving(args.model, context, args.output_tokens, hws, tps, pps, args.recipe or ["dense"],
+                         args.weights or [None], args.kv_method or [None], args.dtype, _ms(args.max_ttft_ms),
+                         _ms(args.max_tpot_ms), args.rate, args.price, args.objective, _reserve_bytes(args),
+                         args.token_budget, args.percentile, return_candidates=True)
+    met = table[table["meets_targets"].astype(bool)]
+    targets = [f"TTFT p{table.attrs['percentile']:g} <= {args.max_ttft_ms:g} ms" if args.max_ttft_ms else None,
+               f"TPOT <= {args.max_tpot_ms:g} ms" if args.max_tpot_ms else None,
+               f"{args.rate:g} requests/s" if args.rate else None]
+    targets = ", ".join(t for t in targets if t) or "no latency target"
     if args.plot is not None:
-        from simulator.plan import throughput_curves
-        from simulator.plots import plan_figure
+        from simulator.plots import serving_figure
 
-        curves = throughput_curves(table, args.model, args.context, args.dtype, args.output_tokens)
-        if not len(curves):
+        if not len(candidates) or not candidates["fits"].any():
             raise SimulatorError("--plot: nothing to plot (no deployment fits)")
-        title = (f"{args.model}, {args.context}-token prompts" + (f" + {args.output_tokens} out" if args.output_tokens
-                                                                 else "") + f", {args.dtype} math")
-        max_tpot = None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3
-        _save_figure(lambda: plan_figure(curves, title, max_tpot), args.plot)
+        title = f"{args.model}, {table.attrs['mix']}, budget {table.attrs['token_budget']} tokens/step"
+        best = met.iloc[0] if len(met) else None
+        _save_figure(lambda: serving_figure(candidates, best, title), args.plot)
+    if not len(met):
+        valid = table[table["limited_by"] != "invalid"]
+        if not len(valid):
+            raise SimulatorError("no valid deployment in this product: every one is refused (change --tp or --hw); "
+                                 + str(table["note"].iloc[0]))
+        close = valid.assign(_far=valid["target_ratio"].astype(float).fillna(np.inf),
+                             _short=valid["shortfall_bytes"].astype(float))
+        close = close.sort_values(["_far", "_short"], kind="stable").iloc[0]
+        miss = close["note"]
+        stages = f" x {close['pp']} stages" if close["pp"] > 1 else ""
+        raise SimulatorError(f"no configuration meets {targets}: the closest is {close['tp']} x "
+                             f"{close['hw']}{stages} ({close['recipe']}, {close['weights']} weights, KV {close['kv_method']}), "
+                             f"limited by {close['limited_by']}: {miss}")
     if args.json:
         from simulator.models import load_model
+        from simulator.serving import ACCURACY_NOTE
 
         cfg = load_model(args.model)
-        cached = args.context + (args.output_tokens or 0)
-        print(json.dumps({"model": args.model, "context": args.context, "output_tokens": args.output_tokens,
-                          "dtype": args.dtype,
-                          "max_tpot_s": None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
-                          "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
-                          "trained_context": cfg.max_position_embeddings,
-                          "beyond_trained_context": cfg.position != "learned" and cfg.beyond_trained_context(cached),
-                          "deployments": _json_records(table)}, indent=2))
+        print(json.dumps({"model": args.model, "mix": table.attrs["mix"], "context": args.context,
+                          "output_tokens": args.output_tokens, "dtype": args.dtype,
+                          "token_budget": table.attrs["token_budget"], "percentile": table.attrs["percentile"],
+                          "max_ttft_s": _ms(args.max_ttft_ms), "max_tpot_s": _ms(args.max_tpot_ms), "rate": args.rate,
+                          "objective": args.objective, "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
+                          "trained_context": cfg.max_position_embeddings, "accuracy": ACCURACY_NOTE,
+                          "configurations": _json_records(met),
+                          "not_meeting_targets": _json_records(table[~table["meets_targets"].astype(bool)])},
+                         indent=2))
         return 0
-    fits = table[table["fits"].astype(bool)]
-    short = table[~table["fits"].astype(bool) & table["note"].isna()]
-    refused = table[~table["fits"].astype(bool) & table["note"].notna()]
-    # a deployment is recommended only if it serves a batch and one prompt's prefill fits
-    servable = fits[fits["batch"].notna() & fits["prefill_fits"].astype(bool)]
-    target = f", within {args.max_tpot_ms:g} ms per output token" if args.max_tpot_ms is not None else ""
-    cached = args.context + args.output_tokens
-    print(f"Capacity plan: {args.model}, {args.dtype} math, prompts of {args.context} tokens"
-          + (f" + {args.output_tokens} generated" if args.output_tokens else "")
-          + f": {len(table)} deployment(s), {len(fits)} fit at batch 1")
+    print(f"Serving plan: {args.model}, {args.dtype} math, {table.attrs['mix']}; {targets}; objective "
+          f"{args.objective}")
     reserve = f"; {args.reserve_gb:g} GB per GPU reserved for the runtime" if args.reserve_gb else ""
-    print(f"  decode priced with {cached} tokens cached per sequence; batch = the largest that fits{target}; "
-          f"TTFT = one prompt at batch 1{reserve}")
-    _trained_context_note(args.model, args.context + (args.output_tokens or 0))
-
-    def more(group, name):
-        if len(group) > args.top:
-            print(f"  ... {len(group) - args.top} more {name} (--top N shows more, --json all)")
-
-    if len(fits):
-        cells = []
-        for r in fits.head(args.top).itertuples():
-            served = not pd.isna(r.batch)
-            cells.append([f"{r.tp}", r.hw, r.recipe, r.weights, r.kv_method, fmt_bytes(r.memory_bytes_per_gpu),
-                          f"{int(r.max_batch)}", fmt_time(r.ttft_s), fmt_time(r.tpot_batch1_s),
-                          f"{int(r.batch)}" if served else "-", fmt_time(r.tpot_s) if served else "-",
-                          _rate(r.tokens_per_s) if served else "-", _rate(r.tokens_per_s_per_gpu) if served else "-",
-                          ("" if r.prefill_fits else "(one prompt's prefill does not fit) ")
-                          + (f"({r.note})" if isinstance(r.note, str) else "")])
-        header = ["GPUs", "device", "recipe", "weights", "KV method", "mem/GPU b=1", "max b", "TTFT", "TPOT b=1",
-                  "batch", "TPOT", "tok/s", "tok/s/GPU", ""]
-        widths = [max(len(str(row[c])) for row in cells + [header]) for c in range(len(header))]
-        left = {1, 2, 3, 4, 13}
-        for row in [header] + cells:
-            print("  " + " ".join(f"{str(v):<{w}}" if c in left else f"{str(v):>{w}}"
-                                  for c, (v, w) in enumerate(zip(row, widths))).rstrip())
-        more(fits, "that fit")
-    if len(short):
-        print(f"does not fit at batch 1 ({len(short)}):")
-        for r in short.head(args.top).itertuples():
-            print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: needs "
-                  f"{fmt_bytes(r.memory_bytes_per_gpu)} per GPU, has {fmt_bytes(r.memory_bytes_per_gpu - r.shortfall_bytes)}")
-        more(short, "that do not fit")
-    if len(refused):
-        print(f"not a valid deployment ({len(refused)}):")
-        for r in refused.head(args.top).itertuples():
-            print(f"  {r.tp} x {r.hw} {r.recipe} {r.weights} {r.kv_method}: {r.note}")
-        more(refused, "that are not valid")
-    if len(servable):
-        fewest = servable.iloc[0]
-        best = servable.sort_values("tokens_per_s_per_gpu", ascending=False, kind="stable").iloc[0]
-        print(f"fewest GPUs: {fewest.tp} x {fewest.hw} ({fewest.recipe}, {fewest.weights} weights, KV {fewest.kv_method}): "
-              f"{_rate(fewest.tokens_per_s_batch1)} tok/s at batch 1, {_rate(fewest.tokens_per_s)} tok/s at batch "
-              f"{int(fewest.batch)}")
-        print(f"most tokens/s per GPU: {best.tp} x {best.hw} ({best.recipe}, {best.weights} weights, KV {best.kv_method}): "
-              f"{_rate(best.tokens_per_s_per_gpu)} tok/s/GPU at batch {int(best.batch)}")
-    elif len(refused) == len(table):
-        print("no valid deployment in this product: every one is refused above (change --tp or --hw)")
-    else:
-        print("no deployment serves this model at this context" + (" within the TPOT target" if target else "")
-              + " with room for one prompt's prefill")
+    print(f"  continuous batching, chunked prefill in a {table.attrs['token_budget']}-token budget per step "
+          f"(docs/serving.md){reserve}; batch = sequences held; TPOT mean, TTFT at p{table.attrs['percentile']:g}"
+          + (" with M/D/1 queueing" if args.rate else " (no queueing)"))
+    _trained_context_note(args.model, table.attrs["longest_tokens"])
+    cells = []
+    for r in met.head(args.top).itertuples():
+        cost = "-" if r.cost_per_million_output_tokens is None or pd.isna(r.cost_per_million_output_tokens) \
+            else f"${r.cost_per_million_output_tokens:,.2f}"
+        cells.append([f"{r.gpus}", f"{r.replicas}", f"{r.tp}", f"{r.pp}", r.hw, r.recipe, r.weights, r.kv_method,
+                      f"{r.batch}", fmt_time(r.ttft_percentile_s), fmt_time(r.tpot_s), _rate(r.output_tokens_per_s),
+                      _rate(r.output_tokens_per_s_per_gpu), cost, fmt_bytes(r.memory_bytes_per_gpu), r.limited_by])
+    header = ["GPUs", "replicas", "TP", "PP", "device", "recipe", "weights", "KV method", "batch",
+              f"TTFT p{table.attrs['percentile']:g}", "TPOT", "tok/s", "tok/s/GPU", "$/M out", "mem/GPU", "limited by"]
+    widths = [max(len(str(row[c])) for row in cells + [header]) for c in range(len(header))]
+    left = {4, 5, 6, 7, 15}
+    for row in [header] + cells:
+        print("  " + " ".join(f"{str(v):<{w}}" if c in left else f"{str(v):>{w}}"
+                              for c, (v, w) in enumerate(zip(row, widths))).rstrip())
+    if len(met) > args.top:
+        print(f"  ... {len(met) - args.top} more (--top N shows more, --json all)")
+    missed = table[~table["meets_targets"].astype(bool)]
+    if len(missed):
+        print(f"not meeting the targets ({len(missed)}):")
+        for r in missed.head(args.top).itertuples():
+            stages = f" x {r.pp} stages" if r.pp > 1 else ""
+            print(f"  {r.tp} x {r.hw}{stages} {r.recipe} {r.weights} {r.kv_method}: {r.limited_by}: {r.note}")
+        if len(missed) > args.top:
+            print(f"  ... {len(missed) - args.top} more")
+    best = met.iloc[0]
+    stages = f" x {best.pp} stages" if best.pp > 1 else ""
+    print(f"recommended ({args.objective}): {best.replicas} replica(s) of {best.tp} x {best.hw}{stages} ({best.recipe}, "
+          f"{best.weights} weights, KV {best.kv_method}) at batch {best.batch}: {_rate(best.output_tokens_per_s)} "
+          f"output tok/s per replica, TTFT p{table.attrs['percentile']:g} {fmt_time(best.ttft_percentile_s)}, "
+          f"TPOT {fmt_time(best.tpot_s)}; limited by {best.limited_by}")
+    print(f"  re-derive: {best.model_command}")
+    for line in _serving_caveats(met["hw"].head(args.top)):
+        print(line)
     return 0
 
 
@@ -458,31 +471,54 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from simulator.llm import estimate_model, estimate_request
+    from simulator.llm import estimate_model
     from simulator.report import fmt_bytes, fmt_time
 
-    if args.longest_context and args.output_tokens is not None:
+    if args.longest_context and (args.output_tokens is not None or args.mix):
         raise SimulatorError("--longest-context: not with --output-tokens (it prices one phase at the context found)")
-    if args.phase is not None and args.output_tokens is not None:
-        raise SimulatorError(f"--phase {args.phase}: not with --output-tokens, which prices a whole request "
+    if args.phase is not None and (args.output_tokens is not None or args.mix):
+        raise SimulatorError(f"--phase {args.phase}: not with --output-tokens, which prices serving whole requests "
                              "(the prefill of --context, then the decode steps); drop one of them")
     args.phase = args.phase or "decode"
-    if args.output_tokens is not None:
-        r = estimate_request(args.model, args.hw, args.context, args.output_tokens, args.batch, args.tp,
-                             args.dtype, args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method,
-                             dynamic=args.dynamic, memory_reserve_bytes=_reserve_bytes(args))
+    if args.output_tokens is not None or args.mix:
+        from simulator.serving import serve
+
+        r = serve(args.model, args.hw, args.mix or args.context, args.output_tokens, args.batch, args.tp, args.dtype,
+                  args.weights, args.recipe, args.kv_method, args.token_budget, _reserve_bytes(args),
+                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp)
         if args.json:
-            print(json.dumps(r, indent=2))
+            print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
-        print(f"{r['model']} on {args.tp} x {r['hw']}: a request of {r['prompt']} prompt + {r['output_tokens']} "
-              f"output tokens, batch {r['batch']}")
-        _trained_context_note(args.model, args.context + args.output_tokens - 1)  # the last step's cache
-        print(f"  TTFT {fmt_time(r['ttft_s'])}; TPOT {fmt_time(r['tpot_first_s'])} -> {fmt_time(r['tpot_last_s'])} "
-              f"(mean {fmt_time(r['tpot_mean_s'])}); latency {fmt_time(r['latency_s'])}; "
-              f"{r['output_tokens_per_s']:.4g} output tokens/s; peak memory/GPU "
-              f"{fmt_bytes(r['peak_memory_bytes_per_gpu'])} ({'fits' if r['fits'] else 'does not fit'})")
+        gpus = f"{args.tp} x {r['hw']}" if args.tp > 1 else r["hw"]
+        if args.pp > 1:
+            gpus = f"{args.pp} stages x {gpus}"
+        print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequence{'s' if r['batch'] > 1 else ''} held, "
+              f"chunked prefill in {r['token_budget']} tokens per step (docs/serving.md)")
+        if args.output_tokens is not None and not args.mix:
+            _trained_context_note(args.model, args.context + args.output_tokens - 1)  # the last step's cache
+        pct = f"p{r['percentile']:g}"
+        print(f"  steady state  {r['decode_sequences']:.3g} sequences decoding per step, {r['sequences_held']:.3g} held;"
+              f" {r['chunk_step_fraction']:.0%} of steps carry a {r['chunk_tokens']:.0f}-token prompt chunk "
+              f"({fmt_time(r['step_with_chunk_s'])}; without one {fmt_time(r['step_without_chunk_s'])})"
+              + ("; the token budget limits it (more sequences change nothing)" if r["budget_limited"] else ""))
+        queue = ""
+        if r.get("rate") is not None:
+            queue = f" (incl. M/D/1 wait {fmt_time(r['queue_wait_s'])} mean at {r['rate']:g} requests/s)"
+        print(f"  TTFT {fmt_time(r['ttft_s'])} mean, {fmt_time(r['ttft_percentile_s'])} {pct}{queue}; "
+              f"TPOT {fmt_time(r['tpot_s'])} (inter-token {pct} {fmt_time(r['itl_percentile_s'])})")
+        print(f"  sustained {r['output_tokens_per_s']:.4g} output tokens/s ({r['output_tokens_per_s_per_gpu']:.4g} per "
+              f"GPU), {r['requests_per_s']:.3g} requests/s")
+        verdict = "fits" if r["fits"] else (f"does not fit: needs {fmt_bytes(r['memory_bytes_per_gpu'])}, "
+                                            f"has {fmt_bytes(r['memory_capacity_bytes'])}")
+        print(f"  peak memory/GPU {fmt_bytes(r['memory_bytes_per_gpu'])} of {fmt_bytes(r['memory_capacity_bytes'])}: "
+              f"{verdict}")
+        for line in _serving_caveats([r["hw"]]):
+            print(line)
         return 0
 
+    for flag, value, default in (("--pp", args.pp, 1), ("--rate", args.rate, None)):
+        if value != default:
+            raise SimulatorError(f"{flag}: only with --output-tokens or --mix (a steady-state serving estimate)")
     longest = None
     if args.longest_context:
         from simulator.plan import longest_context
@@ -514,6 +550,9 @@ def cmd_model(args) -> int:
             if "prefill_context" in longest:
                 out["longest_prefill_context"] = longest["prefill_context"]
                 out["longest_prefill_context_limit"] = longest["prefill_limit"]
+        from simulator.serving import ACCURACY_NOTE, calibration_note
+
+        out["accuracy"], out["calibration"] = ACCURACY_NOTE, calibration_note(s["hw"])
         out["ops"] = _json_records(est.ops)
         print(json.dumps(out, indent=2))
         return 0
@@ -550,7 +589,21 @@ def cmd_model(args) -> int:
     table["share"] = (est.ops["total_time_s"] / s["time_s"]).map(lambda x: f"{x:.1%}")
     table["total_time_s"] = table["total_time_s"].map(fmt_time)
     print(table.rename(columns={"time_s": "each", "total_time_s": "total"}).to_string(index=False))
+    for line in _serving_caveats([s["hw"]]):
+        print(line)
     return 0
+
+
+def _add_serving_args(p):
+    from simulator.serving import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
+
+    p.add_argument("--mix", metavar="P:O[:W],...", help="a request mix instead of --context/--output-tokens: "
+                   "prompt:output[:weight] classes, e.g. 4096:256:0.7,32768:512:0.3")
+    p.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET, metavar="TOKENS",
+                   help=f"tokens per step, decode and prefill chunks together (vLLM max_num_batched_tokens; "
+                        f"default {DEFAULT_TOKEN_BUDGET})")
+    p.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE, metavar="Q",
+                   help=f"percentile for TTFT and inter-token latency (default {DEFAULT_PERCENTILE:g})")
 
 
 def _add_reserve_arg(p):
@@ -633,8 +686,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "naee[:keep_experts=6,skip_second_expert=0], powerinfer[:gpu_fraction=0.2,cpu=i7-5930k], "
                    "flash[:window=5,flash_GBps=6] (docs/dynamic.md)")
     p.add_argument("--output-tokens", type=_whole(1, MAX_OUTPUT_TOKENS), metavar="N",
-                   help="price a whole request instead: prefill of --context tokens, then N decode steps "
+                   help="price steady-state serving instead (docs/serving.md): requests of --context prompt and N "
+                        "output tokens, continuous batching with chunked prefill, at most --batch sequences held "
                         "(not with --phase: a request has both)")
+    _add_serving_args(p)
+    p.add_argument("--pp", type=_whole(1, MAX_GPUS), default=1, help="with --output-tokens: pipeline stages of --tp "
+                   "GPUs each (default 1)")
+    p.add_argument("--rate", type=_finite(0.0, 1e9, low_open=True, what="a rate in requests/s"), metavar="R",
+                   help="with --output-tokens: requests/s arriving at this replica (Poisson); adds the M/D/1 "
+                        "queueing wait to TTFT")
     p.add_argument("--longest-context", action="store_true",
                    help="find the longest context that fits at --batch (decode: the context per sequence, with "
                         "the longest prompt a prefill fits; prefill: the prompt) and price the phase there "
@@ -650,22 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="capacity planning: which deployments fit, how large a batch, at what speed")
     p.add_argument("--model", required=True, help="model id, e.g. llama-2-70b (see workloads/models/)")
     p.add_argument("--context", type=int, default=4096, help="prompt tokens per request (default 4096)")
-    p.add_argument("--output-tokens", type=int, default=0, metavar="N",
-                   help="tokens each request generates: decode is priced at its last step, with context + N "
-                        "tokens cached (default 0: the first step)")
+    p.add_argument("--output-tokens", type=int, default=512, metavar="N",
+                   help="tokens each request generates (default 512)")
+    _add_serving_args(p)
     p.add_argument("--hw", action="append", help="devices, comma-separated or repeated (default h100,h200,b200)")
     p.add_argument("--tp", action="append", help="tensor-parallel degrees, comma-separated or repeated (default 1,2,4,8)")
+    p.add_argument("--pp", action="append", help="pipeline stages, comma-separated or repeated (default 1): stages "
+                   "over NVLink inside a node, over the spec's internode network between nodes")
     p.add_argument("--recipe", action="append", help="pruning recipe to compare, repeat for several (default dense)")
     p.add_argument("--weights", action="append",
                    help="weight storage to compare (int8, int4:g128, fp8, ...), repeat for several (default: --dtype)")
     p.add_argument("--kv-method", action="append",
                    help="KV-cache method to compare (none, h2o, snapkv:tokens=1024+kivi, ...), repeat for several")
     p.add_argument("--dtype", default="bf16", help="activation and math dtype (default bf16)")
-    p.add_argument("--max-tpot-ms", type=float, metavar="MS",
-                   help="serve at the largest batch whose decode step takes at most MS milliseconds")
-    p.add_argument("--top", type=_whole(1, MAX_COUNT), default=20, help="deployments listed per group (default 20)")
-    p.add_argument("--plot", metavar="FILE", help="also draw tokens/s per GPU against time per output token, "
-                   "one curve per deployment (the 8 fastest), into FILE (png, pdf, svg)")
+    p.add_argument("--max-tpot-ms", type=float, metavar="MS", help="mean time per output token at most MS ms")
+    p.add_argument("--max-ttft-ms", type=float, metavar="MS",
+                   help="time to first token at the --percentile at most MS ms (queueing included with --rate)")
+    p.add_argument("--rate", type=float, metavar="R", help="requests/s to serve (Poisson): replicas, M/D/1 queueing")
+    p.add_argument("--price", metavar="DEV=$,...", help="$ per GPU-hour by device, e.g. h100=2.5,h200=3.7 "
+                   "(your prices): $ per million output tokens")
+    p.add_argument("--objective", default="throughput", choices=("cost", "throughput", "gpus", "latency"),
+                   help="rank by lowest $/M output tokens, most output tokens/s per GPU, fewest GPUs, or lowest "
+                        "request latency (default throughput)")
+    p.add_argument("--top", type=_whole(1, MAX_COUNT), default=20, help="configurations listed (default 20)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the Pareto front (output tokens/s per GPU against "
+                   "tokens/s per user) with the recommendation marked, into FILE (png, pdf, svg)")
     _add_reserve_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_plan)

@@ -234,6 +234,9 @@ def _check_output_dir(path: "str | None", flag: str) -> None:
         raise SimulatorError(f"{flag} {path!r}: cannot create the folder ({err.strerror or err})") from None
 
 
+MAX_GPUS = 65_536  # tensor/pipeline degrees: beyond this a value is a typo
+
+
 def _list_arg(values, flag: str, cast=str) -> list:
     """A flag given as comma lists and/or repeated: --tp 1,2 --tp 8 -> [1, 2, 8]."""
     items = [item.strip() for value in values for item in value.split(",")]
@@ -245,4 +248,7 @@ def _list_arg(values, flag: str, cast=str) -> list:
             out.append(cast(item))
         except ValueError:
             raise SimulatorError(f"{flag}: {item!r} is not a whole number") from None
+        if cast is int and out[-1] > MAX_GPUS:
+            raise SimulatorError(f"{flag}: {item[:20]}{'...' if len(item) > 20 else ''} is more than "
+                                 f"{MAX_GPUS:,} GPUs")
     return out

@@ -164,11 +164,25 @@ class CollectiveSpec(Strict):
     source: str = Field(min_length=3)
 
 
+class InternodeSpec(Strict):
+    """The network between nodes, per GPU (one NIC each, as in DGX/HGX systems): what pipeline
+    stages on different nodes, or a ring that leaves the node, send over."""
+
+    per_gpu_Gbps: float = Field(gt=0)
+    latency_us: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+
 class InterconnectSpec(Strict):
     nvlink_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     pcie_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     source: str = Field(min_length=3)
     collective: Optional[CollectiveSpec] = None
+    # False for GeForce cards: no GPU-to-GPU DMA, so traffic between GPUs is staged through host
+    # memory (device -> host, host -> device: each byte crosses PCIe twice)
+    peer_to_peer: bool = True
+    gpus_per_node: Optional[int] = Field(default=None, ge=1)  # the NVLink/PCIe domain of one node
+    internode: Optional[InternodeSpec] = None
 
     @model_validator(mode="after")
     def _link_exists(self):
@@ -392,8 +406,43 @@ class HardwareSpec(Strict):
         bidirectional = (self.interconnect.nvlink_bidirectional_GBps if coll.link == "nvlink"
                          else self.interconnect.pcie_bidirectional_GBps)
         one_way = bidirectional * 1e9 / 2.0
+        if not self.interconnect.peer_to_peer:
+            one_way = one_way / 2.0  # staged through host memory: each byte crosses PCIe twice
+        step_latency_s = coll.step_latency_us * 1e-6
+        per_node = self.interconnect.gpus_per_node
+        if per_node is not None and tp > per_node:
+            # a ring over several nodes runs at its slowest link: the internode network
+            net = self.interconnect.internode
+            if net is None:
+                from simulator.errors import SimulatorError
+
+                raise SimulatorError(f"--tp {tp}: more GPUs than one {self.id} node ({per_node}) and its spec has "
+                                     "no interconnect.internode group to price the ring between nodes")
+            one_way = min(one_way, net.per_gpu_Gbps * 1e9 / 8.0)
+            step_latency_s = max(step_latency_s, net.latency_us * 1e-6)
         steps = 2 * (tp - 1)
-        return steps * coll.step_latency_us * 1e-6 + steps / tp * message_bytes / (one_way * coll.bus_efficiency)
+        return steps * step_latency_s + steps / tp * message_bytes / (one_way * coll.bus_efficiency)
+
+    def p2p_time_s(self, message_bytes, across_nodes: bool = False):
+        """One GPU sending ``message_bytes`` to another (a pipeline stage boundary), in seconds:
+        over the internode network when ``across_nodes``, else the node's link (NVLink, or PCIe,
+        through host memory without peer-to-peer) at the collective's bus efficiency."""
+        from simulator.errors import SimulatorError
+
+        ic = self.interconnect
+        if across_nodes:
+            if ic is None or ic.internode is None:
+                raise SimulatorError(f"--pp: {self.id}'s spec has no interconnect.internode group, so stages on "
+                                     "different nodes cannot be priced (use fewer GPUs per replica)")
+            net = ic.internode
+            return net.latency_us * 1e-6 + message_bytes / (net.per_gpu_Gbps * 1e9 / 8.0)
+        coll = ic.collective if ic else None
+        if coll is None:
+            raise SimulatorError(f"--pp: {self.id}'s spec has no interconnect.collective parameters, so "
+                                 "GPU-to-GPU transfers cannot be estimated on it")
+        bidirectional = ic.nvlink_bidirectional_GBps if coll.link == "nvlink" else ic.pcie_bidirectional_GBps
+        one_way = bidirectional * 1e9 / 2.0 * (1.0 if ic.peer_to_peer else 0.5)
+        return coll.step_latency_us * 1e-6 + message_bytes / (one_way * coll.bus_efficiency)
 
     def matrix_peak_flop_per_s(self, dtype: str, sparse: bool = False) -> Optional[float]:
         """Tensor-core peak for ``dtype`` in FLOP/s (dense-equivalent when sparse), or None."""

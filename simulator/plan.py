@@ -20,6 +20,11 @@ prefill's transient memory on top (``prefill_fits`` says whether one prefill fit
 
 Every number comes from ``simulator.llm.sweep`` (the same model as ``sparsim model``); the points
 of all deployments are priced in a few vectorized passes.
+
+``plan_serving`` (what ``sparsim plan`` prints) answers with the steady state of a serving engine
+instead (simulator/serving.py: continuous batching with chunked prefill): per deployment, the batch
+that serves best within TTFT/TPOT targets, replicas for an arrival rate, $ per million output tokens
+and what limits it. docs/serving.md describes both.
 """
 
 from __future__ import annotations
@@ -316,3 +321,360 @@ def _longest(cfg, hw, phase, batch, tp, dtype, weights, recipe, kv_method, dynam
         mid = (low + high) // 2
         low, high = (mid, high) if estimate(mid)["fits"] else (low, mid)
     return {"context": int(low), "limit": "memory", "summary": estimate(low)}
+
+
+# --- Serving plans: the steady state of continuous batching (simulator/serving.py) -------------------
+
+OBJECTIVES = ("cost", "throughput", "gpus", "latency")
+SERVING_EXHAUSTIVE_POINTS = 20_000  # candidate batches priced one by one up to this many in all
+SERVING_GRID_POINTS = 64
+MAX_REPLICAS = 1_000_000
+SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "recipe", "weights", "kv_method", "batch",
+                   "max_batch", "replicas", "ttft_s", "ttft_percentile_s", "tpot_s", "itl_percentile_s",
+                   "latency_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
+                   "rate_per_replica", "price_per_gpu_hour", "cost_per_million_output_tokens", "limited_by",
+                   "fits", "meets_targets", "memory_bytes_per_gpu", "memory_capacity_bytes", "shortfall_bytes",
+                   "decode_sequences", "chunk_step_fraction", "target_ratio", "calibration", "note", "model_command")
+
+
+def parse_prices(text) -> dict:
+    """'h100=2.5,h200=3.7' ($ per GPU-hour, user input) -> {device id: $/s}; aliases resolved."""
+    if text is None:
+        return {}
+    if isinstance(text, dict):
+        items = list(text.items())
+    else:
+        items = []
+        for part in [p.strip() for p in str(text).split(",") if p.strip()]:
+            name, eq, value = part.partition("=")
+            if not eq:
+                raise SimulatorError(f"--price {text!r}: write device=dollars_per_gpu_hour,... e.g. h100=2.5,h200=3.7")
+            try:
+                items.append((name.strip(), float(value)))
+            except ValueError:
+                raise SimulatorError(f"--price {part!r}: {value!r} is not a number of $ per GPU-hour") from None
+    prices = {}
+    for name, value in items:
+        if not (math.isfinite(value) and value > 0):
+            raise SimulatorError(f"--price {name}={value:g}: must be a positive, finite $ per GPU-hour")
+        prices[load_hw(name).id] = float(value)
+    return prices
+
+
+def _replicas_for(rate, mu, ttft_q, max_ttft_s, percentile):
+    """The fewest replicas that serve ``rate`` requests/s (each at ``mu``) with TTFT at the
+    percentile (``ttft_q`` plus the M/D/1 wait) within ``max_ttft_s``; 0 where none does."""
+    from simulator.serving import queue_wait
+
+    mu = np.asarray(mu, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.floor(rate / mu) + 1.0  # rho < 1
+    if max_ttft_s is not None:
+        slack = max_ttft_s - np.asarray(ttft_q, float)
+        # the largest utilisation whose waiting time at the percentile fits the slack (it grows with rho)
+        low, high = np.zeros_like(mu), np.ones_like(mu)
+        for _ in range(60):
+            mid = (low + high) / 2
+            _, tail = queue_wait(mid * mu, mu, percentile)
+            ok = tail <= slack
+            low, high = np.where(ok, mid, low), np.where(ok, high, mid)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_ttft = np.where(low > 0, np.ceil(rate / (low * mu) - 1e-12), np.inf)
+        need = np.where(slack > 0, np.maximum(need, by_ttft), np.inf)
+    need = np.where(np.isfinite(need) & (need <= MAX_REPLICAS), need, 0.0)
+    # the rounding above may leave rho at exactly 1 or the wait a hair over: one more replica then
+    return need.astype(np.int64)
+
+
+def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT_HW, tps=DEFAULT_TP, pps=(1,),
+                 recipes=("dense",), weights=(None,), kv_methods=(None,), dtype: str = "bf16",
+                 max_ttft_s=None, max_tpot_s=None, rate=None, prices=None, objective: str = "throughput",
+                 memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None,
+                 return_candidates: bool = False) -> pd.DataFrame:
+    """Serving configurations of ``model`` for a request mix (``context`` prompt tokens and
+    ``output_tokens``, or ``context`` a mix 'P:O[:w],...'), one row per deployment, the best first
+    by ``objective``: each at the batch (sequences held) the objective prefers among those that fit
+    and meet the targets (TTFT at ``percentile`` within ``max_ttft_s``, mean TPOT within
+    ``max_tpot_s``), with replicas for ``rate`` requests/s, $ per million output tokens from
+    ``prices`` ($/GPU-hour by device) and what limits it (``limited_by``: memory, KV capacity,
+    token budget, TPOT, TTFT). Every number is ``simulator.serving.serve`` at that point (what
+    ``sparsim model --output-tokens`` prints; ``model_command`` says how). With
+    ``return_candidates``, also every (deployment, batch) priced, as serve_points rows."""
+    from simulator.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
+                                   check_percentile, decode_share, request_mix, serve_points)
+
+    token_budget = check_budget(DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget)
+    percentile = check_percentile(DEFAULT_PERCENTILE if percentile is None else percentile)
+    if objective not in OBJECTIVES:
+        raise SimulatorError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
+    for name, value in (("--max-ttft-ms", max_ttft_s), ("--max-tpot-ms", max_tpot_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise SimulatorError(f"{name}: must be a positive, finite time, got {value * 1e3:g}")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise SimulatorError(f"--rate: must be a positive, finite number of requests/s, got {rate:g}")
+    mix = request_mix(context, output_tokens)
+    prices = parse_prices(prices)
+    if objective == "cost" and not prices:
+        raise SimulatorError("--objective cost: give --price device=$/GPU-hour,... (prices are user input)")
+    cfg = load_model(model)
+    if not (isinstance(memory_reserve_bytes, (int, float)) and math.isfinite(memory_reserve_bytes)
+            and memory_reserve_bytes >= 0):
+        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {memory_reserve_bytes!r}")
+    recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
+    if any(r == "" for r in recipes):
+        raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
+    weights = _as_tuple(weights, "--weights", lambda w: None if _none(w) in (None, dtype) else w)
+    kv_methods = _as_tuple(kv_methods, "--kv-method", _none)
+    longest_prompt, longest_output = mix.longest
+    _check_inputs(cfg, max(mix.prompt_tokens), longest_output, dtype, recipes, weights, kv_methods, max_tpot_s)
+    if cfg.position == "learned" and longest_prompt + longest_output > cfg.max_position_embeddings:
+        raise SimulatorError(f"--context {longest_prompt} + --output-tokens {longest_output}: {cfg.id} has learned "
+                             f"positions up to {cfg.max_position_embeddings} tokens")
+    devices = tuple(dict.fromkeys(load_hw(h).id for h in _as_tuple(hws, "--hw")))
+    tps = _as_tuple(tps, "--tp")
+    for tp in tps:
+        if not isinstance(tp, (int, np.integer)) or isinstance(tp, bool) or tp < 1:
+            raise SimulatorError(f"--tp: must be whole numbers >= 1, got {tp!r}")
+    pps = _as_tuple(pps, "--pp")
+    for pp in pps:
+        if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
+            raise SimulatorError(f"--pp: must be whole numbers >= 1, got {pp!r}")
+    reserve = float(memory_reserve_bytes)
+    rows, valid = [], []
+    for hw, tp, pp, recipe, weight, kv in itertools.product(devices, tps, pps, recipes, weights, kv_methods):
+        key = dict(hw=hw, tp=int(tp), pp=int(pp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
+        try:
+            _check_stages(cfg, hw, int(tp), int(pp))
+            estimate_model(cfg, hw, "decode", 1, longest_prompt + longest_output, int(tp), dtype, key["weights"],
+                           recipe, kv_method=key["kv_method"], generated=longest_output, with_ops=False,
+                           memory_reserve_bytes=reserve)
+        except SimulatorError as err:
+            rows.append({**key, "gpus": int(tp) * int(pp), "gpus_per_replica": int(tp) * int(pp), "fits": False,
+                         "meets_targets": False, "limited_by": "invalid", "note": str(err)})
+            continue
+        valid.append(key)
+    kw = dict(dtype=dtype, token_budget=token_budget, memory_reserve_bytes=reserve, percentile=percentile)
+    if valid:
+        frame = pd.DataFrame(valid)
+        n = len(frame)
+        # memory is affine in the sequences held (per micro-batch, pp of them): batches pp and 2 pp
+        # give it, and the batch where it runs out
+        stages = frame["pp"].to_numpy().astype(np.int64)
+        two = serve_points(model, pd.concat([frame, frame], ignore_index=True), np.r_[stages, 2 * stages], mix, **kw)
+        m1, m2 = two["memory_bytes_per_gpu"].to_numpy()[:n], two["memory_bytes_per_gpu"].to_numpy()[n:]
+        capacity = two["memory_capacity_bytes"].to_numpy()[:n]
+        per_seq = (m2 - m1) / stages
+        with np.errstate(divide="ignore", invalid="ignore"):
+            top_mem = np.where(per_seq > 0, np.floor((capacity - (m1 - stages * per_seq)) / per_seq), 10**7)
+        top_mem = np.clip(np.nan_to_num(top_mem), 0, 10**7).astype(np.int64)
+        top_mem = np.where(m1 <= capacity, np.maximum(top_mem, 1), 0)
+        _, _, _, _, cap_d = decode_share(1, mix.prompt_mean, mix.output_mean, token_budget)
+        # more sequences than this change nothing (per micro-batch: x pp stages)
+        top_budget = (int(math.floor(cap_d + 1.0)) + 1) * frame["pp"].to_numpy().astype(np.int64)
+        top = np.minimum(top_mem + 1, top_budget)  # one past the memory limit, to see it fail
+        index = np.arange(n)
+        if int(top.sum()) <= SERVING_EXHAUSTIVE_POINTS:
+            grids = [np.arange(1, t + 1) for t in top]
+        else:
+            grids = [np.unique(np.r_[np.round(np.geomspace(1, max(t, 1), SERVING_GRID_POINTS)), t, max(t - 1, 1)])
+                     for t in top]
+        which = np.concatenate([np.full(len(g), i) for i, g in zip(index, grids)])
+        batches = np.concatenate(grids).astype(np.int64)
+        priced = serve_points(model, frame.iloc[which].reset_index(drop=True), batches, mix, **kw)
+        priced["deployment"] = which
+        candidates = priced
+        rows += _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile,
+                        top_mem, top_budget, model, dtype, reserve,
+                        token_budget, context, output_tokens)
+    table = pd.DataFrame(rows, columns=list(SERVING_COLUMNS))
+    table["kv_method"] = table["kv_method"].fillna("none")
+    table["weights"] = table["weights"].fillna(dtype)
+    table["calibration"] = [calibration_note(h) for h in table["hw"]]
+    for column in ("batch", "max_batch", "replicas", "gpus"):
+        table[column] = table[column].astype("Int64")
+    table = _rank(table, objective).reset_index(drop=True)
+    table.attrs["mix"] = mix.describe()
+    table.attrs["token_budget"] = token_budget
+    table.attrs["longest_tokens"] = longest_prompt + longest_output
+    table.attrs["percentile"] = percentile
+    if return_candidates:  # every candidate batch priced, for the Pareto front (--plot)
+        return table, (candidates if valid else pd.DataFrame())
+    return table
+
+
+def _check_stages(cfg, hw, tp, pp):
+    """A pipeline the spec can price: no more stages than layers, a network between nodes if it spans them."""
+    from simulator.serving import stage_boundaries
+
+    if pp > cfg.layers:
+        raise SimulatorError(f"--pp {pp}: {cfg.id} has {cfg.layers} layers, fewer than the stages")
+    _, across = stage_boundaries(hw, tp, pp)
+    spec = load_hw(hw)
+    if across and (spec.interconnect is None or spec.interconnect.internode is None):
+        raise SimulatorError(f"--pp {pp}: {tp * pp} GPUs span several {spec.id} nodes and its spec has no "
+                             "interconnect.internode group")
+
+
+def _rank(table, objective):
+    good = table["meets_targets"].astype(bool)
+    invalid = table["limited_by"] == "invalid"
+    key = {"cost": ["cost_per_million_output_tokens", "gpus"],
+           "throughput": ["_rate"], "gpus": ["gpus", "cost_per_million_output_tokens", "_rate"],
+           "latency": ["latency_s", "gpus"]}[objective]
+    order = table.assign(_invalid=invalid, _bad=~good, _rate=-table["output_tokens_per_s_per_gpu"].fillna(0.0))
+    if objective == "cost":
+        order["_nocost"] = table["cost_per_million_output_tokens"].isna()
+        key = ["_nocost"] + key
+    return table.loc[order.sort_values(["_invalid", "_bad"] + key, kind="stable", na_position="last").index]
+
+
+def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile, top_mem,
+            top_budget, model, dtype, reserve, token_budget, context, output_tokens) -> list:
+    """Per deployment, the candidate batch the objective prefers among those that fit and meet the
+    targets (or, where none does, batch 1 as the closest miss), as SERVING_COLUMNS rows."""
+    from simulator.serving import queue_wait
+
+    p = priced
+    tpot_ok = np.ones(len(p), bool) if max_tpot_s is None else (p["tpot_s"] <= max_tpot_s).to_numpy()
+    replicas = np.ones(len(p), dtype=np.int64)
+    wait_mean = np.zeros(len(p))
+    wait_q = np.zeros(len(p))
+    if rate is not None:
+        replicas = _replicas_for(rate, p["requests_per_s"].to_numpy(), p["ttft_percentile_s"].to_numpy(),
+                                 max_ttft_s, percentile)
+        mu = p["requests_per_s"].to_numpy()
+        _, wait_q = queue_wait(rate / np.maximum(replicas, 1), mu, percentile)
+        # a rounding hair over the target (or rho at 1): one replica more
+        over = ~np.isfinite(wait_q)
+        if max_ttft_s is not None:
+            over |= p["ttft_percentile_s"].to_numpy() + wait_q > max_ttft_s
+        replicas = np.where((replicas > 0) & over, replicas + 1, replicas)
+        wait_mean, wait_q = queue_wait(rate / np.maximum(replicas, 1), p["requests_per_s"].to_numpy(), percentile)
+        wait_mean = np.where(replicas > 0, wait_mean, np.inf)
+        wait_q = np.where(replicas > 0, wait_q, np.inf)
+    ttft = p["ttft_s"].to_numpy() + wait_mean
+    ttft_q = p["ttft_percentile_s"].to_numpy() + wait_q
+    ttft_ok = np.ones(len(p), bool) if max_ttft_s is None else ttft_q <= max_ttft_s
+    if rate is not None:
+        ttft_ok &= replicas > 0
+    fits = p["fits"].to_numpy()
+    ok = fits & tpot_ok & ttft_ok
+    gpus_per_replica = (p["tp"].to_numpy() * p["pp"].to_numpy()).astype(np.int64)
+    gpus = gpus_per_replica * np.maximum(replicas, 1)
+    price = np.array([prices.get(h, np.nan) for h in p["hw"]])
+    tokens = p["output_tokens_per_s"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rate is None:
+            cost = price * gpus_per_replica / 3600.0 / tokens * 1e6
+        else:
+            cost = price * gpus / 3600.0 / (rate * mix.output_mean) * 1e6
+    latency = ttft + (mix.output_mean - 1) * p["tpot_s"].to_numpy()
+    rows = []
+    for i, d in enumerate(frame.to_dict("records")):
+        d = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
+        mine = np.flatnonzero(p["deployment"].to_numpy() == i)
+        good = mine[ok[mine]]
+        if len(good):
+            if objective == "latency":
+                j = good[np.lexsort((-tokens[good], latency[good]))[0]]
+            elif rate is not None and objective in ("cost", "gpus"):
+                j = good[np.lexsort((-tokens[good], gpus[good]))[0]]
+            else:
+                j = good[np.argmax(tokens[good])]
+            limited = _limited_by(j, mine, p, fits, tpot_ok, ttft_ok, objective, top_budget[i])
+            met = True
+        else:
+            j = mine[0]  # batch 1: the closest miss
+            if not fits[j]:
+                limited = "memory"
+            elif not tpot_ok[j]:
+                limited = "TPOT"
+            else:
+                limited = "TTFT"
+            met = False
+        r = p.iloc[j]
+        rows.append({
+            **d, "gpus": int(gpus[j]), "gpus_per_replica": int(gpus_per_replica[j]),
+            "batch": int(r["batch"]), "max_batch": int(min(top_mem[i], top_budget[i])),
+            "replicas": (int(replicas[j]) if replicas[j] > 0 else None) if rate is not None else 1,
+            "ttft_s": float(ttft[j]), "ttft_percentile_s": float(ttft_q[j]), "tpot_s": float(r["tpot_s"]),
+            "itl_percentile_s": float(r["itl_percentile_s"]), "latency_s": float(latency[j]),
+            "output_tokens_per_s": float(tokens[j]), "output_tokens_per_s_per_gpu": float(r["output_tokens_per_s_per_gpu"]),
+            "requests_per_s": float(r["requests_per_s"]),
+            "rate_per_replica": (rate / replicas[j]) if rate is not None and replicas[j] > 0 else None,
+            "price_per_gpu_hour": prices.get(d["hw"]),
+            "cost_per_million_output_tokens": float(cost[j]) if met and np.isfinite(cost[j]) else None,
+            "limited_by": limited, "fits": bool(fits[j]), "meets_targets": met,
+            "memory_bytes_per_gpu": float(r["memory_bytes_per_gpu"]),
+            "memory_capacity_bytes": float(r["memory_capacity_bytes"]), "shortfall_bytes": float(r["shortfall_bytes"]),
+            "decode_sequences": float(r["decode_sequences"]), "chunk_step_fraction": float(r["chunk_step_fraction"]),
+            "note": None,
+            "model_command": _model_command(model, d, int(r["batch"]), context, output_tokens, dtype, reserve,
+                                            token_budget, percentile,
+                                            (rate / replicas[j]) if rate is not None and replicas[j] > 0 else None),
+        })
+        # how far from the targets: the larger of TPOT / target and TTFT (before queueing) / target
+        ratios = [r["tpot_s"] / max_tpot_s if max_tpot_s else 0.0,
+                  r["ttft_percentile_s"] / max_ttft_s if max_ttft_s else 0.0]
+        rows[-1]["target_ratio"] = max(ratios) if fits[j] else None
+        if not met and limited == "memory":
+            rows[-1]["note"] = (f"does not fit: needs {r['memory_bytes_per_gpu'] / 1e9:.1f} GB per GPU, has "
+                                f"{r['memory_capacity_bytes'] / 1e9:.1f} GB")
+        elif not met and limited == "TPOT":
+            rows[-1]["note"] = f"TPOT {r['tpot_s'] * 1e3:.3g} ms at batch 1, over the {max_tpot_s * 1e3:g} ms target"
+        elif not met:
+            before = f"TTFT p{percentile:g} {r['ttft_percentile_s']:.3g} s at batch 1 before any queueing"
+            rows[-1]["note"] = before + (f", over the {max_ttft_s:g} s target" if ratios[1] > 1 else
+                                         f"; no count of replicas up to {MAX_REPLICAS:,} keeps the queue within "
+                                         f"the {max_ttft_s:g} s target")
+    return rows
+
+
+def _limited_by(j, mine, p, fits, tpot_ok, ttft_ok, objective, top_budget) -> str:
+    """Why the chosen batch is not larger: the next candidate's failure, or what caps the batch."""
+    later = mine[mine > j]
+    if objective == "latency" and len(later) and fits[later[0]] and tpot_ok[later[0]] and ttft_ok[later[0]]:
+        return "latency objective"
+    if int(p["batch"].iloc[j]) >= top_budget or bool(p["budget_limited"].iloc[j]):
+        return "token budget"
+    if not len(later):
+        return "KV capacity"
+    nxt = later[0]
+    if not fits[nxt]:
+        return "KV capacity"
+    if not tpot_ok[nxt]:
+        return "TPOT"
+    if not ttft_ok[nxt]:
+        return "TTFT"
+    return "throughput peak"  # a larger batch fits and meets the targets but serves less (rare)
+
+
+def _model_command(model, d, batch, context, output_tokens, dtype, reserve, token_budget, percentile, rate) -> str:
+    """The `sparsim model` call that prints this configuration's numbers."""
+    from simulator.serving import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
+
+    parts = ["sparsim model", f"--model {model}", f"--hw {d['hw']}", f"--tp {d['tp']}"]
+    if d.get("pp", 1) > 1:
+        parts.append(f"--pp {d['pp']}")
+    if isinstance(context, str):
+        parts.append(f"--mix {context}")
+    else:
+        parts += [f"--context {context}", f"--output-tokens {output_tokens}"]
+    parts.append(f"--batch {batch}")
+    if d["recipe"] != "dense":
+        parts.append(f"--recipe {d['recipe']}")
+    if d["weights"]:
+        parts.append(f"--weights {d['weights']}")
+    if d["kv_method"]:
+        parts.append(f"--kv-method {d['kv_method']}")
+    if dtype != "bf16":
+        parts.append(f"--dtype {dtype}")
+    if reserve:
+        parts.append(f"--reserve-gb {reserve / 1e9:g}")
+    if token_budget != DEFAULT_TOKEN_BUDGET:
+        parts.append(f"--token-budget {token_budget}")
+    if percentile != DEFAULT_PERCENTILE:
+        parts.append(f"--percentile {percentile:g}")
+    if rate is not None:
+        parts.append(f"--rate {float(rate)!r}")
+    return " ".join(parts)

@@ -119,3 +119,54 @@ def plan_figure(curves, title: str, max_tpot_s=None, most: int = 8):
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Indices of the points no other point beats on both x and y (higher is better), by x."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.lexsort((-y, -x))
+    front, best = [], -np.inf
+    for i in order:
+        if y[i] > best:
+            front.append(i)
+            best = y[i]
+    return np.array(front[::-1], dtype=int)
+
+
+def serving_figure(candidates, best, title: str, most: int = 8):
+    """The serving plan's Pareto front: output tokens/s per GPU against tokens/s per user (1 / TPOT)
+    over every candidate batch of every deployment that fits, the ``most`` deployments with the
+    highest throughput as faint curves, the front as a line and the recommendation (a plan row) marked."""
+    keys = ["hw", "tp", "recipe", "weights", "kv_method"]
+    c = candidates[candidates["fits"].astype(bool)].copy()
+    c["weights"] = c["weights"].fillna("default")
+    c["kv_method"] = c["kv_method"].fillna("none")
+    c["per_user"] = 1.0 / c["tpot_s"]
+    fig, ax = plt.subplots(figsize=(12.8, 7.2))
+    colours = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+    peaks = c.groupby(keys, sort=False)["output_tokens_per_s_per_gpu"].max().sort_values(ascending=False)
+    for i, key in enumerate(peaks.index[:most]):
+        hw, tp, recipe, weights, kv = key
+        g = c[(c[keys] == pd.Series(dict(zip(keys, key)))).all(axis=1)].sort_values("batch")
+        ax.plot(g["per_user"], g["output_tokens_per_s_per_gpu"], color=colours[i % 8], marker="osD^vP*X"[i % 8],
+                ms=4, lw=1, alpha=0.6, label=f"{tp} x {hw.split('-')[0]} {recipe} {weights} KV {kv}")
+    front = c.iloc[pareto_front(c["per_user"], c["output_tokens_per_s_per_gpu"])]
+    ax.plot(front["per_user"], front["output_tokens_per_s_per_gpu"], color="#D55E00", lw=3, label="Pareto front")
+    if best is not None:
+        ax.plot([1.0 / best["tpot_s"]], [best["output_tokens_per_s_per_gpu"]], marker="*", ms=22, color="#CC79A7",
+                markeredgecolor="black", ls="none",
+                label=f"recommended: {best['gpus_per_replica']} x {best['hw'].split('-')[0]} {best['recipe']}, "
+                      f"batch {best['batch']}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = plt.FuncFormatter(lambda value, _: f"{value:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+    ax.tick_params(which="major", labelsize=14)
+    ax.set_xlabel("tokens/s per user (1 / TPOT); batch grows to the left", fontsize=16)
+    ax.set_ylabel("sustained output tokens/s per GPU", fontsize=16)
+    ax.set_title(title, fontsize=14)
+    ax.legend(fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig

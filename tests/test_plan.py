@@ -137,18 +137,21 @@ def test_more_gpus_never_shrink_the_batch(table):
 
 
 def test_cli_plan_text_and_json(capsys):
+    # `sparsim plan` answers with the steady-state serving model (tests/test_serving.py); the decode
+    # capacity table above stays plan.plan()'s.
     argv = ["plan", "--model", "llama-2-70b", "--context", "32768", "--hw", "h200", "--tp", "1,2",
             "--recipe", "dense", "--recipe", "2:4", "--kv-method", "none", "--kv-method", "h2o"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "8 deployment(s)" in out and "fewest GPUs: 1 x h200-sxm-141gb" in out
+    assert "Serving plan: llama-2-70b" in out and "recommended (throughput)" in out and "limited by" in out
     assert main(argv + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert len(data["deployments"]) == 8 and data["context"] == 32768
+    assert len(data["configurations"]) + len(data["not_meeting_targets"]) == 8 and data["context"] == 32768
     model = argv[argv.index("--model") + 1]
     positions = load_model(model).max_position_embeddings
-    assert data["trained_context"] == positions and data["beyond_trained_context"] == (32768 > positions)
-    assert {"hw", "tp", "fits", "max_batch", "ttft_s", "tpot_s", "tokens_per_s", "note"} <= set(data["deployments"][0])
+    assert data["trained_context"] == positions
+    assert {"hw", "tp", "fits", "max_batch", "ttft_s", "tpot_s", "output_tokens_per_s", "limited_by"} \
+        <= set(data["configurations"][0])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -163,7 +166,7 @@ def test_cli_plan_text_and_json(capsys):
     (["--dtype", "int3"], "--dtype: unknown dtype 'int3'"),
     (["--top", "0"], "--top: must be a whole number from 1 to"),
     (["--tp", "1,,2"], "--tp: empty value"),
-    (["--output-tokens", "-1"], "--output-tokens: must be a whole number from 0"),
+    (["--output-tokens", "-1"], "--output-tokens: must be a whole number from 1"),
     (["--weights", "bf16", "--dtype", "fp8"], "bf16 weights are wider than the --dtype fp8 math"),
     (["--recipe", ""], "--recipe: empty value"),
     (["--model", "opt-30b", "--context", "4096"], "opt-30b has learned positions up to 2048"),
@@ -176,29 +179,24 @@ def test_cli_plan_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_a_deployment_whose_prompt_cannot_be_prefilled_is_not_recommended(capsys):
+def test_a_deployment_whose_prompt_cannot_be_prefilled_in_one_pass_is_served_in_chunks():
     # LLaMA-3.1-8B, 128k prompt, one H100: H2O's eager scores need the prefill's full score matrix
-    # (docs/kv.md), so its decode fits but its prefill does not; the plan must not recommend it.
-    argv = ["plan", "--model", "llama-3.1-8b", "--context", "131072", "--hw", "h100", "--tp", "1",
-            "--kv-method", "h2o:scores=eager", "--kv-method", "none"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "(one prompt's prefill does not fit)" in out
-    summary = out[out.index("fewest GPUs"):]
-    assert "KV none" in summary and "h2o" not in summary
+    # (docs/kv.md), so one prompt's prefill at once does not fit; chunked prefill needs a chunk's share
+    # of it (chunk x prefix), which does. The serving plan prices the chunks.
+    assert not plan("llama-3.1-8b", 131072, hws=("h100",), tps=(1,), kv_methods=("h2o:scores=eager",)).iloc[0].prefill_fits
+    from simulator.plan import plan_serving
+
+    row = plan_serving("llama-3.1-8b", 131072, 512, hws=("h100",), tps=(1,), kv_methods=("h2o:scores=eager",)).iloc[0]
+    assert row.fits and row.meets_targets
 
 
-def test_cli_plan_when_nothing_is_served_and_json_is_strict(capsys):
+def test_cli_plan_when_nothing_is_served_is_one_line(capsys):
     # 70B on 8 x H100: batch 1 decodes in ~10 ms, so a 5 ms target serves nothing; 1 x H100 does not fit.
     argv = ["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1,3,8", "--max-tpot-ms", "5"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "over the TPOT target" in out and "no deployment serves" in out
-    assert main(argv + ["--json"]) == 0
-    text = capsys.readouterr().out
-    assert "NaN" not in text  # missing values are null: strict JSON
-    rows = json.loads(text)["deployments"]
-    assert all(r["batch"] is None for r in rows) and any(r["max_batch"] == 0 for r in rows)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no configuration meets TPOT <= 5 ms" in err and "limited by TPOT" in err
+    assert main(argv + ["--json"]) == 2
 
 
 def test_throughput_curves_run_from_batch_1_to_the_largest(table):
@@ -222,7 +220,8 @@ def test_cli_plan_plot(tmp_path, capsys):
     argv = ["plan", "--model", "llama-2-7b", "--hw", "h100", "--tp", "1,2", "--max-tpot-ms", "20", "--plot", str(out)]
     assert main(argv) == 0 and out.stat().st_size > 10_000
     assert f"wrote {out}" in capsys.readouterr().err
-    assert main(["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1", "--plot", str(out)]) == 2
+    assert main(["plan", "--model", "llama-2-70b", "--hw", "h100", "--tp", "1", "--reserve-gb", "10",
+                 "--plot", str(out)]) == 2
     assert "nothing to plot (no deployment fits)" in capsys.readouterr().err
 
 
