@@ -29,6 +29,8 @@ _LAZY = {
     "Structured": "simulator.sparsity",
     "estimate_gemm": "simulator.gemm",
     "crossover_sparsity": "simulator.gemm",
+    "estimate_attention": "simulator.attention",
+    "estimate_allreduce": "simulator.collectives",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
