@@ -257,12 +257,13 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     t_stream = kv_tile_bytes / (feed * params["sm_stream_efficiency"])
     t_tile = np.maximum(t_mma, t_stream)
     append_per_token = 4.0 * head_dim * el / (feed * params["append_efficiency"])  # read new K,V; write them
-    work = tiles * t_tile[:, None] + new_seen * append_per_token[:, None]  # seconds of one SM per block
-    total = items * work.sum(axis=1)
-    blocks = items * m_blocks
-    mean_w = total / np.maximum(blocks, 1.0)
-    max_w = work.max(axis=1)
+    # per m-block: whole K/V tiles, and the appended tokens' copy (seconds of one SM)
+    mean_tiles = tiles.sum(axis=1) / m_blocks
+    mean_append = (new_seen.sum(axis=1) / m_blocks) * append_per_token
     max_tiles = tiles.max(axis=1)
+    max_append = new_seen.max(axis=1) * append_per_token
+    blocks = items * m_blocks
+    total = blocks * (mean_tiles * t_tile + mean_append)
     flops = 4.0 * batch * q_heads * head_dim * np.where(
         causal, q_tokens * kv_tokens + q_tokens * (q_tokens + 1) / 2, q_tokens * keys)
     partial_bytes = batch * q_heads * q_tokens * head_dim * 4.0  # one fp32 partial output per split
@@ -273,13 +274,15 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     slots = units * CTAS_PER_SM
     s = np.arange(1, DEFAULT_ATTENTION_KERNEL.max_splits + 1, dtype=float)[None, :]
     col = lambda v: v[:, None]
-    sm_time = np.maximum(np.maximum(col(total) / units,
-                                    np.ceil(col(blocks) * s / slots) * col(mean_w) / s * CTAS_PER_SM),
-                         col(max_w) / s * CTAS_PER_SM)
+    # a split cuts each block's tiles into s runs of whole tiles: more splits than tiles only add blocks,
+    # so every candidate's time is non-decreasing in the cached tokens and the batch, and so is their minimum
+    wave_block = np.ceil(col(mean_tiles) / s) * col(t_tile) + col(mean_append) / s
+    longest = np.ceil(col(max_tiles) / s) * col(t_tile) + col(max_append) / s
+    sm_time = np.maximum(np.maximum(col(total) / units, np.ceil(col(blocks) * s / slots) * wave_block * CTAS_PER_SM),
+                         longest * CTAS_PER_SM)
     hbm_time = (col(base_bytes) + col(partial_bytes) * (s > 1) * 2.0 * s) / hbm
     combine = params["combine_us"] * 1e-6 * (s > 1)
     cost = np.maximum(sm_time, hbm_time) + combine
-    cost = np.where(s <= np.maximum(col(max_tiles), 1.0), cost, np.inf)
     best = np.argmin(cost, axis=1)
     pick = lambda a: a[np.arange(a.shape[0]), best]
     splits = best + 1.0
