@@ -266,7 +266,7 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             name: {"value": float(value), "prior": float(prior_value)}
             for name, value, prior_value in zip(names, fitted, x0)
         },
-        "not_pinned": not_pinned,
+        "not_pinned": not_pinned + sections.get("not_pinned", []),
         "errors": {
             "train_before": _records(error_table(traces, before, train)),
             "train_after": _records(error_table(traces, after, train)),
@@ -274,7 +274,7 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             "holdout_after": _records(error_table(traces, after, holdout)),
         },
         "converged": bool(solution.success),
-        **{name: values for name, values in sections.items() if values},
+        **{name: values for name, values in sections.items() if values and name != "not_pinned"},
     }
 
 
@@ -294,13 +294,14 @@ def _sections_only(prior, traces, holdout, before) -> dict:
     return {
         "device": prior.id, "fitted_utc": stamp.replace(microsecond=0).isoformat(), "traces": files,
         "split": SPLIT_RULE, "loss": SECTION_LOSS, "train_rows": int((train & modelled).sum()),
-        "holdout_rows": int((holdout & modelled).sum()), "parameters": {}, "not_pinned": [],
+        "holdout_rows": int((holdout & modelled).sum()), "parameters": {},
+        "not_pinned": sections.get("not_pinned", []),
         "errors": {"train_before": _records(error_table(traces, before, train)),
                    "train_after": _records(error_table(traces, after, train)),
                    "holdout_before": _records(error_table(traces, before, holdout)),
                    "holdout_after": _records(error_table(traces, after, holdout))},
         "converged": True,
-        **{name: values for name, values in sections.items() if values},
+        **{name: values for name, values in sections.items() if values and name != "not_pinned"},
     }
 
 
@@ -331,13 +332,30 @@ def fit_sections(hw, traces, train) -> dict:
         upper = np.array([attention.ATTENTION_PARAMETERS[n][2] for n in names])
         x0 = np.clip([start[n] for n in names], lower, upper)
 
-        def residuals(z):
-            params = dict(zip(names, np.exp(z)))
-            return np.log(attention.predict_trace_rows(hw, rows, params) / measured[att])
+        not_pinned = []
+        while names:
+            def residuals(z, names=names):
+                params = dict(zip(names, np.exp(z)))
+                return np.log(attention.predict_trace_rows(hw, rows, params) / measured[att])
 
-        sol = least_squares(residuals, np.log(x0), bounds=(np.log(lower), np.log(upper)), loss="soft_l1",
-                            f_scale=0.1)
-        out["attention"] = {n: float(v) for n, v in zip(names, np.exp(sol.x))}
+            sol = least_squares(residuals, np.log(x0), bounds=(np.log(lower), np.log(upper)), loss="soft_l1",
+                                f_scale=0.1)
+            fitted = dict(zip(names, np.exp(sol.x)))
+            # the GEMM fit's rule: a parameter fewer than MIN_RESPONSIVE_ROWS rows respond to stays at its default
+            base = np.log(attention.predict_trace_rows(hw, rows, fitted))
+            weak = []
+            for name in names:
+                step = dict(fitted, **{name: fitted[name] * 1.1})
+                response = np.abs(np.log(attention.predict_trace_rows(hw, rows, step)) - base) / np.log(1.1)
+                if int((response >= MIN_ELASTICITY).sum()) < MIN_RESPONSIVE_ROWS:
+                    weak.append(name)
+            if not weak:
+                break
+            not_pinned += weak
+            keep = [i for i, n in enumerate(names) if n not in weak]
+            names, lower, upper, x0 = [names[i] for i in keep], lower[keep], upper[keep], x0[keep]
+        out["attention"] = {n: float(v) for n, v in fitted.items()} if names else {}
+        out["not_pinned"] = [f"attention.{n}" for n in not_pinned]
     red = train & (traces["kernel_class"] == "allreduce").to_numpy()
     if red.any() and "topology" in traces:
         red &= pd_numeric(traces["message_bytes"]) >= ALLREDUCE_FIT_MIN_BYTES
@@ -509,9 +527,21 @@ def transfer(fit_hw, target_hw) -> dict:
     target = with_parameters(load_hw(target_hw, calibrated=False), names, values,
                              f"TRANSFERRED from {result['device']}'s fit (cross-device check)")
     traces = load_traces(target)
-    predicted = predict(target, traces)
+    # the attention and all-reduce sections travel too (an all-reduce topology by its name)
+    predicted = predict(target, traces, external=_external(result))
+    seen = load_traces(result["device"])
+    if "topology" in traces and "topology" in seen:
+        unseen = (traces["kernel_class"] == "allreduce") & ~traces["topology"].isin(set(seen["topology"].dropna()))
+        predicted = np.where(unseen.to_numpy(), np.nan, predicted)
     rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool))
+    # a class the fit device has no rows of (H100 has no attention traces, no InfiniBand topology)
+    # would be scored on the target's spec defaults, which is no transfer: left out
+    from simulator.validation import class_labels
+
+    seen_classes = set(class_labels(seen)) | set(seen["kernel_class"])
+    rows = [row for row in rows if row["class"] in seen_classes]
     for row in rows:
         row["split"] = "cross-device"  # fitted on the other device's training split; every row scored
     return {"fit_on": result["device"], "predicted": target.id, "parameters": dict(zip(names, values)),
+            "attention": result.get("attention") or {}, "allreduce": result.get("allreduce") or {},
             "classes": rows}

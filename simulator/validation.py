@@ -388,7 +388,9 @@ def worst_cases(traces, predicted, mask, count: int = 5) -> pd.DataFrame:
     ape = np.abs(predicted / measured - 1.0)
     sel = mask & np.isfinite(predicted)
     order = np.argsort(-np.where(sel, ape, -1.0))[: min(count, int(sel.sum()))]
-    out = traces.iloc[order][["kernel_class", "dtype", "m", "n", "k", "density", "time_s_median"]].copy()
+    shown = [c for c in ("kernel_class", "dtype", "m", "n", "k", "density", "batch", "q_len", "kv_len",
+                         "message_bytes", "gpus", "topology", "time_s_median") if c in traces]
+    out = traces.iloc[order][shown].copy()
     out["model_time_s"] = predicted[order]
     out["ape"] = ape[order]
     return out.reset_index(drop=True)
