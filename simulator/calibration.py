@@ -373,7 +373,9 @@ def fit_sections(hw, traces, train) -> dict:
             x0 = np.array([{"bus_efficiency": topo.bus_efficiency, "base_latency_us": topo.base_latency_s * 1e6,
                             "step_latency_us": topo.step_latency_s * 1e6}[f] for f in fields])
             lower = np.array([{"bus_efficiency": 0.01, "base_latency_us": 0.1, "step_latency_us": 0.01}[f] for f in fields])
-            upper = np.array([{"bus_efficiency": 1.0, "base_latency_us": 500.0, "step_latency_us": 100.0}[f] for f in fields])
+            # a per-call latency above 100 us, or 20 us per hop, is no longer a latency (NCCL's tuner,
+            # src/graph/tuning.cc, uses base latencies of a few to tens of us and per-hop ones of a few us)
+            upper = np.array([{"bus_efficiency": 1.0, "base_latency_us": 100.0, "step_latency_us": 20.0}[f] for f in fields])
             x0 = np.clip(x0, lower * 1.0001, upper / 1.0001)
 
             def residuals(z, fields=fields, rows=rows, sel=sel, name=name):
