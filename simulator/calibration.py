@@ -213,7 +213,10 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     modelled = np.isfinite(predict(start, traces))
     # Attention and all-reduce rows have kernel models of their own, with their own parameter
     # sections (fit_sections): they never move the GEMM fractions.
-    own_model = traces["kernel_class"].isin(list(EXTERNAL_MODELS)).to_numpy()
+    # (captured sdpa attention rows stay here: the op graph prices them with the GEMM fractions)
+    flash = (traces["op"] == "flash_attn_with_kvcache").to_numpy() if "op" in traces else np.zeros(len(traces), bool)
+    own_model = (traces["kernel_class"] == "allreduce").to_numpy() | (
+        traces["kernel_class"].str.startswith("attention").to_numpy() & flash)
     usable = train & modelled & ~own_model
     if usable.sum() == 0 and not (train & modelled & own_model).any():
         raise SimulatorError(f"--hw {prior.id}: no training rows of a modelled kernel class to fit")
