@@ -228,9 +228,12 @@ def _block_n(head_dim: np.ndarray) -> np.ndarray:
     return out
 
 
-def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, el,
+def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, dtype: str,
                             causal, kv_block_tokens=None) -> dict:
     """The FlashAttention kernel model (module docstring) over broadcast 1-D arrays; seconds."""
+    from simulator.dtypes import BYTES_PER_ELEMENT
+
+    el = float(BYTES_PER_ELEMENT[dtype])
     bm = float(DEFAULT_ATTENTION_KERNEL.block_m)
     bn = _block_n(head_dim)
     group = q_heads / kv_heads
@@ -251,7 +254,7 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     stored = keys if kv_block_tokens is None else np.ceil(keys / kv_block_tokens) * kv_block_tokens
     kv_tile_bytes = 2.0 * bn * head_dim * el  # K and V of one tile
     units = float(hw.units)
-    sm_peak = (hw.matrix_peak_flop_per_s(_dtype_of(el)) or hw.vector_peak_flop_per_s("fp32")) / units
+    sm_peak = (hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s("fp32")) / units
     feed = hw.operand_feed_bytes_per_s_per_unit
     t_mma = 4.0 * bm * bn * head_dim / (sm_peak * params["mma_efficiency"])
     t_stream = kv_tile_bytes / (feed * params["sm_stream_efficiency"])
@@ -298,10 +301,6 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
             "time_s": kernel + hw.launch_overhead_s * launches, "splits": splits, "bound_code": bound}
 
 
-def _dtype_of(el: np.ndarray) -> str:
-    return "fp16" if float(np.max(el)) >= 2 else "fp8"
-
-
 BOUNDS = ("compute", "memory", "overhead")
 
 
@@ -318,7 +317,7 @@ def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, hea
     (the SM and HBM floors), ``flops`` (4 x batch x heads x head_dim x visible pairs), ``bytes``,
     ``splits`` and ``bound``. Seconds, bytes, FLOP.
     """
-    from simulator.dtypes import BYTES_PER_ELEMENT, check_dtype
+    from simulator.dtypes import check_dtype
     from simulator.hardware import load_hw
 
     hw = load_hw(hw)
@@ -347,9 +346,8 @@ def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, hea
         bad = int(np.argmax(flat["q_heads"] % flat["kv_heads"] != 0))
         raise SimulatorError(f"kv_heads: {int(flat['kv_heads'][bad])} does not divide q_heads "
                              f"{int(flat['q_heads'][bad])} (GQA groups are whole)")
-    el = np.full(flat["batch"].shape, float(BYTES_PER_ELEMENT[dtype]))
     cols = flash_attention_columns(hw, attention_parameters(hw), flat["batch"], flat["q_tokens"], flat["kv_tokens"],
-                                   flat["q_heads"], flat["kv_heads"], flat["head_dim"], el,
+                                   flat["q_heads"], flat["kv_heads"], flat["head_dim"], dtype,
                                    np.broadcast_to(causal_arr, shape).reshape(-1), kv_block_tokens)
     out = pd.DataFrame({k: flat[k] for k in arrays})
     out["causal"] = np.broadcast_to(causal_arr, shape).reshape(-1)
@@ -376,7 +374,6 @@ def trace_inputs(rows: pd.DataFrame) -> dict:
 def predict_trace_rows(hw, rows: pd.DataFrame, params: "dict | None" = None) -> np.ndarray:
     """Kernel seconds for imported attention rows (validation's external model); NaN for rows this
     model does not describe (captured sdpa rows: another kernel, priced by the op graph's model)."""
-    from simulator.dtypes import BYTES_PER_ELEMENT
     from simulator.hardware import load_hw
     from simulator.validation import TRACE_DTYPES
 
@@ -390,15 +387,16 @@ def predict_trace_rows(hw, rows: pd.DataFrame, params: "dict | None" = None) -> 
         return out
     sub = rows[mine]
     x = trace_inputs(sub)
-    el = sub["dtype"].map(TRACE_DTYPES).map(BYTES_PER_ELEMENT).to_numpy(float)
+    dtypes = sub["dtype"].map(TRACE_DTYPES).to_numpy()
     p = attention_parameters(hw, params)
     kernel = np.full(len(sub), np.nan)
     pages = x["pages"]
-    for page in set(pages[np.isfinite(pages)].tolist()) | ({None} if (~np.isfinite(pages)).any() else set()):
-        sel = (pages == page) if page is not None else ~np.isfinite(pages)
+    page_keys = np.where(np.isfinite(pages), pages, -1.0)
+    for page, dtype in set(zip(page_keys.tolist(), dtypes.tolist())):
+        sel = (page_keys == page) & (dtypes == dtype)
         cols = flash_attention_columns(hw, p, x["batch"][sel], x["q_tokens"][sel], x["kv_tokens"][sel],
-                                       x["q_heads"][sel], x["kv_heads"][sel], x["head_dim"][sel], el[sel],
-                                       x["causal"][sel], page)
+                                       x["q_heads"][sel], x["kv_heads"][sel], x["head_dim"][sel], dtype,
+                                       x["causal"][sel], None if page < 0 else page)
         kernel[sel] = cols["kernel_time_s"]
     out[mine] = kernel
     return out
