@@ -21,7 +21,7 @@ from simulator import calibration, validation  # noqa: E402
 DOC = ROOT / "docs" / "validation.md"
 BOUNDS = ROOT / "workloads" / "validation" / "gpu-classes.yaml"
 BEGIN, END = "<!-- gpu-classes:begin -->", "<!-- gpu-classes:end -->"
-DEVICES = ("a100-sxm4-80gb", "h100-sxm5-80gb")
+DEVICES = ("a100-sxm4-80gb", "h100-sxm5-80gb", "a100-pcie-80gb")
 TRANSFERS = (("a100-sxm4-80gb", "h100-sxm5-80gb"), ("h100-sxm5-80gb", "a100-sxm4-80gb"))
 
 

@@ -32,6 +32,8 @@ _LAZY = {
     "serve": "simulator.serving",
     "request_mix": "simulator.serving",
     "plan_serving": "simulator.plan",
+    "estimate_attention": "simulator.attention",
+    "estimate_allreduce": "simulator.collectives",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

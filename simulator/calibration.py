@@ -26,6 +26,7 @@ from simulator.datafiles import Strict
 from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, Sourced, hwspecs_dir, load_hw
 from simulator.validation import (
+    EXTERNAL_MODELS,
     MODELLED_CLASSES,
     SPLIT_RULE,
     error_table,
@@ -210,9 +211,17 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     if prior.overhead.host_call_us is None:
         start = with_parameters(prior, ["host_call_us"], [HOST_CALL_START_US], "fit starting point")
     modelled = np.isfinite(predict(start, traces))
-    usable = train & modelled
-    if usable.sum() == 0:
+    # Attention and all-reduce rows have kernel models of their own, with their own parameter
+    # sections (fit_sections): they never move the GEMM fractions.
+    # (captured sdpa attention rows stay here: the op graph prices them with the GEMM fractions)
+    flash = (traces["op"] == "flash_attn_with_kvcache").to_numpy() if "op" in traces else np.zeros(len(traces), bool)
+    own_model = (traces["kernel_class"] == "allreduce").to_numpy() | (
+        traces["kernel_class"].str.startswith("attention").to_numpy() & flash)
+    usable = train & modelled & ~own_model
+    if usable.sum() == 0 and not (train & modelled & own_model).any():
         raise SimulatorError(f"--hw {prior.id}: no training rows of a modelled kernel class to fit")
+    if usable.sum() == 0:
+        return _sections_only(prior, traces, holdout, before)
     names = free_parameters(prior, traces[usable])
     measured = traces["time_s_median"].to_numpy(float)
     train_rows = traces[usable]
@@ -246,7 +255,8 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
     files = sorted(set(traces["trace_file"])) if "trace_file" in traces else ["(in-memory traces)"]
     source = f"CALIBRATED {stamp} by `sparsim calibrate` on {', '.join(files)} (training split)"
     after_spec = with_parameters(prior, names, fitted, source)
-    after = predict(after_spec, traces)
+    sections = fit_sections(after_spec, traces, train)
+    after = predict(after_spec, traces, external=_external(sections))
     return {
         "device": prior.id,
         "fitted_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -259,7 +269,7 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             name: {"value": float(value), "prior": float(prior_value)}
             for name, value, prior_value in zip(names, fitted, x0)
         },
-        "not_pinned": not_pinned,
+        "not_pinned": not_pinned + sections.get("not_pinned", []),
         "errors": {
             "train_before": _records(error_table(traces, before, train)),
             "train_after": _records(error_table(traces, after, train)),
@@ -267,7 +277,126 @@ def fit(hw, traces=None, include_smoke: bool = False) -> dict:
             "holdout_after": _records(error_table(traces, after, holdout)),
         },
         "converged": bool(solution.success),
+        **{name: values for name, values in sections.items() if values and name != "not_pinned"},
     }
+
+
+def _external(sections: dict) -> dict:
+    return {EXTERNAL_MODELS["attention-prefill"]: sections.get("attention") or {},
+            EXTERNAL_MODELS["allreduce"]: sections.get("allreduce") or {}}
+
+
+def _sections_only(prior, traces, holdout, before) -> dict:
+    """A fit where only attention / all-reduce rows train (a device with no GEMM traces)."""
+    train = ~holdout
+    sections = fit_sections(prior, traces, train)
+    after = predict(prior, traces, external=_external(sections))
+    stamp = _dt.datetime.now(_dt.timezone.utc)
+    files = sorted(set(traces["trace_file"])) if "trace_file" in traces else ["(in-memory traces)"]
+    modelled = np.isfinite(after)
+    return {
+        "device": prior.id, "fitted_utc": stamp.replace(microsecond=0).isoformat(), "traces": files,
+        "split": SPLIT_RULE, "loss": SECTION_LOSS, "train_rows": int((train & modelled).sum()),
+        "holdout_rows": int((holdout & modelled).sum()), "parameters": {},
+        "not_pinned": sections.get("not_pinned", []),
+        "errors": {"train_before": _records(error_table(traces, before, train)),
+                   "train_after": _records(error_table(traces, after, train)),
+                   "holdout_before": _records(error_table(traces, before, holdout)),
+                   "holdout_after": _records(error_table(traces, after, holdout))},
+        "converged": True,
+        **{name: values for name, values in sections.items() if values and name != "not_pinned"},
+    }
+
+
+SECTION_LOSS = "least squares on log(model/measured), soft-L1 with f_scale 0.1, parameters fitted in log space"
+# All-reduce rows below this size sit on a noisy host/profiler floor of tens of microseconds
+# (shared/data/vidur/README.md), which no link latency explains: they are scored, not fitted.
+ALLREDUCE_FIT_MIN_BYTES = 2**20
+
+
+def fit_sections(hw, traces, train) -> dict:
+    """The attention and all-reduce kernel models' parameters, fitted on the training rows of their
+    classes (``attention:`` and ``allreduce:`` of calibration.yaml); {} where a class has none."""
+    from scipy.optimize import least_squares
+
+    from simulator import attention, collectives
+
+    traces = traces.reset_index(drop=True)
+    measured = traces["time_s_median"].to_numpy(float)
+    out = {}
+    att = train & traces["kernel_class"].isin(["attention-prefill", "attention-decode"]).to_numpy()
+    if att.any():
+        att &= np.isfinite(attention.predict_trace_rows(hw, traces))
+    if att.sum() >= 3 * len(attention.ATTENTION_PARAMETERS):
+        rows = traces[att].reset_index(drop=True)
+        names = list(attention.ATTENTION_PARAMETERS)
+        start = attention.attention_parameters(hw)
+        lower = np.array([attention.ATTENTION_PARAMETERS[n][1] for n in names])
+        upper = np.array([attention.ATTENTION_PARAMETERS[n][2] for n in names])
+        x0 = np.clip([start[n] for n in names], lower, upper)
+
+        not_pinned = []
+        while names:
+            def residuals(z, names=names):
+                params = dict(zip(names, np.exp(z)))
+                return np.log(attention.predict_trace_rows(hw, rows, params) / measured[att])
+
+            sol = least_squares(residuals, np.log(x0), bounds=(np.log(lower), np.log(upper)), loss="soft_l1",
+                                f_scale=0.1)
+            fitted = dict(zip(names, np.exp(sol.x)))
+            # the GEMM fit's rule: a parameter fewer than MIN_RESPONSIVE_ROWS rows respond to stays at its default
+            base = np.log(attention.predict_trace_rows(hw, rows, fitted))
+            weak = []
+            for name in names:
+                step = dict(fitted, **{name: fitted[name] * 1.1})
+                response = np.abs(np.log(attention.predict_trace_rows(hw, rows, step)) - base) / np.log(1.1)
+                if int((response >= MIN_ELASTICITY).sum()) < MIN_RESPONSIVE_ROWS:
+                    weak.append(name)
+            if not weak:
+                break
+            not_pinned += weak
+            keep = [i for i, n in enumerate(names) if n not in weak]
+            names, lower, upper, x0 = [names[i] for i in keep], lower[keep], upper[keep], x0[keep]
+        out["attention"] = {n: float(v) for n, v in fitted.items()} if names else {}
+        out["not_pinned"] = [f"attention.{n}" for n in not_pinned]
+    red = train & (traces["kernel_class"] == "allreduce").to_numpy()
+    if red.any() and "topology" in traces:
+        red &= pd_numeric(traces["message_bytes"]) >= ALLREDUCE_FIT_MIN_BYTES
+        known = collectives.topologies(hw)
+        fitted = {}
+        for name in sorted(set(traces.loc[red, "topology"].astype(str)) & set(known)):
+            sel = red & (traces["topology"].astype(str) == name).to_numpy()
+            rows = traces[sel].reset_index(drop=True)
+            counts = set(rows["gpus"].astype(int))
+            # with one GPU count the step latency and the base latency are one number: fit the base
+            fields = ["bus_efficiency", "base_latency_us"] + (["step_latency_us"] if len(counts) > 1 else [])
+            if sel.sum() < 3 * len(fields):
+                continue
+            topo = known[name]
+            x0 = np.array([{"bus_efficiency": topo.bus_efficiency, "base_latency_us": topo.base_latency_s * 1e6,
+                            "step_latency_us": topo.step_latency_s * 1e6}[f] for f in fields])
+            lower = np.array([{"bus_efficiency": 0.01, "base_latency_us": 0.1, "step_latency_us": 0.01}[f] for f in fields])
+            # a per-call latency above 100 us, or 20 us per hop, is no longer a latency (NCCL's tuner,
+            # src/graph/tuning.cc, uses base latencies of a few to tens of us and per-hop ones of a few us)
+            upper = np.array([{"bus_efficiency": 1.0, "base_latency_us": 100.0, "step_latency_us": 20.0}[f] for f in fields])
+            x0 = np.clip(x0, lower * 1.0001, upper / 1.0001)
+
+            def residuals(z, fields=fields, rows=rows, sel=sel, name=name):
+                params = {f"{name}.{f}": v for f, v in zip(fields, np.exp(z))}
+                return np.log(collectives.predict_trace_rows(hw, rows, params) / measured[sel])
+
+            sol = least_squares(residuals, np.log(x0), bounds=(np.log(lower), np.log(upper)), loss="soft_l1",
+                                f_scale=0.1)
+            fitted.update({f"{name}.{f}": float(v) for f, v in zip(fields, np.exp(sol.x))})
+        if fitted:
+            out["allreduce"] = fitted
+    return out
+
+
+def pd_numeric(column) -> np.ndarray:
+    import pandas as pd
+
+    return pd.to_numeric(column, errors="coerce").to_numpy(float)
 
 
 def _records(table):
@@ -403,9 +532,21 @@ def transfer(fit_hw, target_hw) -> dict:
     target = with_parameters(load_hw(target_hw, calibrated=False), names, values,
                              f"TRANSFERRED from {result['device']}'s fit (cross-device check)")
     traces = load_traces(target)
-    predicted = predict(target, traces)
+    # the attention and all-reduce sections travel too (an all-reduce topology by its name)
+    predicted = predict(target, traces, external=_external(result))
+    seen = load_traces(result["device"])
+    if "topology" in traces and "topology" in seen:
+        unseen = (traces["kernel_class"] == "allreduce") & ~traces["topology"].isin(set(seen["topology"].dropna()))
+        predicted = np.where(unseen.to_numpy(), np.nan, predicted)
     rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool))
+    # a class the fit device has no rows of (H100 has no attention traces, no InfiniBand topology)
+    # would be scored on the target's spec defaults, which is no transfer: left out
+    from simulator.validation import class_labels
+
+    seen_classes = set(class_labels(seen)) | set(seen["kernel_class"])
+    rows = [row for row in rows if row["class"] in seen_classes]
     for row in rows:
         row["split"] = "cross-device"  # fitted on the other device's training split; every row scored
     return {"fit_on": result["device"], "predicted": target.id, "parameters": dict(zip(names, values)),
+            "attention": result.get("attention") or {}, "allreduce": result.get("allreduce") or {},
             "classes": rows}

@@ -427,9 +427,11 @@ def cmd_validate(args) -> int:
             if r["worst"]:
                 print("  worst held-out cases:")
                 for w in r["worst"][:5]:
-                    print(f"    {w['kernel_class']:<6} {w['dtype']:<5} m={w['m']:g} n={w['n']:g} k={w['k']:g} "
-                          f"density={w['density']:g}: measured {w['time_s_median']:.3g} s, model "
-                          f"{w['model_time_s']:.3g} s ({w['ape']:.0%} off)")
+                    shape = " ".join(f"{key}={w[key]:g}" if isinstance(w[key], (int, float)) else f"{key}={w[key]}"
+                                     for key in ("m", "n", "k", "density", "batch", "q_len", "kv_len", "message_bytes",
+                                                 "gpus", "topology") if w.get(key) is not None)
+                    print(f"    {w['kernel_class']:<6} {w['dtype']:<5} {shape}: measured {w['time_s_median']:.3g} s, "
+                          f"model {w['model_time_s']:.3g} s ({w['ape']:.0%} off)")
             if r.get("targets"):
                 print("  targets (workloads/validation/targets.yaml):")
                 for t in r["targets"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from simulator.errors import SimulatorError
 
 # Vidur file name -> importer module (simulator.importers.<name>), imported only when needed.
 VIDUR_FILES = {"mlp.csv": "vidur_mlp", "attention.csv": "vidur_attention", "all_reduce.csv": "vidur_allreduce"}
+# A column only that layout has -> its importer: a file is read by what it holds, whatever its name.
+VIDUR_LAYOUTS = (("time_stats.mlp_up_proj.median", "vidur_mlp", "mlp.csv"),
+                 ("time_stats.attn_prefill.median", "vidur_attention", "attention.csv"),
+                 ("time_stats.attn_decode.median", "vidur_attention", "attention.csv"),
+                 ("time_stats.all_reduce.median", "vidur_allreduce", "all_reduce.csv"))
 FORMATS = ("vidur", "published")
 
 
@@ -24,10 +30,24 @@ def _importer(name: str):
         raise
 
 
-def _output_name(fmt: str, path: Path, rows: pd.DataFrame) -> str:
+def vidur_layout(path: Path) -> tuple[str, str]:
+    """(importer module, Vidur file kind) of a Vidur CSV, told by its header's columns."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = set(next(csv.reader(handle), []))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SimulatorError(f"PATH: {str(path)!r}: cannot read a CSV header ({type(exc).__name__})") from None
+    for column, module, kind in VIDUR_LAYOUTS:
+        if column in header:
+            return module, kind
+    raise SimulatorError(f"PATH: {path.name!r} is not a Vidur profile: no column of the mlp, attention or all_reduce "
+                         f"layouts (e.g. {', '.join(c for c, _, _ in VIDUR_LAYOUTS[::2])})")
+
+
+def _output_name(fmt: str, path: Path, rows: pd.DataFrame, kind: str = "") -> str:
     if fmt == "published":
         return f"published-{path.stem}.csv"
-    kind = path.stem.replace("_", "-")
+    kind = Path(kind or path.name).stem.replace("_", "-")
     model = str(rows["model"].iloc[0]) if "model" in rows and len(rows) else path.parent.name
     return f"vidur-{kind}-{model}.csv" if kind == "mlp" else f"vidur-{kind}-{path.parent.name}.csv"
 
@@ -47,10 +67,8 @@ def import_files(fmt: str, paths, hw, out_dir=None) -> list[tuple[Path, int]]:
         if not path.is_file():
             raise SimulatorError(f"PATH: {str(path)!r} is not a file")
         if fmt == "vidur":
-            if path.name not in VIDUR_FILES:
-                raise SimulatorError(f"PATH: {path.name!r} is not a Vidur profile; expected one of "
-                                     f"{', '.join(VIDUR_FILES)}")
-            rows = _importer(VIDUR_FILES[path.name]).read(path)
+            module, kind = vidur_layout(path)
+            rows = _importer(module).read(path)
         else:
             rows = _importer("published").read(path)
             rows = rows[rows["device"] == spec.id].drop(columns=["device"])
@@ -59,7 +77,7 @@ def import_files(fmt: str, paths, hw, out_dir=None) -> list[tuple[Path, int]]:
         rows = rows.copy()
         rows.insert(0, "hw", spec.id)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / _output_name(fmt, path, rows)
+        target = folder / _output_name(fmt, path, rows, kind if fmt == "vidur" else "")
         rows.to_csv(target, index=False, float_format="%.6g")
         written.append((target, len(rows)))
     return written
@@ -76,7 +94,7 @@ def add_parser(sub) -> None:
     traces_sub = p.add_subparsers(dest="traces_command", required=True)
     imp = traces_sub.add_parser("import", help="read Vidur CSVs or a published table into hwspecs/<id>/traces/")
     imp.add_argument("--format", required=True, choices=FORMATS, help="vidur: mlp.csv, attention.csv, "
-                     "all_reduce.csv (by file name); published: a published-kernels table")
+                     "all_reduce.csv (told apart by their columns); published: a published-kernels table")
     imp.add_argument("--hw", required=True, help="the device the measurements were taken on (id, alias or path)")
     imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.set_defaults(func=cmd_traces_import)

@@ -173,6 +173,21 @@ class InternodeSpec(Strict):
     source: str = Field(min_length=3)
 
 
+class TopologySpec(Strict):
+    """One interconnect an all-reduce can run over (simulator.collectives): NCCL ring or tree over
+    links of ``one_way_GBps`` per GPU and direction, at ``bus_efficiency`` of it (NCCL's bus
+    bandwidth), ``step_latency_us`` per ring step / tree hop and ``base_latency_us`` per call."""
+
+    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    link: Literal["nvswitch", "nvlink-bridge", "pcie", "infiniband"]
+    one_way_GBps: float = Field(gt=0, description="per GPU, per direction, decimal GB/s")
+    max_gpus: int = Field(ge=2)
+    bus_efficiency: float = Field(gt=0, le=1)
+    step_latency_us: float = Field(gt=0)
+    base_latency_us: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+
 class InterconnectSpec(Strict):
     nvlink_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
     pcie_bidirectional_GBps: Optional[float] = Field(default=None, gt=0)
@@ -183,6 +198,17 @@ class InterconnectSpec(Strict):
     peer_to_peer: bool = True
     gpus_per_node: Optional[int] = Field(default=None, ge=1)  # the NVLink/PCIe domain of one node
     internode: Optional[InternodeSpec] = None
+    # The interconnects estimate_allreduce can name (the first is the default); absent: the
+    # ``collective`` ring above is the only one.
+    topologies: Optional[list[TopologySpec]] = Field(default=None, min_length=1)
+
+    @field_validator("topologies")
+    @classmethod
+    def _unique_names(cls, topologies):
+        names = [t.name for t in topologies or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"topology names must be unique, got {names}")
+        return topologies
 
     @model_validator(mode="after")
     def _link_exists(self):

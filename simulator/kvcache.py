@@ -60,124 +60,17 @@ from simulator.paths import workloads_path
 ROLES = ("prune", "select", "allocate", "merge", "read", "quantize")
 NO_METHOD = ("none", "dense", "full")
 
-# ---- the decode-attention kernel ---------------------------------------------------------------
+# ---- the decode-attention kernel (simulator.attention; re-exported here for the op graph) -------
 
-FA2_SPLITKV = ("FlashAttention-2 csrc/flash_attn/flash_api.cpp (at most 128 splits, never more than the KV "
-               "tiles) and flash_fwd_launch_template.h run_mha_fwd_splitkv_dispatch (kBlockM = 64; "
-               "kBlockN = 256 / 128 / 64 for head_dim <= 64 / <= 128 / larger); the split count is the "
-               "fastest candidate (JUDGEMENT; FA2's num_splits_heuristic aims at it through wave efficiency)")
-
-
-class AttentionKernelSpec(BaseModel):
-    """How a FlashDecoding-style (split-KV) attention kernel maps onto the SMs.
-
-    The KV of (batch x KV head x m-block) work items is split along the sequence so that the
-    blocks fill the SMs; each busy SM streams K/V at most at ``sm_stream_GBps`` (default: the
-    spec's per-SM operand feed, L2 -> SM bytes per clock x clock), so the effective bandwidth
-    rises with the number of busy SMs until the HBM roof. A split kernel adds a combine kernel
-    (one more launch; its partial outputs are a few MB at most and stay in L2).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    block_m: int = Field(default=64, ge=1, description="query rows per block (GQA groups packed into M)")
-    block_n_by_head_dim: tuple[tuple[int, int], ...] = ((64, 256), (128, 128), (100000, 64))
-    max_splits: int = Field(default=128, ge=1)
-    sm_stream_GBps: Optional[float] = Field(default=None, gt=0, description="None: the spec's operand feed")
-    combine_launches: int = Field(default=1, ge=0)
-    source: str = FA2_SPLITKV
-
-
-DEFAULT_ATTENTION_KERNEL = AttentionKernelSpec()
-
-
-def attention_kernel(hw) -> AttentionKernelSpec:
-    """The spec's attention-kernel parameters when it carries them, else the FA2 defaults."""
-    return getattr(hw, "attention_kernel", None) or DEFAULT_ATTENTION_KERNEL
-
-
-def kv_block_tokens(head_dim: int, kernel: AttentionKernelSpec = DEFAULT_ATTENTION_KERNEL) -> int:
-    for limit, tokens in kernel.block_n_by_head_dim:
-        if head_dim <= limit:
-            return tokens
-    return kernel.block_n_by_head_dim[-1][1]
-
-
-def _split_kv_memory_time(hw, kernel, sequences_x_heads, query_rows, read_tokens, read_bytes, kv_bytes, qo_bytes,
-                          head_dim, hbm):
-    """Memory time of a split-KV attention kernel and the split count it runs with, vectorized.
-
-    Work items are (sequence x KV head x m-block); ``s`` splits cut each item's KV tiles into ``s``
-    blocks of ceil(tiles / s) whole tiles. A block streams its tiles (and reads its queries, writes
-    its partial output) at most at the per-SM feed, blocks run in ceil(blocks / SMs) waves, and the
-    whole kernel at most at HBM bandwidth; a split kernel adds a combine launch. The kernel runs
-    with the split count that makes it fastest (JUDGEMENT: FlashAttention-2's
-    ``num_splits_heuristic`` aims at the same thing through wave efficiency; taking the fastest
-    candidate instead keeps the time from falling when the batch or the context grows, since the
-    candidates do not depend on the batch and each candidate's time never falls as either grows).
-    """
-    query_rows = np.asarray(query_rows, float)
-    work = sequences_x_heads * np.ceil(query_rows / kernel.block_m)
-    block_n = kv_block_tokens(head_dim, kernel)
-    tiles = np.ceil(np.maximum(read_tokens, 1.0) / block_n)
-    per_sm = kernel.sm_stream_GBps * 1e9 if kernel.sm_stream_GBps else hw.operand_feed_bytes_per_s_per_unit
-    bytes_per_tile = read_bytes / np.maximum(read_tokens, 1.0) * block_n  # a whole tile, padding included
-    s = np.arange(1, min(kernel.max_splits, hw.units) + 1, dtype=float)[None, :]
-    col = lambda v: np.asarray(v, float).reshape(-1, 1)
-    w, t, tile_b, kv, qo = (col(v) for v in (work, tiles, bytes_per_tile, kv_bytes, qo_bytes))
-    allowed = s <= t
-    blocks = w * s
-    # a block's share of its KV tiles (the m-blocks of one sequence and head share them through
-    # L2, so HBM and the SMs see them once), its queries and its partial output
-    m_blocks = col(np.ceil(query_rows / kernel.block_m))
-    per_block = np.ceil(t / s) * tile_b / m_blocks + qo / w
-    sm_limited = np.ceil(blocks / hw.units) * per_block / per_sm
-    hbm_limited = (kv + qo * s) / hbm
-    cost = np.maximum(sm_limited, hbm_limited) + hw.launch_overhead_s * kernel.combine_launches * (s > 1)
-    cost = np.where(allowed, cost, np.inf)
-    best = np.argmin(cost, axis=1)
-    rows = np.arange(cost.shape[0])
-    memory = np.maximum(sm_limited, hbm_limited)[rows, best].reshape(np.shape(kv_bytes))
-    return memory, (best + 1.0).reshape(np.shape(kv_bytes))
-
-
-def attention_columns(hw, *, batch, heads, kv_heads, head_dim, new_tokens, pairs, read_tokens, read_bytes,
-                      dtype: str, act_bytes: float, dequant_flops=0.0):
-    """One fused attention kernel (FlashAttention for prefill, Flash-Decoding for decode) on one
-    GPU, vectorized over points. Per sequence: ``new_tokens`` queries per KV-head group,
-    ``pairs`` (query, key) pairs per query head, ``read_tokens`` and ``read_bytes`` the K/V
-    tokens and bytes per KV head read from HBM, ``dequant_flops`` CUDA-core work per KV head
-    (KIVI dequantization, MiniCache rescaling).
-
-    FLOP = 4 x batch x heads x head_dim x pairs (QK^T and PV) on the tensor cores; the
-    dequantization on the vector units. Memory time uses the occupancy-limited bandwidth
-    min(HBM x efficiency, busy SMs x per-SM stream rate); a split kernel adds one launch.
-    Returns the columns of ``ops.memory_op_columns`` plus ``bytes_kv`` and ``splits``.
-    """
-    kernel = attention_kernel(hw)
-    batch, new_tokens, pairs, read_tokens, read_bytes, dequant_flops = np.broadcast_arrays(
-        *(np.asarray(v, float) for v in (batch, new_tokens, pairs, read_tokens, read_bytes, dequant_flops)))
-    group = heads / kv_heads
-    flops = 4.0 * batch * heads * head_dim * pairs
-    kv_bytes = batch * kv_heads * read_bytes
-    qo_bytes = 2.0 * batch * heads * head_dim * new_tokens * act_bytes
-    peak = hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s(dtype)
-    eff = hw.efficiency.matrix(dtype) if hw.matrix_peak_flop_per_s(dtype) else hw.efficiency.vector.value
-    vector_peak = (hw.vector_peak_flop_per_s("fp32") or peak) * hw.efficiency.vector.value
-    compute = flops / (peak * eff) + batch * kv_heads * dequant_flops / vector_peak
-    hbm = hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value
-    if hw.kind == "gpu":
-        memory, splits = _split_kv_memory_time(hw, kernel, batch * kv_heads, np.maximum(new_tokens, 1.0) * group,
-                                               read_tokens, read_bytes, kv_bytes, qo_bytes, head_dim, hbm)
-    else:
-        splits = np.ones_like(flops)
-        memory = (kv_bytes + qo_bytes) / hbm
-    overhead = hw.launch_overhead_s * (1.0 + kernel.combine_launches * (splits > 1))
-    roof = np.maximum(compute, memory)
-    bound = np.where(overhead > roof, 2, np.where(compute >= memory, 0, 1))
-    return {"flops": flops, "bytes": kv_bytes + qo_bytes * splits, "compute_time_s": compute, "memory_time_s": memory,
-            "overhead_s": overhead, "time_s": roof + overhead, "bound_code": bound, "bytes_kv": kv_bytes,
-            "splits": splits}
+from simulator.attention import (  # noqa: E402,F401  (moved: simulator/attention.py)
+    DEFAULT_ATTENTION_KERNEL,
+    FA2_SPLITKV,
+    AttentionKernelSpec,
+    _split_kv_memory_time,
+    attention_columns,
+    attention_kernel,
+    kv_block_tokens,
+)
 
 
 def extra_op_columns(hw, flops, bytes_, unit: str, dtype: str, launches=None):

@@ -52,7 +52,9 @@ SPLIT_BY_MODEL = (f"by model: rows with a `model` are held out when it is one of
                   "(training: the other models); published rows are never fitted (held out)")
 SPLIT_RULE = (f"{SPLIT_BY_MODEL}; other rows held out when int(sha1('class|m|n|k|density|block_size|batch|heads|kv_heads|head_dim|q_len|"
               f"kv_len'), 16) % {HOLDOUT_BUCKETS} == 0 (deterministic, by shape; dtype and backend variants "
-              "of a shape share its side)")
+              "of a shape share its side)"
+              + "; rows with a `split_key` (imported attention: the cached context length, so whole contexts are "
+              f"held out; imported all-reduce: the message size) hash that key instead, % {HOLDOUT_BUCKETS} == 0")
 
 
 def traces_dir(hw: HardwareSpec) -> Path:
@@ -161,7 +163,12 @@ def holdout_mask(traces: pd.DataFrame) -> np.ndarray:
         held[by_model] = traces.loc[by_model, "model"].astype(str).isin(HELDOUT_MODELS).to_numpy()
     published = (traces["suite"] == "published").to_numpy() if "suite" in traces else np.zeros(len(traces), bool)
     held[published] = True
-    rest = ~by_model & ~published
+    keyed = traces["split_key"].notna().to_numpy() & ~by_model & ~published if "split_key" in traces \
+        else np.zeros(len(traces), dtype=bool)
+    if keyed.any():
+        held[keyed] = [int(hashlib.sha1(str(k).encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0
+                       for k in traces.loc[keyed, "split_key"]]
+    rest = ~by_model & ~published & ~keyed
     if rest.any():
         keys = [_shape_key(row) for row in traces[rest].itertuples()]
         held[rest] = [int(hashlib.sha1(k.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0 for k in keys]
@@ -176,11 +183,14 @@ def split_labels(traces: pd.DataFrame) -> np.ndarray:
         label[traces["model"].notna().to_numpy()] = "by-model"
     if "suite" in traces:
         label[(traces["suite"] == "published").to_numpy()] = "published"
+    if "split_key" in traces:
+        label[(traces["split_key"].notna() & (label == "by-shape")).to_numpy()] = "by-key"
     return label
 
 
-def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
-    """Model time (s) for every row; NaN where the class has no model yet."""
+def predict(hw: HardwareSpec, traces: pd.DataFrame, external: "dict | None" = None) -> np.ndarray:
+    """Model time (s) for every row; NaN where the class has no model yet. ``external`` maps a
+    kernel model module (simulator.attention, simulator.collectives) to parameter overrides."""
     hw = load_hw(hw)
     traces = traces.reset_index(drop=True)  # positions, whatever subset the caller passes
     predicted = np.full(len(traces), np.nan)
@@ -190,7 +200,7 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame) -> np.ndarray:
         if kernel_class not in MODELLED_CLASSES:
             continue
         if kernel_class.startswith("attention") or kernel_class == "allreduce":
-            predicted[index] = _external_times(hw, rows, dt, kernel_class)
+            predicted[index] = _external_times(hw, rows, dt, kernel_class, external)
             continue
         if kernel_class == "layer":
             predicted[index] = [_layer_time(hw, row, dt) for row in rows.itertuples()]
@@ -248,7 +258,7 @@ EXTERNAL_MODELS = {"attention-prefill": "simulator.attention", "attention-decode
                    "allreduce": "simulator.collectives"}
 
 
-def _external_times(hw, rows, dtype, kernel_class) -> np.ndarray:
+def _external_times(hw, rows, dtype, kernel_class, external=None) -> np.ndarray:
     """Attention and all-reduce rows through their kernel models' ``predict_trace_rows``; where that
     module is not in this build, captured sdpa rows fall back to the op graph's attention model and
     imported rows stay unmodelled (NaN: counted, not dropped)."""
@@ -260,7 +270,12 @@ def _external_times(hw, rows, dtype, kernel_class) -> np.ndarray:
     except (ModuleNotFoundError, AttributeError):
         model = None
     if model is not None:
-        times = np.asarray(model(hw, rows.reset_index(drop=True)), dtype=float)
+        params = (external or {}).get(EXTERNAL_MODELS[kernel_class])
+        times = np.asarray(model(hw, rows.reset_index(drop=True), params), dtype=float)
+        imported = rows["source"].notna().to_numpy() if "source" in rows else np.zeros(len(rows), bool)
+        if kernel_class.startswith("attention") and not imported.all():
+            # captured sdpa rows: not this kernel model's; the op graph's attention model prices them
+            times = np.where(imported, times, _attention_times(hw, rows, dtype))
         return np.where(np.isfinite(times) & (times > 0), times, np.nan)
     if kernel_class == "allreduce":
         return np.full(len(rows), np.nan)
@@ -373,7 +388,9 @@ def worst_cases(traces, predicted, mask, count: int = 5) -> pd.DataFrame:
     ape = np.abs(predicted / measured - 1.0)
     sel = mask & np.isfinite(predicted)
     order = np.argsort(-np.where(sel, ape, -1.0))[: min(count, int(sel.sum()))]
-    out = traces.iloc[order][["kernel_class", "dtype", "m", "n", "k", "density", "time_s_median"]].copy()
+    shown = [c for c in ("kernel_class", "dtype", "m", "n", "k", "density", "batch", "q_len", "kv_len",
+                         "message_bytes", "gpus", "topology", "time_s_median") if c in traces]
+    out = traces.iloc[order][shown].copy()
     out["model_time_s"] = predicted[order]
     out["ape"] = ape[order]
     return out.reset_index(drop=True)
@@ -392,9 +409,21 @@ def subclass_labels(traces: pd.DataFrame) -> pd.Series:
 M_REGIMES = ((1, 16, "m<=16"), (17, 128, "16<m<=128"), (129, 512, "128<m<=512"), (513, np.inf, "m>512"))
 
 
+# All-reduce rows are also reported by topology and message-size band (MiB = 2**20 bytes).
+ALLREDUCE_BANDS = ((0, 2**20, "<1MiB"), (2**20, 8 * 2**20, "1-8MiB"), (8 * 2**20, np.inf, ">=8MiB"))
+
+
 def class_labels(traces: pd.DataFrame) -> pd.Series:
-    """Each row's reporting class: its kernel class, dense rows with their M regime appended."""
+    """Each row's reporting class: its kernel class, dense rows with their M regime appended,
+    all-reduce rows with their topology and size band ('allreduce nvswitch >=8MiB')."""
     label = traces["kernel_class"].astype(str).copy()
+    reduce_rows = (label == "allreduce").to_numpy()
+    if reduce_rows.any() and "message_bytes" in traces and "topology" in traces:
+        size = pd.to_numeric(traces["message_bytes"], errors="coerce").to_numpy(float)
+        topo = traces["topology"].astype(str).to_numpy()
+        for low, high, name in ALLREDUCE_BANDS:
+            sel = reduce_rows & (size >= low) & (size < high)
+            label[sel] = [f"allreduce {t} {name}" for t in topo[sel]]
     dense = (label == "dense").to_numpy()
     m = traces["m"].to_numpy(float) if "m" in traces else np.full(len(traces), np.nan)
     for low, high, name in M_REGIMES:

@@ -145,3 +145,87 @@ def test_calibration_refuses_a_fit_worse_than_the_defaults():
                          "holdout_after": [{"class": "dense", "median_ape": 4550.0}]}}
     with pytest.raises(SimulatorError, match="worse than the spec defaults"):
         calibration.write(result)
+
+
+PROFILING = VIDUR.parent  # shared/data/vidur/data/profiling
+
+
+def test_vidur_attention_rows_per_gpu():
+    # attention.csv: n_embd 8192, 64 q heads, 8 KV heads at TP 2 -> 32 q heads, 4 KV heads, head_dim 8192/64 = 128.
+    from simulator.importers import vidur_attention
+
+    path = PROFILING / "a100" / "attention.csv"
+    if not path.is_file():
+        pytest.skip("shared Vidur data not present")
+    rows = vidur_attention.read(path)
+    assert set(rows["heads"]) == {32} and set(rows["kv_heads"]) == {4} and set(rows["head_dim"]) == {128}
+    first = rows.iloc[0]  # the file's first row: decode, batch 1, 32 cached tokens, 0.015 ms
+    assert (first["kernel_class"], first["batch"], first["q_len"], first["kv_cached"], first["kv_len"]) == (
+        "attention-decode", 1, 1, 32, 33)
+    assert first["time_s_median"] == pytest.approx(15e-6)
+    # causal prefill of q new tokens over c cached: pairs q*c + q(q+1)/2; FLOP = 4 * 32 * 128 * pairs
+    pre = rows[rows["kernel_class"] == "attention-prefill"].iloc[0]
+    q, c = pre["q_len"], pre["kv_cached"]
+    assert pre["flops"] == pytest.approx(4 * 32 * 128 * (q * c + q * (q + 1) / 2))
+    assert set(rows["source_commit"]) == {"e2d00e9afba96cec9f0e7ea560bbfc4a539fae6a"}
+
+
+def test_vidur_allreduce_topologies_from_the_folder():
+    from simulator.importers import vidur_allreduce
+
+    dgx = PROFILING / "network" / "a100_dgx" / "all_reduce.csv"
+    pairs = PROFILING / "network" / "a100_pairwise_nvlink" / "all_reduce.csv"
+    if not dgx.is_file() or not pairs.is_file():
+        pytest.skip("shared Vidur data not present")
+    rows = vidur_allreduce.read(dgx)
+    one_node = rows["gpus"] == rows["gpus_per_node"]
+    assert set(rows.loc[one_node, "topology"]) == {"nvswitch"} and set(rows.loc[~one_node, "topology"]) == {"infiniband"}
+    rows = vidur_allreduce.read(pairs)
+    assert set(rows.loc[rows["gpus"] == 2, "topology"]) == {"nvlink-pair"}
+    assert set(rows.loc[rows["gpus"] == 4, "topology"]) == {"pcie"}
+
+
+def test_committed_attention_and_allreduce_traces_are_what_the_importer_writes(tmp_path):
+    from simulator.cli_traces import import_files
+
+    cases = [(PROFILING / "network" / "h100_dgx" / "all_reduce.csv", "h100-sxm5-80gb"),
+             (PROFILING / "a100" / "attention.csv", "a100-sxm4-80gb")]
+    for path, device in cases:
+        if not path.is_file():
+            pytest.skip("shared Vidur data not present")
+        (target, _count), = import_files("vidur", [path], device, out_dir=tmp_path / device)
+        committed = ROOT / "hwspecs" / device / "traces" / target.name
+        assert target.read_text() == committed.read_text(), target.name
+
+
+def test_vidur_layout_is_told_by_columns_not_the_name(tmp_path):
+    from simulator.cli_traces import import_files
+
+    src = PROFILING / "network" / "a100_pairwise_nvlink" / "all_reduce.csv"
+    if not src.is_file():
+        pytest.skip("shared Vidur data not present")
+    renamed = tmp_path / "a100_pairwise_nvlink" / "my-profile.csv"
+    renamed.parent.mkdir()
+    renamed.write_bytes(src.read_bytes())
+    (target, count), = import_files("vidur", [renamed], "a100-pcie-80gb", out_dir=tmp_path / "out")
+    assert target.name == "vidur-all-reduce-a100_pairwise_nvlink.csv" and count == 4496
+    junk = tmp_path / "attention.csv"
+    junk.write_text("a,b\n1,2\n")
+    with pytest.raises(SimulatorError, match="not a Vidur profile"):
+        import_files("vidur", [junk], "a100-pcie-80gb", out_dir=tmp_path / "out")
+
+
+def test_split_key_holds_out_whole_contexts_and_sizes():
+    traces = validation.load_traces("a100-sxm4-80gb")
+    held = validation.holdout_mask(traces)
+    for kind, key in (("attention", "kv_cached"), ("allreduce", "message_bytes")):
+        sel = traces["kernel_class"].str.startswith(kind).to_numpy()
+        sides = pd.Series(held[sel]).groupby(traces.loc[sel, key].to_numpy()).agg(["min", "max"])
+        assert (sides["min"] == sides["max"]).all()  # a context length / message size is wholly on one side
+        assert 0.1 < held[sel].mean() < 0.4  # about one in four held out
+
+
+def test_validate_reports_attention_and_allreduce_classes():
+    names = {row["class"] for row in validation.validate("a100-sxm4-80gb")["classes"]}
+    assert {"attention-prefill", "attention-decode", "allreduce nvswitch >=8MiB", "allreduce nvswitch <1MiB",
+            "allreduce infiniband >=8MiB"} <= names
