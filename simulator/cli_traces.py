@@ -35,7 +35,7 @@ def vidur_layout(path: Path) -> tuple[str, str]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             header = set(next(csv.reader(handle), []))
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SimulatorError(f"PATH: {str(path)!r}: cannot read a CSV header ({type(exc).__name__})") from None
     for column, module, kind in VIDUR_LAYOUTS:
         if column in header:
