@@ -105,7 +105,7 @@ def refresh_llm(text: str) -> tuple[str, list[str]]:
 
 
 def refresh_kv(text: str) -> tuple[str, list[str]]:
-    from simulator.kvcache import method_comparison
+    from simulator.kv_analysis import method_comparison
 
     table = method_comparison().set_index("method")
 

@@ -375,7 +375,7 @@ def predict_trace_rows(hw, rows: pd.DataFrame, params: "dict | None" = None) -> 
     """Kernel seconds for imported attention rows (validation's external model); NaN for rows this
     model does not describe (captured sdpa rows: another kernel, priced by the op graph's model)."""
     from simulator.hardware import load_hw
-    from simulator.validation import TRACE_DTYPES
+    from simulator.dtypes import TRACE_DTYPES
 
     hw = load_hw(hw)
     rows = rows.reset_index(drop=True)

@@ -49,3 +49,8 @@ def check_dtype(dtype: str, where: str = "dtype") -> str:
     if dtype not in DTYPES:
         raise SimulatorError(f"{where}: unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     return dtype
+
+
+# dtype names as traces write them (torch's) -> sparsim's: read by validation and the kernel models
+TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
+                "fp8": "fp8", "int8": "int8"}

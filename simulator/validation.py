@@ -41,8 +41,7 @@ WEIGHT_ONLY_ZERO_POINT_BYTES = {"_weight_int4pack_mm": 2.0, "_weight_int8pack_mm
 # eager launch and Python overhead: its own class, modelled once the spec has a host cost per torch
 # call (overhead.host_call_us, fitted on these rows) and the rows count their calls (torch_calls).
 HOST_TIMED_LAYER = "layer-eager"
-TRACE_DTYPES = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "fp8e4m3": "fp8",
-                "fp8": "fp8", "int8": "int8"}
+from simulator.dtypes import TRACE_DTYPES  # noqa: E402  (kernel models read it too)
 HOLDOUT_BUCKETS = 4  # one shape in four is held out
 # Imported GPU traces (Vidur) are split by model: whole models held out, so a fit can never see a
 # held-out model's shapes. Training: a 7B and a 34B model; held out: the 70B (largest shards) and

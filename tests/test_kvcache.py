@@ -10,12 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.errors import SimulatorError
+from simulator.kv_analysis import kv_anchor_table, load_kv_anchors, method_comparison
 from simulator.kvcache import (
     KV_METHODS,
     KVEnv,
-    kv_anchor_table,
-    load_kv_anchors,
-    method_comparison,
     parse_kv_method,
 )
 from simulator.llm import estimate_model, estimate_request, sweep

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 
 from simulator.course import Check, Claim, evaluates
-from simulator.kvcache import anchor_value, load_kv_anchors, parse_kv_method
+from simulator.kv_analysis import anchor_value, load_kv_anchors
+from simulator.kvcache import parse_kv_method
 
 
 def _summary(model, hw, phase="decode", batch=1, context=4096, dtype="fp16", kv_method=None, recipe="dense"):

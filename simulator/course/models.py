@@ -162,7 +162,7 @@ def minitron_fp8_throughput(claim: Claim) -> Check:
     # over an ISL/OSL grid {128, 2048} x {128, 2048}, mean of the ratios. (NVIDIA's blog, which the
     # claim's note cites but we have not re-verified, ran TensorRT-LLM at fixed batches; the batch
     # sizes are not used here.)
-    from simulator.kvcache import max_batch
+    from simulator.kv_analysis import max_batch
 
     hw = claim.setup.get("hw", "h100-sxm5-80gb")
     ratios, batches = [], []
