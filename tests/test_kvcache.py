@@ -455,3 +455,10 @@ def test_plot_data_and_figure(tmp_path):
     out = module.main(tmp_path / "figure.png", frame)
     assert Path(out).stat().st_size > 10_000
     assert re.search(r"tp", module.__doc__)
+
+
+@pytest.mark.parametrize("name", sorted(KV_METHODS))
+def test_every_registered_method_has_its_row_in_docs_kv(name):
+    # docs/architecture.md: a new KV method is one class + this row + its CONTRACT entry
+    doc = (ROOT / "docs" / "kv.md").read_text()
+    assert any(line.startswith(f"| `{name}` | {KV_METHODS[name].role}") for line in doc.splitlines()), name
