@@ -245,7 +245,7 @@ class TilingSpec(Strict):
 
 class SameSilicon(Strict):
     """Another shipped device on the same die and clocks, whose fitted compute-side efficiencies
-    (calibration.COMPUTE_PARAMETERS) this one uses while it has no traces of its own."""
+    (calibration_file.COMPUTE_PARAMETERS) this one uses while it has no traces of its own."""
 
     device: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     source: str = Field(min_length=3)
@@ -621,7 +621,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
 @functools.lru_cache(maxsize=32)
 def _calibrated(spec_path: Path, spec_mtime: float, layers: tuple) -> HardwareSpec:
     """The spec with each (calibration file, mtime, compute_only) layer applied in order."""
-    from simulator.calibration import apply
+    from simulator.calibration_file import apply
 
     spec = _load_file(spec_path, spec_mtime)
     for path, _mtime, compute_only in layers:
@@ -632,7 +632,8 @@ def _calibrated(spec_path: Path, spec_mtime: float, layers: tuple) -> HardwareSp
 def _apply_layer(spec: HardwareSpec, path: Path, compute_only: bool, apply) -> HardwareSpec:
     try:
         data = yaml.safe_load(path.read_text())
-        return apply(spec, data, compute_only=compute_only, path=path)
+        return apply(spec, data, compute_only=compute_only, path=path,
+                     uncalibrated=lambda device: load_hw(device, calibrated=False))
     except (yaml.YAMLError, KeyError, TypeError) as exc:
         raise SimulatorError(f"{path}: not a calibration file sparsim wrote ({exc!r}); "
                              "refit with `sparsim calibrate`") from None

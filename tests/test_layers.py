@@ -1,11 +1,12 @@
 """The flow is one way: no module imports one of a higher layer, and the import graph has no cycle.
 
 Layers, lowest first (docs/architecture.md will name them once the package move of issue 13 lands):
-core (errors, checks, paths, dtypes, datafiles) < hardware < formats (sparsity) < kernels (gemm,
+core (errors, checks, paths, dtypes, datafiles) < hardware (spec, calibration file) < formats (sparsity) < kernels (gemm,
 attention, collectives, ops, eie) < methods (kvcache, dynamic, deep_compression, models) <
 whole model (llm) < serving and capacity (serving, plan, kv_analysis) < truth (validation,
 calibration, importers, capture, export) < course, report, figures, plots, tour, workloads < cli.
-Imports inside functions count: a lazy import is still a dependency.
+Imports inside functions count: a lazy import is still a dependency. There is no list of
+exceptions.
 """
 
 from __future__ import annotations
@@ -77,24 +78,13 @@ def test_the_graph_is_read():
     assert "simulator.llm" in graph and "simulator.gemm" in graph["simulator.llm"]
 
 
-# Known, to be removed by issue 13's package move; the test fails when this list is not exactly the
-# cycle that exists (a new cycle, or one fixed and not struck from here, both fail).
-KNOWN_CYCLE_EDGE = ("simulator.hardware", "simulator.calibration")  # the spec loader applies calibration.yaml
-
-
-def test_no_import_cycle_beyond_the_known_one():
-    graph = _graph()
-    cycles = _cycles(graph)
-    if not cycles:
-        pytest.fail(f"no cycle left: strike KNOWN_CYCLE_EDGE {KNOWN_CYCLE_EDGE} from tests/test_layers.py")
-    without = {k: set(v) for k, v in graph.items()}
-    without[KNOWN_CYCLE_EDGE[0]].discard(KNOWN_CYCLE_EDGE[1])
-    assert _cycles(without) == [], f"import cycle(s) besides {KNOWN_CYCLE_EDGE}: {_cycles(without)}"
+def test_no_import_cycle():
+    assert _cycles(_graph()) == []
 
 
 LAYERS = [  # lowest first; a module may import its own layer and those below
     ("core", ["errors", "checks", "paths", "dtypes", "datafiles"]),
-    ("hardware", ["hardware"]),
+    ("hardware", ["hardware", "calibration_file"]),
     ("formats", ["sparsity", "models"]),
     ("kernels", ["gemm", "attention", "collectives", "ops", "eie", "deep_compression"]),
     ("methods", ["kvcache", "dynamic"]),
@@ -117,6 +107,6 @@ def test_no_module_imports_a_higher_layer():
     upward = []
     for module, targets in _graph().items():
         for target in targets:
-            if (module, target) != KNOWN_CYCLE_EDGE and _layer(target) > _layer(module):
+            if _layer(target) > _layer(module):
                 upward.append(f"{module} ({LAYERS[_layer(module)][0]}) -> {target} ({LAYERS[_layer(target)][0]})")
     assert not upward, "imports against the flow: " + "; ".join(sorted(upward))
