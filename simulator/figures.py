@@ -20,6 +20,7 @@ from typing import Callable
 
 import matplotlib
 
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -277,11 +278,12 @@ def unstructured(device: str, lang="en"):
         ax.plot(sparsity, np.full_like(sparsity, dense * 1e6), color=SERIES["dense"][0], ls="-", lw=3.2,
                 label=_t("dense", lang), zorder=2)
         cross = {}
-        for storage in ("masked", "csr", "bitmap", "tiled-csl"):
+        for j, storage in enumerate(("masked", "csr", "bitmap", "tiled-csl")):
             colour, marker, ls, _ = SERIES[storage]
             df = estimate_gemm(hw, m, n, k, "fp16", Unstructured(sparsity=sparsity, storage=storage))
             # masked dense sits exactly on dense: drawn thinner on top with markers so both show
-            ax.plot(sparsity, df.time_s * 1e6, color=colour, ls=ls, marker=marker, markevery=7,
+            # markers offset per series: where bitmap and Tiled-CSL coincide (prefill) both stay visible
+            ax.plot(sparsity, df.time_s * 1e6, color=colour, ls=ls, marker=marker, markevery=(2 * j, 8),
                     lw=1.8 if storage == "masked" else 2.6, label=_t(names[storage], lang), zorder=3)
             if storage != "masked":
                 c = crossover_sparsity(hw, [m], n, k, "fp16", storage).iloc[0]
@@ -294,8 +296,11 @@ def unstructured(device: str, lang="en"):
             notes.append(f"M={m} {names[storage]} {s:.0%}")
             ax.axvline(s, color=colour, lw=1.2, ls=":")
             ax.plot([s], [dense * 1e6], marker="o", ms=13, mfc="none", mec=colour, mew=2.5, zorder=5)
+            left = s < 0.35  # a label left of an early break-even would leave the axes
             ax.annotate(f"{_t('break-even', lang)} {s:.0%}", (s, dense * 1e6), textcoords="offset points",
-                        xytext=(-10, 14 + 22 * i), ha="right", fontsize=MIN_FONT_PT, color=colour)
+                        xytext=(10 if left else -10, 14 + 22 * i), ha="left" if left else "right",
+                        fontsize=MIN_FONT_PT, color=colour,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.85})
         ax.set_yscale("log")
         _plain_log(ax.yaxis)
         phase = _t("decode", lang) if m == 1 else _t("prefill", lang)
@@ -336,8 +341,14 @@ def speedup_24(lang="en"):
         if _uncalibrated(hw, "sparse_matrix"):
             weak.append(hw.id)
     for ax in axes:
-        ax.axhline(2.0, color="0.35", ls=":", lw=2, label=_t("2x math ceiling", lang))
-        ax.axhline(1 / 0.5625, color="0.35", ls=(0, (1, 3)), lw=2, label=f"{_t('byte ceiling', lang)} 1.78x")
+        ax.axhline(2.0, color="0.35", ls=(0, (8, 4)), lw=2)
+        ax.axhline(1 / 0.5625, color="0.35", ls=":", lw=2)
+        # named on the lines themselves: two grey lines told apart only in a legend are easy to swap
+        ax.annotate(_t("2x math ceiling", lang), (0.01, 2.0), xycoords=("axes fraction", "data"), va="bottom",
+                    textcoords="offset points", xytext=(0, 3), fontsize=MIN_FONT_PT, color="0.25")
+        ax.annotate(f"{_t('byte ceiling', lang)} 1.78x (1/0.5625)", (0.01, 1 / 0.5625),
+                    xycoords=("axes fraction", "data"), va="bottom", textcoords="offset points", xytext=(0, 3),
+                    fontsize=MIN_FONT_PT, color="0.25")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(plt.FuncFormatter(_tokens))
     axes[0].set_xlabel(_t("M (tokens in the GEMM)", lang))
@@ -395,6 +406,7 @@ def nm_tradeoff(lang="en"):
 
     hw = load_hw("h100")
     fig, axes = _figure(2)
+    points = {}
     for n_keep, m in NM_PATTERNS:
         fmt = NM(n_keep, m)
         v, meta = fmt.weight_bytes(4096.0, 4096.0, "fp16", fmt.density)
@@ -412,19 +424,31 @@ def nm_tradeoff(lang="en"):
             s = estimate_gemm(hw, mm, 4096, 4096, "fp16", fmt).time_s.iloc[0]
             axes[1].plot([sparsity], [d / s], marker="o" if mm == 1 else "s", ms=13, fillstyle=fill, ls="none",
                          color=look[0], mew=2)
-            axes[1].annotate(f"{n_keep}:{m}", (sparsity, d / s), textcoords="offset points",
-                             xytext=(10, -5 if mm == 1 else 8), fontsize=MIN_FONT_PT)
+            points.setdefault((sparsity, mm), []).append((d / s, f"{n_keep}:{m}" + ("*" if native else "")))
+    # patterns at the same sparsity land within a few % of each other: one label per group, listed
+    # top to bottom with their values, instead of labels printed over each other
+    for (sparsity, mm), group in points.items():
+        group.sort(reverse=True)
+        text = "\n".join(f"{name} {v:.2f}x" for v, name in group)
+        axes[1].annotate(text, (sparsity, group[0][0] if mm == 4096 else np.mean([v for v, _ in group])),
+                         textcoords="offset points", xytext=(14, 6 if mm == 4096 else 0),
+                         va="bottom" if mm == 4096 else "center",
+                         fontsize=MIN_FONT_PT, linespacing=1.1)
+    axes[1].set_xlim(0.45, 0.97)
+    axes[1].set_ylim(0.95, None)
     axes[0].set_ylabel(_t("bytes stored (% of dense)", lang))
     axes[0].set_xlabel(_t("N:M pattern", lang) + " (fp16)")
-    axes[0].bar([], [], color=OKABE_ITO["blue"], edgecolor="black", label=_t("values", lang))
-    axes[0].bar([], [], color=OKABE_ITO["orange"], hatch="//", edgecolor="black", label=_t("metadata", lang))
-    axes[0].legend(loc="upper right")
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    axes[0].legend(handles=[Patch(facecolor=OKABE_ITO["blue"], edgecolor="black", label=_t("values", lang)),
+                            Patch(facecolor=OKABE_ITO["orange"], hatch="//", edgecolor="black",
+                                  label=_t("metadata", lang))], loc="upper right")
 
     handles = [Line2D([], [], marker="o", ls="none", color="0.3", ms=12, label=f"{_t('decode', lang)} M=1"),
                Line2D([], [], marker="s", ls="none", color="0.3", ms=12, fillstyle="none", mew=2,
                       label=f"{_t('prefill', lang)} M=4096"),
-               Line2D([], [], marker="s", ls="none", color=SERIES["2:4"][0], ms=12, label=_t("native on the GPU", lang)),
+               Line2D([], [], marker="s", ls="none", color=SERIES["2:4"][0], ms=12, label="* " + _t("native on the GPU", lang)),
                Line2D([], [], marker="s", ls="none", color=SERIES["block"][0], ms=12,
                       label=_t("what-if (no native kernel)", lang))]
     axes[1].legend(handles=handles, loc="upper left")
@@ -440,7 +464,7 @@ def nm_tradeoff(lang="en"):
 
 # ---------------------------------------------------------------------------------------- EIE
 
-def eie_axes(axes, df, lang="en"):
+def eie_axes(axes, df, lang="en", means_in_legend=False):
     """Log-scale bars of EIE's speed-up and energy gain per layer and their geometric mean,
     one hatch and colour per platform (the dense/uncompressed baselines and the compressed ones)."""
     from simulator.eie import _geomean
@@ -459,8 +483,9 @@ def eie_axes(axes, df, lang="en"):
             values = np.append(g[column].to_numpy(dtype=float), _geomean(g[column]))
             ax.bar(x + (i - len(series) / 2 + 0.5) * width, values, width, color=colours[i % 8],
                    hatch=hatches[i % 10], edgecolor="0.6" if i % 8 == 0 else "black", linewidth=0.6,
-                   label=f"{g['label'].iloc[0]} {model}")
-            if len(series) <= 6:  # more labels than that overlap; the CLI text lists the means
+                   label=(f"{g['label'].iloc[0]} {model}" if not means_in_legend or ax is not axes[0] else
+                          f"{g['label'].iloc[0]}: {_geomean(g['speedup']):,.3g}x, {_geomean(g['energy_gain']):,.0f}x"))
+            if len(series) <= 6 and not means_in_legend:  # more labels than that overlap; the CLI text lists the means
                 ax.annotate(f"{values[-1]:,.0f}x" if values[-1] >= 10 else f"{values[-1]:.2g}x",
                             (x[-1] + (i - len(series) / 2 + 0.5) * width, values[-1]), ha="center", va="bottom",
                             rotation=90, fontsize=MIN_FONT_PT, textcoords="offset points", xytext=(0, 3))
@@ -470,7 +495,7 @@ def eie_axes(axes, df, lang="en"):
         ax.grid(True, axis="y", which="major", alpha=0.3)
         ax.grid(False, axis="x")
         top = np.nanmax(df[column].to_numpy(dtype=float))
-        ax.set_ylim(top=top * 400)
+        ax.set_ylim(top=top * (400 if not means_in_legend else 3e3 if ax is axes[0] else 5))
     axes[1].set_xticks(x, layers)
     axes[0].tick_params(labelbottom=False)
     return axes
@@ -483,9 +508,10 @@ def eie(lang="en"):
     df = comparison_table(spec)
     df = df[df["model"] == "dense"]  # the course's headline numbers are against the uncompressed baselines
     fig, axes = plt.subplots(2, 1, figsize=FIGSIZE, sharex=True)
-    eie_axes(axes, df, lang)
+    eie_axes(axes, df, lang, means_in_legend=True)
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].legend(handles, labels, ncol=3, loc="upper left", fontsize=MIN_FONT_PT)
+    axes[0].legend(handles, labels, ncol=2, loc="upper left", fontsize=MIN_FONT_PT,
+                   title=_t("dense baseline: geo. mean speed-up, energy gain", lang))
     axes[0].set_title(f"EIE ({spec.pes} PEs, {spec.array.clock_MHz:g} MHz) vs batch-1 GEMV (>1: EIE wins)")
     caption = (f"EIE ({spec.id}: {spec.pes} PEs simulated cycle by cycle) against batch-1 GEMV on each platform "
                "(sparsim's GEMM model on each spec, dense and CSR), speed-up and energy gain (time x power) per "
@@ -644,13 +670,16 @@ def method_map(lang="en"):
         t24 = estimate_model(model, hw, phase, 1, ctx, 1, "fp16", recipe="2:4", with_ops=False).summary["time_s"]
         colour, marker, _, _ = SERIES["2:4"]
         ax.plot([0.5], [dense / t24], marker=marker, ms=15, color=colour, ls="none", label=_t("2:4 sparse", lang))
-        ax.annotate(f"2:4 {dense / t24:.2f}x", (0.5, dense / t24), textcoords="offset points", xytext=(10, -4),
-                    fontsize=MIN_FONT_PT, color=colour)
+        ax.annotate(f"2:4 {dense / t24:.2f}x", (0.5, dense / t24), textcoords="offset points", xytext=(12, 10),
+                    fontsize=MIN_FONT_PT, color=colour,
+                    bbox={"facecolor": "white", "edgecolor": colour, "pad": 2, "alpha": 0.9})
         ax.axhline(1.0, color="black", lw=1)
         ax.set_xlabel(_t("sparsity", lang) + " / " + _t("fraction of the axis removed", lang))
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
         ax.set_title(f"{_t(phase, lang)}, {ctx} tokens, batch 1")
         ax.set_yscale("log")
+        # a span of less than a decade shows no major tick but "1" without the 2 and 5 ones
+        ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5]))
         _plain_log(ax.yaxis)
     axes[0].set_ylabel(_t("speed-up over dense", lang))
     axes[0].legend(loc="upper left")
