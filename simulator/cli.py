@@ -144,14 +144,17 @@ def cmd_anchors(args) -> int:
               f"{signed(r.error)} | {r.calibration} |")
     print()
     print("Published whole-model anchors:")
-    print("| row | model | device | precision | context | published | model | error | efficiencies |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| row | model | device | precision | context | runtime | published | model | error | efficiencies |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in model.itertuples():
-        print(f"| {r.row} | {r.model} | {r.hw} | {r.dtype} math, {r.weights} weights | {r.context} | "
+        print(f"| {r.row} | {r.model} | {r.hw} | {r.dtype} math, {r.weights} weights | {r.context} | {r.runtime} | "
               f"{value(r.metric, r.published)} | {value(r.metric, r.estimate)} | {signed(r.error)} | {r.calibration} |")
     within = (model["error"].abs() <= 0.15).sum()
+    eager = model_anchor_table(runtime="eager")
     print(f"\n{within} of {len(model)} whole-model anchors within 15%; "
-          f"{(model['calibration'] != 'spec defaults').sum()} on calibrated efficiencies")
+          f"{(model['calibration'] != 'spec defaults').sum()} on calibrated efficiencies; median |error| "
+          f"{model['error'].abs().median():.1%} with each anchor's runtime ({eager['error'].abs().median():.1%} "
+          f"all priced eager)")
     return 0
 
 
