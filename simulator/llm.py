@@ -406,8 +406,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             if d_total:
                 memory_op("dense_activation" + t_tag, d_total, (up_n + ffn_gpu) * t_tokens * act, layer=d_layer_text)
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
+    flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
     for g in kv.groups:
-        if mla is None:
+        if mla is None and flash and _flash_shaped(g, env):
+            columns = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
+        elif mla is None:
             columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
                                         new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
                                         read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
@@ -620,6 +623,53 @@ def _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act):
     shape = np.shape(prefill)
     return {key: np.where(prefill, np.broadcast_to(forms[0][key], shape), np.broadcast_to(forms[1][key], shape))
             for key in forms[0]}
+
+
+FLASH_DTYPES = ("fp16", "bf16", "fp8")  # FlashAttention's (simulator.estimate_attention's) dtypes
+
+
+def _flash_attention_applies(hw, dtype: str, kv_dtype: str) -> bool:
+    """Whether ``simulator.estimate_attention``'s FlashAttention model prices this attention: a GPU
+    with a tensor-core peak for ``dtype``, one of FlashAttention's dtypes, the cache in that dtype."""
+    return (hw.kind == "gpu" and dtype in FLASH_DTYPES and kv_dtype == dtype
+            and hw.matrix_peak_flop_per_s(dtype) is not None)
+
+
+def _flash_shaped(g, env) -> bool:
+    """Whether a KV group's attention is a plain FlashAttention call over the tokens it attends to:
+    full-precision K/V (no quantization, no merged layers: bytes = tokens x token_bytes), no
+    dequantization work, and causal pairs (no window pattern). Token selection (H2O, SnapKV,
+    Quest's pages, LazyLLM's kept prompt) only changes which tokens are attended, so it is."""
+    if g.merged or np.any(np.asarray(g.dequant_flops) != 0):
+        return False
+    plain_bytes = (g.read_tokens + g.new) * env.token_bytes
+    plain_pairs = g.new * g.read_tokens + g.new * (g.new + 1.0) / 2.0
+    return bool(np.allclose(g.read_bytes, plain_bytes, rtol=1e-12, atol=0.0)
+                and np.allclose(g.pairs, plain_pairs, rtol=1e-12, atol=0.0))
+
+
+def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points) -> dict:
+    """A KV group's attention priced by ``simulator.estimate_attention``'s FlashAttention kernel model
+    (attention.flash_attention_columns with the device's calibrated ``attention:`` parameters), over
+    the points at once: ``g.new`` queries per sequence over ``g.read_tokens`` attended cached tokens,
+    causal. Columns as attention_columns (the launches in ``overhead_s``; kernel_time_s the
+    kernel's own time, its fixed time and split combine included)."""
+    from simulator.attention import attention_parameters, flash_attention_columns
+
+    shape = (n_points,)
+    as_points = lambda v: np.broadcast_to(np.asarray(v, float), shape).astype(float)
+    c = flash_attention_columns(hw, attention_parameters(hw), as_points(batch), as_points(g.new),
+                                as_points(g.read_tokens), as_points(heads_gpu), as_points(kv_heads_gpu),
+                                as_points(head_dim), dtype, np.ones(shape, dtype=bool))
+    overhead = c["time_s"] - c["kernel_time_s"]  # the launches: one, and the combine's where split
+    roof = c["kernel_time_s"]
+    bound = np.where(overhead > roof, 2, np.where(c["bound_code"] == 2, np.where(
+        c["compute_time_s"] >= c["memory_time_s"], 0, 1), c["bound_code"]))
+    return {"flops": c["flops"], "bytes": c["bytes"], "compute_time_s": c["compute_time_s"],
+            "memory_time_s": c["memory_time_s"], "overhead_s": overhead, "time_s": c["time_s"],
+            "kernel_time_s": c["kernel_time_s"], "bound_code": bound,
+            "bytes_kv": as_points(batch) * kv_heads_gpu * np.asarray(g.read_bytes, float), "splits": c["splits"],
+            "kernel": "flash-attention"}
 
 
 def _group_columns(c: dict, grouped, memory_ramp_s: float = 0.0) -> None:
