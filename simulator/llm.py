@@ -408,13 +408,19 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
     flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
     for g in kv.groups:
-        if mla is None and flash and _flash_shaped(g, env):
+        shaped = _flash_shaped(g, env, n_points) if flash else np.zeros(n_points, dtype=bool)
+        if mla is None and shaped.all():
             columns = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
         elif mla is None:
             columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
                                         new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
                                         read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
                                         dequant_flops=g.dequant_flops)
+            if shaped.any():  # per point: FlashAttention where the group is a plain FA call there
+                fa = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
+                columns = {key: np.where(shaped, fa[key], np.broadcast_to(columns[key], (n_points,)))
+                           for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s",
+                                       "bound_code", "bytes_kv", "splits")}
         else:
             columns = _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act)
         add("attention" + g.label, "attention", g.count, columns, layer=g.layers)
@@ -635,17 +641,20 @@ def _flash_attention_applies(hw, dtype: str, kv_dtype: str) -> bool:
             and hw.matrix_peak_flop_per_s(dtype) is not None)
 
 
-def _flash_shaped(g, env) -> bool:
+def _flash_shaped(g, env, n_points: int) -> np.ndarray:
     """Whether a KV group's attention is a plain FlashAttention call over the tokens it attends to:
     full-precision K/V (no quantization, no merged layers: bytes = tokens x token_bytes), no
     dequantization work, and causal pairs (no window pattern). Token selection (H2O, SnapKV,
-    Quest's pages, LazyLLM's kept prompt) only changes which tokens are attended, so it is."""
-    if g.merged or np.any(np.asarray(g.dequant_flops) != 0):
-        return False
+    Quest's pages, LazyLLM's kept prompt) only changes which tokens are attended, so it is.
+    Per point (a bool array): KIVI's prefill attends full-precision K/V, its decode does not."""
+    if g.merged:
+        return np.zeros(n_points, dtype=bool)
     plain_bytes = (g.read_tokens + g.new) * env.token_bytes
     plain_pairs = g.new * g.read_tokens + g.new * (g.new + 1.0) / 2.0
-    return bool(np.allclose(g.read_bytes, plain_bytes, rtol=1e-12, atol=0.0)
-                and np.allclose(g.pairs, plain_pairs, rtol=1e-12, atol=0.0))
+    close = lambda a, b: np.isclose(np.broadcast_to(np.asarray(a, float), (n_points,)),
+                                    np.broadcast_to(np.asarray(b, float), (n_points,)), rtol=1e-12, atol=0.0)
+    no_dequant = np.broadcast_to(np.asarray(g.dequant_flops, float) == 0, (n_points,))
+    return no_dequant & close(g.read_bytes, plain_bytes) & close(g.pairs, plain_pairs)
 
 
 def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points) -> dict:
