@@ -144,14 +144,17 @@ def cmd_anchors(args) -> int:
               f"{signed(r.error)} | {r.calibration} |")
     print()
     print("Published whole-model anchors:")
-    print("| row | model | device | precision | context | published | model | error | efficiencies |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| row | model | device | precision | context | runtime | published | model | error | efficiencies |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in model.itertuples():
-        print(f"| {r.row} | {r.model} | {r.hw} | {r.dtype} math, {r.weights} weights | {r.context} | "
+        print(f"| {r.row} | {r.model} | {r.hw} | {r.dtype} math, {r.weights} weights | {r.context} | {r.runtime} | "
               f"{value(r.metric, r.published)} | {value(r.metric, r.estimate)} | {signed(r.error)} | {r.calibration} |")
     within = (model["error"].abs() <= 0.15).sum()
+    eager = model_anchor_table(runtime="eager")
     print(f"\n{within} of {len(model)} whole-model anchors within 15%; "
-          f"{(model['calibration'] != 'spec defaults').sum()} on calibrated efficiencies")
+          f"{(model['calibration'] != 'spec defaults').sum()} on calibrated efficiencies; median |error| "
+          f"{model['error'].abs().median():.1%} with each anchor's runtime ({eager['error'].abs().median():.1%} "
+          f"all priced eager)")
     return 0
 
 
@@ -252,7 +255,7 @@ def cmd_plan(args) -> int:
     table, candidates = plan_serving(args.model, context, args.output_tokens, hws, tps, pps, args.recipe or ["dense"],
                          args.weights or [None], args.kv_method or [None], args.dtype, _ms(args.max_ttft_ms),
                          _ms(args.max_tpot_ms), args.rate, args.price, args.objective, _reserve_bytes(args),
-                         args.token_budget, args.percentile, return_candidates=True)
+                         args.token_budget, args.percentile, return_candidates=True, runtime=args.runtime)
     met = table[table["meets_targets"].astype(bool)]
     targets = [f"TTFT p{table.attrs['percentile']:g} <= {args.max_ttft_ms:g} ms" if args.max_ttft_ms else None,
                f"TPOT <= {args.max_tpot_ms:g} ms" if args.max_tpot_ms else None,
@@ -288,14 +291,15 @@ def cmd_plan(args) -> int:
                           "output_tokens": args.output_tokens, "dtype": args.dtype,
                           "token_budget": table.attrs["token_budget"], "percentile": table.attrs["percentile"],
                           "max_ttft_s": _ms(args.max_ttft_ms), "max_tpot_s": _ms(args.max_tpot_ms), "rate": args.rate,
-                          "objective": args.objective, "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
+                          "objective": args.objective, "runtime": table.attrs["runtime"],
+                          "memory_reserve_bytes_per_gpu": _reserve_bytes(args),
                           "trained_context": cfg.max_position_embeddings, "accuracy": ACCURACY_NOTE,
                           "configurations": _json_records(met),
                           "not_meeting_targets": _json_records(table[~table["meets_targets"].astype(bool)])},
                          indent=2))
         return 0
     print(f"Serving plan: {args.model}, {args.dtype} math, {table.attrs['mix']}; {targets}; objective "
-          f"{args.objective}")
+          f"{args.objective}; runtime {table.attrs['runtime']}")
     reserve = f"; {args.reserve_gb:g} GB per GPU reserved for the runtime" if args.reserve_gb else ""
     print(f"  continuous batching, chunked prefill in a {table.attrs['token_budget']}-token budget per step "
           f"(docs/serving.md){reserve}; batch = sequences held; TPOT mean, TTFT at p{table.attrs['percentile']:g}"
@@ -487,7 +491,7 @@ def cmd_model(args) -> int:
 
         r = serve(args.model, args.hw, args.mix or args.context, args.output_tokens, args.batch, args.tp, args.dtype,
                   args.weights, args.recipe, args.kv_method, args.token_budget, _reserve_bytes(args),
-                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp)
+                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp, runtime=args.runtime)
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
@@ -495,7 +499,7 @@ def cmd_model(args) -> int:
         if args.pp > 1:
             gpus = f"{args.pp} stages x {gpus}"
         print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequence{'s' if r['batch'] > 1 else ''} held, "
-              f"chunked prefill in {r['token_budget']} tokens per step (docs/serving.md)")
+              f"chunked prefill in {r['token_budget']} tokens per step (docs/serving.md), runtime {r['runtime']}")
         if args.output_tokens is not None and not args.mix:
             _trained_context_note(args.model, args.context + args.output_tokens - 1)  # the last step's cache
         pct = f"p{r['percentile']:g}"
@@ -541,7 +545,7 @@ def cmd_model(args) -> int:
         args.context = longest["context"]
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
-                         memory_reserve_bytes=_reserve_bytes(args))
+                         memory_reserve_bytes=_reserve_bytes(args), runtime=args.runtime)
     if longest is not None and not args.json:
         print(f"longest context at batch {args.batch}: " + _longest_text(longest, args.phase))
     s = est.summary
@@ -564,7 +568,7 @@ def cmd_model(args) -> int:
 
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
           f"weights {s['weights']}, KV {s['kv_dtype']}, recipe {s['recipe']}, "
-          f"KV method {parse_kv_method(s['kv_method']).describe()}, dynamic {s['dynamic']}")
+          f"KV method {parse_kv_method(s['kv_method']).describe()}, dynamic {s['dynamic']}, runtime {s['runtime']}")
     if s["beyond_trained_context"]:
         print(f"  note          context {s['context']:,} is past {s['model']}'s {s['trained_context']:,} trained "
               f"positions: priced as if a long-context (RoPE-scaled) variant ran it")
@@ -606,6 +610,14 @@ def _add_serving_args(p):
                         f"default {DEFAULT_TOKEN_BUDGET})")
     p.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE, metavar="Q",
                    help=f"percentile for TTFT and inter-token latency (default {DEFAULT_PERCENTILE:g})")
+
+
+def _add_runtime_arg(p):
+    from simulator.runtimes import DEFAULT_RUNTIME, RUNTIME_NAMES
+
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=RUNTIME_NAMES,
+                   help="the software's per-step costs: kernel launches (eager, or CUDA graphs) and host time per "
+                        f"step and per sequence (workloads/runtimes.yaml, docs/llm.md; default {DEFAULT_RUNTIME})")
 
 
 def _add_reserve_arg(p):
@@ -706,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
                    repeat_hint="join a recipe's parts with '+' (--recipe 2:4+width:0.3); "
                                "`sparsim plan --recipe A --recipe B` compares recipes")
     _add_reserve_arg(p)
+    _add_runtime_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_model)
 
@@ -738,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="also draw the Pareto front (output tokens/s per GPU against "
                    "tokens/s per user) with the recommendation marked, into FILE (png, pdf, svg)")
     _add_reserve_arg(p)
+    _add_runtime_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     p.set_defaults(func=cmd_plan)
 

@@ -41,6 +41,7 @@ from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.ops import allreduce_columns, layer_text, memory_op_columns
+from simulator.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
 from simulator.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
 
 PHASES = ("prefill", "decode")
@@ -55,12 +56,12 @@ OWL_GROUPS = 8
 RECIPE_HELP = ("dense | 2:4 | N:M | unstructured:S[:csr|bitmap|tiled-csl|masked] | block:B:S | sparsegpt[:kernel] | "
                "wanda[:kernel] | owl:S[:lambda][:kernel], optionally @attn/@mlp/@qkv/@o/@up/@down | width:F | "
                "heads:F | hidden:F | depth:F, joined with '+' (e.g. '2:4@mlp+depth:0.25')")
-TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication", "offload")
+TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "communication", "offload", "runtime")
 # Time by what an op does, whatever bounds it (launches included): the GEMMs, the attention with
 # a KV method's own kernels, and the rest (norms, activations, embedding, all-reduces).
 OP_KINDS = ("gemm", "attention", "other")
 _OP_KIND = {"gemm": "gemm", "attention": "attention", "kv-method": "attention"}
-_BOUNDS = ("compute", "memory", "overhead", "communication", "offload")
+_BOUNDS = ("compute", "memory", "overhead", "communication", "offload", "runtime")
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,9 @@ def _one_valid_point(phase, batch, context, generated) -> bool:
 
 
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
-          dynamic=None):
+          dynamic=None, runtime=None):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
+    profile = load_runtime(runtime)
     check_dtype(dtype)
     if hw.matrix_peak_flop_per_s(dtype) is None and hw.vector_peak_flop_per_s(dtype) is None:
         raise SimulatorError(f"--dtype: {hw.id} cannot compute in {dtype}; it supports "
@@ -404,12 +406,21 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             if d_total:
                 memory_op("dense_activation" + t_tag, d_total, (up_n + ffn_gpu) * t_tokens * act, layer=d_layer_text)
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
+    flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
     for g in kv.groups:
-        if mla is None:
+        shaped = _flash_shaped(g, env, n_points) if flash else np.zeros(n_points, dtype=bool)
+        if mla is None and shaped.all():
+            columns = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
+        elif mla is None:
             columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
                                         new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
                                         read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
                                         dequant_flops=g.dequant_flops)
+            if shaped.any():  # per point: FlashAttention where the group is a plain FA call there
+                fa = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
+                columns = {key: np.where(shaped, fa[key], np.broadcast_to(columns[key], (n_points,)))
+                           for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s",
+                                       "bound_code", "bytes_kv", "splits")}
         else:
             columns = _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act)
         add("attention" + g.label, "attention", g.count, columns, layer=g.layers)
@@ -452,6 +463,14 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 c["time_s"] = roof + c["overhead_s"]
                 c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
 
+    # The runtime's launch path (simulator/runtimes.py): each op's launches at the runtime's cost for
+    # its phase (eager: the spec's, nothing changes)
+    if profile.changes_launches:
+        launch_s = profile.launch_s(hw, prefill)
+        for o in ops:
+            reprice_launches(o["columns"], launch_s, hw,
+                             sparse_extra=o["columns"].get("kernel") in ("sparse-tc", "nm-whatif"))
+
     # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group
     # (the base DynamicMethod offloads nothing: no need for the model copy).
     if type(dyn).offload_seconds is not DynamicMethod.offload_seconds:
@@ -471,6 +490,14 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
                  "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)}, layer=t_layer_text)
 
+    if profile.has_host_cost:  # the runtime's host time per step: scheduling, inputs, graph launch
+        host = np.broadcast_to(profile.host_s(batch), (n_points,)).astype(float)
+        zeros = np.zeros(n_points)
+        add("runtime", "runtime", 1.0,
+            {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
+             "overhead_s": host, "comm_time_s": zeros, "time_s": host, "bound_code": np.full(n_points, 5)},
+            scope="host")
+
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
     # the cache and the method's state held after the phase (dense: layers x 2 x KV heads x hd x context x batch)
@@ -483,7 +510,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     context_info = {
         "rec": rec, "tp": tp, "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
         "kv_dtype": kv_dtype, "kv_method": pipeline.text, "dynamic": dyn.describe() if dyn.name != "none" else "none",
-        "layers": layers, "phase": phase, "batch": batch,
+        "layers": layers, "phase": phase, "batch": batch, "runtime": runtime_name(runtime),
         "context": context, "generated": generated,
         "tokens_out": np.where(prefill, batch * context, batch),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
@@ -602,6 +629,56 @@ def _mla_attention_columns(hw, mla, g, batch, heads_gpu, prefill, dtype, act):
     shape = np.shape(prefill)
     return {key: np.where(prefill, np.broadcast_to(forms[0][key], shape), np.broadcast_to(forms[1][key], shape))
             for key in forms[0]}
+
+
+FLASH_DTYPES = ("fp16", "bf16", "fp8")  # FlashAttention's (simulator.estimate_attention's) dtypes
+
+
+def _flash_attention_applies(hw, dtype: str, kv_dtype: str) -> bool:
+    """Whether ``simulator.estimate_attention``'s FlashAttention model prices this attention: a GPU
+    with a tensor-core peak for ``dtype``, one of FlashAttention's dtypes, the cache in that dtype."""
+    return (hw.kind == "gpu" and dtype in FLASH_DTYPES and kv_dtype == dtype
+            and hw.matrix_peak_flop_per_s(dtype) is not None)
+
+
+def _flash_shaped(g, env, n_points: int) -> np.ndarray:
+    """Whether a KV group's attention is a plain FlashAttention call over the tokens it attends to:
+    full-precision K/V (no quantization, no merged layers: bytes = tokens x token_bytes), no
+    dequantization work, and causal pairs (no window pattern). Token selection (H2O, SnapKV,
+    Quest's pages, LazyLLM's kept prompt) only changes which tokens are attended, so it is.
+    Per point (a bool array): KIVI's prefill attends full-precision K/V, its decode does not."""
+    if g.merged:
+        return np.zeros(n_points, dtype=bool)
+    plain_bytes = (g.read_tokens + g.new) * env.token_bytes
+    plain_pairs = g.new * g.read_tokens + g.new * (g.new + 1.0) / 2.0
+    close = lambda a, b: np.isclose(np.broadcast_to(np.asarray(a, float), (n_points,)),
+                                    np.broadcast_to(np.asarray(b, float), (n_points,)), rtol=1e-12, atol=0.0)
+    no_dequant = np.broadcast_to(np.asarray(g.dequant_flops, float) == 0, (n_points,))
+    return no_dequant & close(g.read_bytes, plain_bytes) & close(g.pairs, plain_pairs)
+
+
+def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points) -> dict:
+    """A KV group's attention priced by ``simulator.estimate_attention``'s FlashAttention kernel model
+    (attention.flash_attention_columns with the device's calibrated ``attention:`` parameters), over
+    the points at once: ``g.new`` queries per sequence over ``g.read_tokens`` attended cached tokens,
+    causal. Columns as attention_columns (the launches in ``overhead_s``; kernel_time_s the
+    kernel's own time, its fixed time and split combine included)."""
+    from simulator.attention import attention_parameters, flash_attention_columns
+
+    shape = (n_points,)
+    as_points = lambda v: np.broadcast_to(np.asarray(v, float), shape).astype(float)
+    c = flash_attention_columns(hw, attention_parameters(hw), as_points(batch), as_points(g.new),
+                                as_points(g.read_tokens), as_points(heads_gpu), as_points(kv_heads_gpu),
+                                as_points(head_dim), dtype, np.ones(shape, dtype=bool))
+    overhead = c["time_s"] - c["kernel_time_s"]  # the launches: one, and the combine's where split
+    roof = c["kernel_time_s"]
+    bound = np.where(overhead > roof, 2, np.where(c["bound_code"] == 2, np.where(
+        c["compute_time_s"] >= c["memory_time_s"], 0, 1), c["bound_code"]))
+    return {"flops": c["flops"], "bytes": c["bytes"], "compute_time_s": c["compute_time_s"],
+            "memory_time_s": c["memory_time_s"], "overhead_s": overhead, "time_s": c["time_s"],
+            "kernel_time_s": c["kernel_time_s"], "bound_code": bound,
+            "bytes_kv": as_points(batch) * kv_heads_gpu * np.asarray(g.read_bytes, float), "splits": c["splits"],
+            "kernel": "flash-attention"}
 
 
 def _group_columns(c: dict, grouped, memory_ramp_s: float = 0.0) -> None:
@@ -766,8 +843,8 @@ def _kind_rule(kind: str) -> tuple:
     offload's is offload whatever its code; other ops split by bound: compute, the memory they
     read (weights, KV cache or activations), overhead."""
     category = TIME_CATEGORIES.index
-    if kind in ("comm", "offload"):
-        by_code = (category("communication" if kind == "comm" else "offload"),) * 4
+    if kind in ("comm", "offload", "runtime"):
+        by_code = (category({"comm": "communication"}.get(kind, kind)),) * 4
     else:
         memory_name = {"attention": "kv", "kv-method": "kv", "gemm": "weights"}.get(kind, "memory-ops")
         by_code = (category("compute"), category(memory_name), category("overhead"), -1)
@@ -778,7 +855,8 @@ def _kind_rule(kind: str) -> tuple:
 def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: int = 4096, tp: int = 1,
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
                    kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
-                   generated: int = 0, dynamic=None, memory_reserve_bytes: float = 0.0) -> ModelEstimate:
+                   generated: int = 0, dynamic=None, memory_reserve_bytes: float = 0.0,
+                   runtime: "str | None" = None) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
@@ -793,13 +871,16 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     ``memory_reserve_bytes`` is memory per GPU the runtime keeps for itself (CUDA context,
     library workspaces, allocator slack; vLLM's gpu_memory_utilization leaves 10%): it counts
     against the capacity in ``fits`` and is part of ``memory_bytes_per_gpu``.
+    ``runtime`` names the software's per-step costs (simulator/runtimes.py: eager, cuda-graphs,
+    vllm, trtllm, gpt-fast; default eager): each kernel launch at the runtime's cost for the phase,
+    and its host time per step as the ``runtime`` time category.
     """
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
     hw = load_hw(hw)
     ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
-                      dynamic)
+                      dynamic, runtime)
     totals = _reserve(_totals(ops, info, hw), memory_reserve_bytes, hw)
     summary = _summary(cfg, hw, info, totals, 0)
     summary["memory_reserve_bytes_per_gpu"] = float(memory_reserve_bytes)
@@ -868,7 +949,7 @@ def _summary(cfg, hw, info, totals, i) -> dict:
         "beyond_trained_context": cfg.beyond_trained_context(info["context"][i]),
         "trained_context": cfg.max_position_embeddings, "dtype": info["dtype"], "weights": info["weights"],
         "kv_dtype": info["kv_dtype"], "recipe": rec.text, "kv_method": info["kv_method"],
-        "dynamic": info["dynamic"], "layers": info["layers"],
+        "dynamic": info["dynamic"], "runtime": info["runtime"], "layers": info["layers"],
         "time_s": float(totals["time_s"][i]),
         "tokens_per_s": float(info["tokens_out"][i] / totals["time_s"][i]),
         "time_by_category_s": {c: float(v[i]) for c, v in totals["by_category"].items()},
@@ -893,12 +974,12 @@ def _at_point(value, shape, i):
     return np.broadcast_to(value, shape)[i]
 
 
-SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic")
+SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic", "runtime")
 
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
-    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, generated (decode steps since
+    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, runtime (default eager), generated (decode steps since
     the prefill) and memory_reserve_bytes (per GPU, see estimate_model); points sharing the first
     ones are priced in one vectorized pass. Returns one
     row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
@@ -908,7 +989,7 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
 
     frame = points.reset_index(drop=True).copy()
     defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
-                "dynamic": None, "generated": 0, "memory_reserve_bytes": 0.0}
+                "dynamic": None, "runtime": DEFAULT_RUNTIME, "generated": 0, "memory_reserve_bytes": 0.0}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
@@ -931,14 +1012,14 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
             *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
-        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic = (
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         rows = frame.loc[index]
         cfg = load_model(model) if isinstance(model, str) else model
         hw = load_hw(hw_name)
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
                           rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
-                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic)
+                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime)
         totals = _reserve(_totals(ops, info, hw), rows["memory_reserve_bytes"].to_numpy(float), hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]
@@ -968,7 +1049,7 @@ def _hashable(value):
 
 def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1, tp: int = 1,
                      dtype: str = "bf16", weights=None, recipe="dense", kv_dtype=None, samples: int = 33,
-                     kv_method=None, dynamic=None, memory_reserve_bytes: float = 0.0) -> dict:
+                     kv_method=None, dynamic=None, memory_reserve_bytes: float = 0.0, runtime=None) -> dict:
     """A whole request for a batch: time to first token (the prefill), the time per output token
     as the context grows from ``prompt`` to ``prompt + output_tokens - 1``, and throughput.
 
@@ -990,7 +1071,7 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
         "recipe": recipe, "kv_dtype": kv_dtype, "kv_method": [pipeline] * (1 + len(sampled)), "dynamic": dynamic,
         "phase": ["prefill"] + ["decode"] * len(sampled), "batch": batch,
         "context": np.concatenate([[prompt], prompt + sampled]), "generated": np.concatenate([[0], sampled]),
-        "memory_reserve_bytes": memory_reserve_bytes,
+        "memory_reserve_bytes": memory_reserve_bytes, "runtime": runtime_name(runtime),
     })
     result = sweep(points)
     ttft = float(result["time_s"].iloc[0])
@@ -999,7 +1080,7 @@ def estimate_request(model, hw, prompt: int, output_tokens: int, batch: int = 1,
     return {
         "model": model if isinstance(model, str) else model.id, "hw": hw if isinstance(hw, str) else hw.id,
         "prompt": int(prompt), "output_tokens": int(output_tokens), "batch": int(batch),
-        "kv_method": pipeline.text, "ttft_s": ttft,
+        "kv_method": pipeline.text, "runtime": runtime_name(runtime), "ttft_s": ttft,
         "tpot_first_s": float(per_step[0]), "tpot_last_s": float(per_step[-1]),
         "tpot_mean_s": decode_total / len(steps),
         "latency_s": ttft + decode_total,

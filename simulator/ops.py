@@ -34,13 +34,30 @@ def memory_op_columns(hw: HardwareSpec, bytes_moved, flops=0.0):
 
 
 def allreduce_columns(hw: HardwareSpec, message_bytes, tp: int):
-    """Tensor-parallel all-reduce of each GPU's ``message_bytes`` (ring over the spec's link)."""
+    """Tensor-parallel all-reduce of each GPU's ``message_bytes`` over ``tp`` GPUs.
+
+    Where the spec lists ``interconnect.topologies``: NCCL's ring/tree model of
+    ``simulator.estimate_allreduce`` (collectives.allreduce_kernel_time, calibrated ``allreduce:``
+    values included) on the first topology that spans ``tp`` GPUs, plus one launch (the NCCL
+    kernel's, in ``overhead_s``). Otherwise (no topologies, or more GPUs than any spans) the spec's
+    ``collective`` ring, HardwareSpec.allreduce_time_s, which also knows host-staged PCIe and the
+    internode network."""
+    from simulator.collectives import allreduce_kernel_time, topologies
+
     message_bytes = np.asarray(message_bytes, float)
-    comm = np.asarray(hw.allreduce_time_s(message_bytes, tp), float)
     zeros = np.zeros_like(message_bytes)
+    spans = [t for t in topologies(hw).values() if t.max_gpus >= tp] if (
+        hw.interconnect is not None and hw.interconnect.topologies and tp > 1) else []
+    if spans:
+        comm, _, _ = allreduce_kernel_time(spans[0], message_bytes, tp)
+        comm = np.asarray(comm, float)
+        overhead = np.full_like(comm, hw.launch_overhead_s)
+    else:
+        comm = np.asarray(hw.allreduce_time_s(message_bytes, tp), float)
+        overhead = zeros
     return {
         "flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
-        "overhead_s": zeros, "comm_time_s": comm, "time_s": comm,
+        "overhead_s": overhead, "comm_time_s": comm, "time_s": comm + overhead,
         "bound_code": np.full(message_bytes.shape, 3),
     }
 

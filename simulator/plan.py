@@ -390,7 +390,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
                  recipes=("dense",), weights=(None,), kv_methods=(None,), dtype: str = "bf16",
                  max_ttft_s=None, max_tpot_s=None, rate=None, prices=None, objective: str = "throughput",
                  memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None,
-                 return_candidates: bool = False) -> pd.DataFrame:
+                 return_candidates: bool = False, runtime=None) -> pd.DataFrame:
     """Serving configurations of ``model`` for a request mix (``context`` prompt tokens and
     ``output_tokens``, or ``context`` a mix 'P:O[:w],...'), one row per deployment, the best first
     by ``objective``: each at the batch (sequences held) the objective prefers among those that fit
@@ -399,7 +399,10 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     ``prices`` ($/GPU-hour by device) and what limits it (``limited_by``: memory, KV capacity,
     token budget, TPOT, TTFT). Every number is ``simulator.serving.serve`` at that point (what
     ``sparsim model --output-tokens`` prints; ``model_command`` says how). With
-    ``return_candidates``, also every (deployment, batch) priced, as serve_points rows."""
+    ``return_candidates``, also every (deployment, batch) priced, as serve_points rows. ``runtime``:
+    the runtime profile every step is priced with (simulator/runtimes.py; default eager), in
+    ``table.attrs["runtime"]``."""
+    from simulator.runtimes import runtime_name
     from simulator.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
                                    check_percentile, decode_share, request_mix, serve_points)
 
@@ -453,7 +456,9 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
                          "meets_targets": False, "limited_by": "invalid", "note": str(err)})
             continue
         valid.append(key)
-    kw = dict(dtype=dtype, token_budget=token_budget, memory_reserve_bytes=reserve, percentile=percentile)
+    runtime = runtime_name(runtime)
+    kw = dict(dtype=dtype, token_budget=token_budget, memory_reserve_bytes=reserve, percentile=percentile,
+              runtime=runtime)
     if valid:
         frame = pd.DataFrame(valid)
         n = len(frame)
@@ -485,7 +490,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         candidates = priced
         rows += _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile,
                         top_mem, top_budget, model, dtype, reserve,
-                        token_budget, context, output_tokens)
+                        token_budget, context, output_tokens, runtime)
     table = pd.DataFrame(rows, columns=list(SERVING_COLUMNS))
     table["kv_method"] = table["kv_method"].fillna("none")
     table["weights"] = table["weights"].fillna(dtype)
@@ -497,6 +502,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     table.attrs["token_budget"] = token_budget
     table.attrs["longest_tokens"] = longest_prompt + longest_output
     table.attrs["percentile"] = percentile
+    table.attrs["runtime"] = runtime
     if return_candidates:  # every candidate batch priced, for the Pareto front (--plot)
         return table, (candidates if valid else pd.DataFrame())
     return table
@@ -529,7 +535,7 @@ def _rank(table, objective):
 
 
 def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective, percentile, top_mem,
-            top_budget, model, dtype, reserve, token_budget, context, output_tokens) -> list:
+            top_budget, model, dtype, reserve, token_budget, context, output_tokens, runtime="eager") -> list:
     """Per deployment, the candidate batch the objective prefers among those that fit and meet the
     targets (or, where none does, batch 1 as the closest miss), as SERVING_COLUMNS rows."""
     from simulator.serving import queue_wait
@@ -611,7 +617,8 @@ def _choose(priced, frame, mix, max_ttft_s, max_tpot_s, rate, prices, objective,
             "note": None,
             "model_command": _model_command(model, d, int(r["batch"]), context, output_tokens, dtype, reserve,
                                             token_budget, percentile,
-                                            (rate / replicas[j]) if rate is not None and replicas[j] > 0 else None),
+                                            (rate / replicas[j]) if rate is not None and replicas[j] > 0 else None,
+                                            runtime),
         })
         # how far from the targets: the larger of TPOT / target and TTFT (before queueing) / target
         ratios = [r["tpot_s"] / max_tpot_s if max_tpot_s else 0.0,
@@ -649,7 +656,8 @@ def _limited_by(j, mine, p, fits, tpot_ok, ttft_ok, objective, top_budget) -> st
     return "throughput peak"  # a larger batch fits and meets the targets but serves less (rare)
 
 
-def _model_command(model, d, batch, context, output_tokens, dtype, reserve, token_budget, percentile, rate) -> str:
+def _model_command(model, d, batch, context, output_tokens, dtype, reserve, token_budget, percentile, rate,
+                   runtime="eager") -> str:
     """The `sparsim model` call that prints this configuration's numbers."""
     from simulator.serving import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
 
@@ -677,4 +685,6 @@ def _model_command(model, d, batch, context, output_tokens, dtype, reserve, toke
         parts.append(f"--percentile {percentile:g}")
     if rate is not None:
         parts.append(f"--rate {float(rate)!r}")
+    if runtime != "eager":
+        parts.append(f"--runtime {runtime}")
     return " ".join(parts)

@@ -50,7 +50,13 @@ where ``rho > 1 - q``, else 0. The wait is added to TTFT; TPOT is priced at satu
 replica below it runs fewer sequences, so this bounds it from above).
 
 Not modelled: model accuracy (perplexity) of a recipe or KV method; preemption and
-recomputation; prefix caching; speculative decoding; the scheduler's own host time.
+recomputation; prefix caching; speculative decoding.
+
+The runtime (``runtime``, simulator/runtimes.py; default eager) prices each kernel launch at its
+cost for the phase (every step here is priced as a decode step's kernels, so a CUDA-graph runtime's
+graphed launches apply to chunk steps too), and adds its host time once per step: the step cost
+plus the per-sequence cost for the ``D`` decoding sequences (and, in a chunk step, the prompts the
+chunk holds, at least one).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ import pandas as pd
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
 from simulator.llm import sweep
+from simulator.runtimes import load_runtime, runtime_name
 
 # vLLM's SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048 (vllm/config/scheduler.py), which is
 # also its OpenAI server's default on GPUs under 70 GiB; on H100/H200-class GPUs the server uses
@@ -168,7 +175,8 @@ def decode_share(batch, prompt_mean, output_mean, token_budget):
 
 def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf16",
                  token_budget: int = DEFAULT_TOKEN_BUDGET, memory_reserve_bytes: float = 0.0,
-                 percentile: float = DEFAULT_PERCENTILE, kv_dtype=None, dynamic=None) -> pd.DataFrame:
+                 percentile: float = DEFAULT_PERCENTILE, kv_dtype=None, dynamic=None,
+                 runtime=None) -> pd.DataFrame:
     """The steady state of each row of ``deployments`` (columns hw, tp, recipe, weights,
     kv_method) serving ``mix`` with at most ``batch[j]`` sequences held (one batch per row).
     Vectorized: all rows are priced in a few ``sweep`` passes. Returns one row per input row
@@ -197,7 +205,7 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     chunk_tokens = int(min(s, max(mix.prompt_tokens)))
     prompts = sorted(set(mix.prompt_tokens))
     common = dict(model=model, dtype=dtype, kv_dtype=kv_dtype, dynamic=dynamic,
-                  memory_reserve_bytes=float(memory_reserve_bytes))
+                  memory_reserve_bytes=float(memory_reserve_bytes), runtime=runtime_name(runtime))
     # per deployment: GEMMs over the whole budget, each prompt's prefill attention, one chunk's memory
     uniq = frame.drop_duplicates().reset_index(drop=True)
     index_of = {tuple(r): i for i, r in enumerate(uniq.itertuples(index=False, name=None))}
@@ -210,7 +218,8 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
               frame.assign(phase="decode", batch=np.maximum(held_whole, 1), context=mem_prompt + mem_output,
                            generated=mem_output)]
     priced = sweep(pd.concat(parts, ignore_index=True).assign(**common))
-    dense = (priced["time_gemm_ops_s"] + priced["time_other_ops_s"]).to_numpy()
+    # the runtime's host time is added once per step below, for the step's own sequences
+    dense = (priced["time_gemm_ops_s"] + priced["time_other_ops_s"] - priced["time_runtime_s"]).to_numpy()
     attn = priced["time_attention_ops_s"].to_numpy()
     full_dense = dense[:u][which]
     prefill_attn = {p: attn[(1 + i) * u:(2 + i) * u][which] for i, p in enumerate(prompts)}
@@ -230,8 +239,9 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     attn_dec = np.where(d >= 1, attn[at_lo] * (1 - w_hi) + attn[at_hi] * w_hi, attn[at_lo] * d)
     # one chunk's share of prefill attention: the mix's prefill attention per prompt token, x c
     per_prompt_token = sum(w * prefill_attn[p] for p, w in zip(mix.prompt_tokens, mix.weights)) / p_mean
-    step_chunk = full_dense + attn_dec + per_prompt_token * chunk
-    step_plain = dense_dec + attn_dec
+    profile = load_runtime(runtime)
+    step_chunk = full_dense + attn_dec + per_prompt_token * chunk + profile.host_s(d + np.maximum(1.0, chunk / p_mean))
+    step_plain = dense_dec + attn_dec + profile.host_s(d)
     if np.any(pp > 1):  # a micro-batch's activations cross pp - 1 stage boundaries per step
         send_chunk, send_plain = _stage_transfers(model, frame, pp, s, np.maximum(d, 1.0), dtype)
         step_chunk = step_chunk + send_chunk
@@ -259,7 +269,7 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
         output_tokens_per_s_per_gpu=tokens_per_s / (frame["tp"].to_numpy() * pp),
         memory_bytes_per_gpu=memory, memory_capacity_bytes=capacity, fits=memory <= capacity,
         shortfall_bytes=np.maximum(0.0, memory - capacity), budget_limited=batch / pp > np.floor(cap + 1.0),
-        percentile=float(percentile), prompt_mean=p_mean, output_mean=o_mean)
+        percentile=float(percentile), prompt_mean=p_mean, output_mean=o_mean, runtime=runtime_name(runtime))
     return out
 
 
@@ -339,7 +349,7 @@ def calibration_note(hw) -> str:
 def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1, dtype: str = "bf16",
           weights=None, recipe="dense", kv_method=None, token_budget: int = DEFAULT_TOKEN_BUDGET,
           memory_reserve_bytes: float = 0.0, percentile: float = DEFAULT_PERCENTILE, rate=None,
-          kv_dtype=None, dynamic=None, pp: int = 1) -> dict:
+          kv_dtype=None, dynamic=None, pp: int = 1, runtime=None) -> dict:
     """One deployment's steady state at ``batch`` sequences held (see the module docstring):
     a dict of SI numbers; with ``rate`` (requests/s to this replica) the M/D/1 wait is added to
     TTFT. ``prompt`` may be a RequestMix or mix text ('4096:256:0.7,32768:512:0.3')."""
@@ -350,7 +360,7 @@ def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1
     frame = pd.DataFrame([dict(hw=load_hw(hw).id, tp=int(tp), recipe=recipe, weights=weights, kv_method=kv_method,
                                pp=int(pp))])
     row = serve_points(model, frame, [int(batch)], mix, dtype, token_budget, memory_reserve_bytes, percentile,
-                       kv_dtype, dynamic).iloc[0].to_dict()
+                       kv_dtype, dynamic, runtime).iloc[0].to_dict()
     row.update(model=model if isinstance(model, str) else model.id, mix=mix.describe(),
                prompt=mix.longest[0] if len(mix.weights) == 1 else None,
                output_tokens=int(mix.output_tokens[0]) if len(mix.weights) == 1 else None,

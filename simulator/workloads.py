@@ -63,6 +63,8 @@ class ModelAnchor(Strict):
     context: int = Field(gt=0)
     dtype: str
     weights: Optional[str] = None
+    # the software that was measured (simulator/runtimes.py): its per-step costs are part of the number
+    runtime: Literal["eager", "cuda-graphs", "vllm", "trtllm", "gpt-fast"] = "eager"
     source: str = Field(min_length=3)
 
 
@@ -137,19 +139,22 @@ def load_model_anchors() -> list[ModelAnchor]:
     return load_yaml((workloads_dir() / "anchors" / "llm.yaml").resolve(), ModelAnchors).anchors
 
 
-def model_anchor_table() -> pd.DataFrame:
+def model_anchor_table(runtime: "str | None" = None) -> pd.DataFrame:
     """Model vs published for every whole-model anchor, on the devices as they load (the
-    ``calibration`` column says whether that is a calibration or the spec's defaults)."""
+    ``calibration`` column says whether that is a calibration or the spec's defaults), each with
+    the runtime it was measured on (``runtime`` given: that one for all, e.g. "eager" for the
+    model without runtime costs)."""
     from simulator.llm import estimate_model
 
     rows = []
     for a in load_model_anchors():
         phase = "prefill" if a.metric == "ttft_s" else "decode"
         s = estimate_model(a.model, a.hw, phase, a.batch, a.context, dtype=a.dtype, weights=a.weights,
-                           with_ops=False).summary
+                           with_ops=False, runtime=runtime or a.runtime).summary
         model_value = s["time_s"] if a.metric == "ttft_s" else s["tokens_per_s"]
         rows.append({"anchor": a.id, "row": a.anchor_row, "model": a.model, "hw": a.hw, "metric": a.metric,
                      "dtype": a.dtype, "weights": a.weights or a.dtype, "context": a.context,
+                     "runtime": runtime or a.runtime,
                      "published": a.value, "estimate": model_value, "error": model_value / a.value - 1.0,
                      "calibration": calibration_state(a.hw)})
     return pd.DataFrame(rows)

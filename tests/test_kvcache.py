@@ -108,18 +108,25 @@ def test_decode_time_never_falls_as_batch_or_context_grows():
 
 
 def test_short_contexts_do_not_saturate_bandwidth():
-    # LLaMA-2-70B on 8 H100s holds one KV head per GPU: at batch 1 a short cache occupies few SMs
+    # LLaMA-2-70B on 8 H100s holds one KV head per GPU: at batch 1 a short cache is a few blocks, and
+    # the FlashAttention kernel (simulator.estimate_attention's model, which the op graph uses) pays its
+    # fixed time (fixed_us 2 us) and a split's combine (combine_us 2 us) whatever it reads. Bandwidth
+    # achieved = bytes / kernel time (time_s less the launches in overhead_s). By hand, with the
+    # h100 roof 3350 GB/s x hbm 0.814 = 2.73 TB/s:
+    # - 512 tokens: K+V 512 x 2 x 128 x 2 B = 262 kB (+ q/o, partials ~1.3 MB in all) -> under 0.5 us at the
+    #   roof, but >= 4 us of fixed + combine: < 0.33 TB/s, well under 0.2 x roof;
+    # - 65536 tokens: 33.6 MB -> 12.3 us at the roof, + 4 us: 33.6 / 16.3 = 2.06 TB/s, over 0.7 x roof.
     def effective_bandwidth(context):
         ops = estimate_model("llama-2-70b", "h100", "decode", 1, context, tp=8).ops
         row = ops.loc[ops.op == "attention"].iloc[0]
-        return row["bytes"] / row["memory_time_s"]
+        return row["bytes"] / (row["time_s"] - row["overhead_s"])
 
     from simulator.hardware import load_hw
 
     hw = load_hw("h100")
     roof = hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value
     short, long = effective_bandwidth(512), effective_bandwidth(65536)
-    assert short < 0.2 * roof and long == pytest.approx(roof)
+    assert short < 0.2 * roof and 0.7 * roof < long < roof
     assert effective_bandwidth(2048) > short
 
 
