@@ -248,14 +248,17 @@ def attention_table(model, hw, tp=None, dtype: str = "fp16", kv_dtype=None, kv_m
     cached (context kv_cache_size + 1, the new token included), priced through the whole-model path
     so a KV method (``kv_method``) changes them: its attention kernels and its own kernels (score
     passes, page scans), count-weighted over layer groups, per layer. Prefill rows (one sequence,
-    ``prefill_chunk_size`` new tokens over ``kv_cache_size`` cached) are sparsim's dense attention
-    kernel (simulator.kvcache.attention_columns) over chunk x cached + causal pairs: the whole-model
-    path has no chunked prefill, and KV methods act once the prompt is in. Kernel times (max of
-    compute and memory), no launch overhead; reshapes 0 (not priced by sparsim)."""
+    ``prefill_chunk_size`` new tokens over ``kv_cache_size`` cached) are the kernel Vidur profiled,
+    FlashAttention's ``flash_attn_with_kvcache`` as ``simulator.estimate_attention`` prices it (on
+    GPUs and dtypes FlashAttention runs; else sparsim's split-KV attention kernel over chunk x cached
+    + causal pairs): the whole-model path has no chunked prefill, and KV methods act once the prompt
+    is in. Kernel times (what a profiler measures), no launch overhead; reshapes 0 (not priced by
+    sparsim)."""
     from simulator.dtypes import BYTES_PER_ELEMENT
     from simulator.hardware import load_hw
     from simulator.kvcache import _causal, attention_columns
-    from simulator.llm import _plan, parse_recipe
+    from simulator.attention import attention_parameters, flash_attention_columns
+    from simulator.llm import _flash_attention_applies, _plan, parse_recipe
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
@@ -277,17 +280,25 @@ def attention_table(model, hw, tp=None, dtype: str = "fp16", kv_dtype=None, kv_m
         for o in ops:
             if o["kind"] in ("attention", "kv-method"):
                 c = o["columns"]
-                kernel = np.maximum(c["compute_time_s"], c["memory_time_s"])
+                kernel = c.get("kernel_time_s", np.maximum(c["compute_time_s"], c["memory_time_s"]))
                 per_layer = per_layer + np.broadcast_to(kernel, b.shape) * np.broadcast_to(np.asarray(o["count"], float), b.shape)
         decode_ms = per_layer / info["layers"] * 1e3
         # prefill: one sequence, a chunk over a cached prefix, dense FlashAttention
         chunk = prefill["prefill_chunk_size"].to_numpy(float)
         cached = prefill["kv_cache_size"].to_numpy(float)
         heads, kv_heads = cfg.heads / t, max(1.0, cfg.kv_heads / t)
-        c = attention_columns(hw, batch=np.ones_like(chunk), heads=heads, kv_heads=kv_heads, head_dim=cfg.head_dim,
-                              new_tokens=chunk, pairs=chunk * cached + _causal(chunk), read_tokens=cached + chunk,
-                              read_bytes=(cached + chunk) * 2.0 * cfg.head_dim * kv_el, dtype=dtype, act_bytes=act)
-        prefill_ms = np.maximum(c["compute_time_s"], c["memory_time_s"]) * 1e3
+        if _flash_attention_applies(hw, dtype, kv_dtype or dtype):
+            # the kernel Vidur profiles (flash_attn_with_kvcache, new K/V appended in the kernel), as
+            # simulator.estimate_attention prices it
+            one = np.ones_like(chunk)
+            c = flash_attention_columns(hw, attention_parameters(hw), one, chunk, cached, one * heads,
+                                        one * kv_heads, one * cfg.head_dim, dtype, np.ones(chunk.shape, dtype=bool))
+            prefill_ms = c["kernel_time_s"] * 1e3
+        else:
+            c = attention_columns(hw, batch=np.ones_like(chunk), heads=heads, kv_heads=kv_heads, head_dim=cfg.head_dim,
+                                  new_tokens=chunk, pairs=chunk * cached + _causal(chunk), read_tokens=cached + chunk,
+                                  read_bytes=(cached + chunk) * 2.0 * cfg.head_dim * kv_el, dtype=dtype, act_bytes=act)
+            prefill_ms = np.maximum(c["compute_time_s"], c["memory_time_s"]) * 1e3
         for part, op, ms in ((decode, "attn_decode", decode_ms), (prefill, "attn_prefill", prefill_ms)):
             frame = pd.DataFrame({f"time_stats.{o}.{stat}": (np.zeros(len(part)) if o not in ("attn_decode", "attn_prefill")
                                                              else (ms if o == op and stat != "std" else

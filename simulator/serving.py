@@ -22,8 +22,10 @@ The fluid model (every quantity an average over a long run, the queue never empt
 Step times come from ``simulator.llm.sweep`` (the same op graph as ``sparsim model``), split
 by op kind: a step with a chunk runs its GEMMs and other token-wise ops (norms, all-reduces,
 activations) over ``S`` tokens at once (weights read once), the decode attention of ``D``
-sequences at their mean context (``P + O/2``), and a share ``c / P`` of one prompt's prefill
-attention (a causal prompt's attention work spread evenly over its chunks). A step without a
+sequences at their mean context (``P + O/2``), and a share ``c / P`` of one prompt's chunked
+prefill attention (its ``ceil(P / c)`` chunk kernels, each over the prefix before it, spread evenly;
+where FlashAttention prices it, the op graph's one-call prefill is scaled by that sum over the
+one call, ``_chunked_attention_ratio``). A step without a
 chunk runs the GEMMs over ``D`` tokens. ``D`` is fractional: step times are interpolated
 linearly between the whole batches around it (a single sequence's step where ``D < 1``).
 
@@ -69,7 +71,7 @@ import pandas as pd
 
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
-from simulator.llm import sweep
+from simulator.llm import estimate_model, sweep
 from simulator.runtimes import load_runtime, runtime_name
 
 # vLLM's SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048 (vllm/config/scheduler.py), which is
@@ -173,6 +175,59 @@ def decode_share(batch, prompt_mean, output_mean, token_budget):
     return d, chunk, fraction, held, cap
 
 
+MAX_CHUNKS = 4096  # chunks priced one by one per prompt; a longer chunk list is priced by its first 4096
+
+
+def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: str, kv_dtype, dynamic=None) -> dict:
+    """Per prompt length P, per row: (sum of the FlashAttention kernels of P's chunks of ``chunk[row]``
+    tokens, each over the prefix before it) / (one kernel over P at once), from
+    ``attention.flash_attention_columns`` with the device's calibrated parameters and the model's
+    per-GPU heads. The single-call prefill the op graph prices copies every new token into the cache
+    from every query head's block (the measured kernel's in-kernel append), work that grows with P
+    squared; chunks copy only their own tokens. 1 where the op graph does not price attention with
+    FlashAttention (CPUs, quantized or windowed caches, MLA, other dtypes)."""
+    from simulator.attention import attention_parameters, flash_attention_columns
+    from simulator.llm import _flash_attention_applies
+    from simulator.models import load_model
+
+    cfg = load_model(model) if isinstance(model, str) else model
+    ones = {p: np.ones(len(frame)) for p in prompts}
+    if getattr(cfg, "mla", None) is not None:
+        return ones
+    kv = kv_dtype or dtype
+    for row in range(len(frame)):
+        hw = load_hw(frame["hw"].iloc[row])
+        tp = int(frame["tp"].iloc[row])
+        if not _flash_attention_applies(hw, dtype, kv) or cfg.heads % tp or cfg.kv_heads % tp:
+            continue
+        # the KV method decides per group whether prefill is a plain FlashAttention call (windowed or
+        # merged caches are not): ask the op graph, at the shortest prompt
+        try:
+            ops = estimate_model(cfg, hw, phase="prefill", context=int(min(prompts)), tp=tp, dtype=dtype,
+                                 weights=frame["weights"].iloc[row], recipe=frame["recipe"].iloc[row],
+                                 kv_dtype=kv_dtype, kv_method=frame["kv_method"].iloc[row], dynamic=dynamic).ops
+        except SimulatorError:
+            continue
+        kernels = ops.loc[ops["kind"] == "attention", "kernel"]
+        if kernels.empty or not (kernels == "flash-attention").all():
+            continue
+        params = attention_parameters(hw)
+        c = max(1.0, float(np.floor(chunk[row])))
+        for p in prompts:
+            n = int(min(MAX_CHUNKS, np.ceil(p / c - 1e-9)))
+            starts = np.arange(n, dtype=float) * c
+            q = np.minimum(c, p - starts)
+            points = np.concatenate([q, [float(p)]])
+            past = np.concatenate([starts, [0.0]])
+            one = lambda v: np.full(points.shape, float(v))
+            cols = flash_attention_columns(hw, params, one(1), points, past, one(cfg.heads // tp),
+                                           one(cfg.kv_heads // tp), one(cfg.head_dim), dtype,
+                                           np.ones(points.shape, dtype=bool))
+            t = cols["time_s"]
+            ones[p][row] = t[:-1].sum() / t[-1]
+    return ones
+
+
 def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf16",
                  token_budget: int = DEFAULT_TOKEN_BUDGET, memory_reserve_bytes: float = 0.0,
                  percentile: float = DEFAULT_PERCENTILE, kv_dtype=None, dynamic=None,
@@ -237,6 +292,10 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     w_hi = np.where(hi > lo, d - lo, 0.0)
     dense_dec = np.where(d >= 1, dense[at_lo] * (1 - w_hi) + dense[at_hi] * w_hi, dense[at_lo])
     attn_dec = np.where(d >= 1, attn[at_lo] * (1 - w_hi) + attn[at_hi] * w_hi, attn[at_lo] * d)
+    # a prompt prefilled in chunks of c runs ceil(P / c) attention kernels (each chunk over the prefix
+    # cached before it), not one over P: where FlashAttention prices it, scale by that ratio
+    ratio = _chunked_attention_ratio(model, frame, prompts, chunk, dtype, kv_dtype, dynamic)
+    prefill_attn = {p: prefill_attn[p] * ratio[p] for p in prompts}
     # one chunk's share of prefill attention: the mix's prefill attention per prompt token, x c
     per_prompt_token = sum(w * prefill_attn[p] for p, w in zip(mix.prompt_tokens, mix.weights)) / p_mean
     profile = load_runtime(runtime)
