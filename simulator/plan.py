@@ -74,6 +74,21 @@ def _as_tuple(values, name: str, normal=lambda v: v) -> tuple:
     return values
 
 
+def _deployment_axes(model, memory_reserve_bytes, recipes, weights, kv_methods, dtype):
+    """The model config and the checked recipe / weight-storage / KV-method axes of a plan."""
+    cfg = load_model(model)
+    if not (isinstance(memory_reserve_bytes, (int, float)) and math.isfinite(memory_reserve_bytes)
+            and memory_reserve_bytes >= 0):
+        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {memory_reserve_bytes!r}")
+    recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
+    if any(r == "" for r in recipes):
+        raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
+    # weights equal to the math dtype and 'none' are the default storage; KV '' and 'none' are no method
+    weights = _as_tuple(weights, "--weights", lambda w: None if _none(w) in (None, dtype) else w)
+    kv_methods = _as_tuple(kv_methods, "--kv-method", _none)
+    return cfg, recipes, weights, kv_methods
+
+
 def _check_inputs(cfg, prompt, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s):
     """Errors that hold for every deployment are bad input (one line, exit 2), not rows."""
     for name, value, low in (("--context", prompt, 1), ("--output-tokens", output_tokens, 0)):
@@ -109,16 +124,8 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
     deployments the model refuses on their own (a TP degree that does not divide the heads, a
     device that cannot compute in the dtype) are kept as rows with ``note`` saying why.
     ``memory_reserve_bytes`` per GPU is kept for the runtime (see estimate_model) in every fit."""
-    cfg = load_model(model)
-    if not (isinstance(memory_reserve_bytes, (int, float)) and math.isfinite(memory_reserve_bytes)
-            and memory_reserve_bytes >= 0):
-        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {memory_reserve_bytes!r}")
-    recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
-    if any(r == "" for r in recipes):
-        raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
-    # weights equal to the math dtype and 'none' are the default storage; KV '' and 'none' are no method
-    weights = _as_tuple(weights, "--weights", lambda w: None if _none(w) in (None, dtype) else w)
-    kv_methods = _as_tuple(kv_methods, "--kv-method", _none)
+    cfg, recipes, weights, kv_methods = _deployment_axes(model, memory_reserve_bytes, recipes, weights,
+                                                         kv_methods, dtype)
     _check_inputs(cfg, context, output_tokens, dtype, recipes, weights, kv_methods, max_tpot_s)
     devices = tuple(dict.fromkeys(load_hw(h).id for h in _as_tuple(hws, "--hw")))  # aliases resolved
     tps = _as_tuple(tps, "--tp")
@@ -419,15 +426,8 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     prices = parse_prices(prices)
     if objective == "cost" and not prices:
         raise SimulatorError("--objective cost: give --price device=$/GPU-hour,... (prices are user input)")
-    cfg = load_model(model)
-    if not (isinstance(memory_reserve_bytes, (int, float)) and math.isfinite(memory_reserve_bytes)
-            and memory_reserve_bytes >= 0):
-        raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {memory_reserve_bytes!r}")
-    recipes = _as_tuple(recipes, "--recipe", lambda r: r.strip() if isinstance(r, str) else r)
-    if any(r == "" for r in recipes):
-        raise SimulatorError("--recipe: empty value; use 'dense' for no pruning")
-    weights = _as_tuple(weights, "--weights", lambda w: None if _none(w) in (None, dtype) else w)
-    kv_methods = _as_tuple(kv_methods, "--kv-method", _none)
+    cfg, recipes, weights, kv_methods = _deployment_axes(model, memory_reserve_bytes, recipes, weights,
+                                                         kv_methods, dtype)
     longest_prompt, longest_output = mix.longest
     _check_inputs(cfg, max(mix.prompt_tokens), longest_output, dtype, recipes, weights, kv_methods, max_tpot_s)
     if cfg.position == "learned" and longest_prompt + longest_output > cfg.max_position_embeddings:
