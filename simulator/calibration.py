@@ -39,6 +39,7 @@ HOST_CALL_START_US = 10.0
 # Where the fit of an absent memory ramp starts (a DRAM round trip is ~0.5-1 us; a kernel's first
 # and last waves add a few): the fit sets the value.
 MEMORY_RAMP_START_US = 2.0
+TILE_FIXED_START_US = 1.0
 
 
 def calibration_path(hw: HardwareSpec) -> Path:
@@ -56,6 +57,9 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
         names |= {"kernel_launch_us", "hbm"}
         if kernel_class in ("dense", "2:4") and kernel_timed:
             names.add("memory_ramp_us")  # only kernel-timed rows see it apart from the launch
+            names.add("tile_fixed_us")  # likewise: a tile's prologue and epilogue
+        if kernel_class in ("dense", "2:4"):
+            names.add("wave_tail")  # tiled kernels' partial last wave
         model_dtype = _model_dtype(dtype)
         on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None
         matrix_name = f"dense_matrix_{model_dtype}" if f"dense_matrix_{model_dtype}" in PARAMETERS else "dense_matrix"
@@ -92,6 +96,12 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
             continue
         if current is None and name == "memory_ramp_us":
             values.append(MEMORY_RAMP_START_US)  # a starting point for the fit, not a claim
+            continue
+        if current is None and name == "wave_tail":
+            values.append(1.0)  # whole waves: the model without it
+            continue
+        if current is None and name == "tile_fixed_us":
+            values.append(TILE_FIXED_START_US)  # a starting point for the fit, not a claim
             continue
         if current is None:  # an absent optional efficiency starts from the plain kernel's
             eff = hw.efficiency

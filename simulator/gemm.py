@@ -42,6 +42,10 @@ BOUNDS = ("compute", "memory", "overhead")
 # Rows of a warp/CTA group whose slowest row sets the pace in a CSR SpMM (one warp = 32 rows).
 CSR_ROWS_PER_GROUP = 32
 
+# Split-K factors a tiled GEMM may choose among (capped by the spec's tiling.split_k_max): each
+# candidate pays its waves, its K slice and its reduction; the fastest is taken.
+SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+
 _NATIVE_PATTERNS = {"2:4": (2, 4, False), "1:2": (1, 2, False), "4:8-pairwise": (4, 8, True)}
 
 
@@ -122,18 +126,26 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     units = hw.units
     feed = hw.operand_feed_bytes_per_s_per_unit
     tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (C, 2)
-    tm = tiles_mn[:, 0].reshape(-1, *([1] * m.ndim))
-    tn = tiles_mn[:, 1].reshape(-1, *([1] * m.ndim))
+    # candidates: every tile shape with every split-K in SPLIT_K_CHOICES up to the spec's cap; each
+    # candidate's time is monotone in M, N and K (its split is fixed), and so is their minimum
+    splits = np.array([s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max], dtype=float)
+    tm = np.repeat(tiles_mn[:, 0], splits.size).reshape(-1, *([1] * m.ndim))
+    tn = np.repeat(tiles_mn[:, 1], splits.size).reshape(-1, *([1] * m.ndim))
+    split = np.tile(splits, len(tiles_mn)).reshape(-1, *([1] * m.ndim))
     tiles = np.ceil(m / tm) * np.ceil(n / tn)
-    split = np.floor(units / tiles)
-    # Split-K depends on the tile count only (not on K), which keeps time monotone in K.
-    split = np.clip(split, 1.0, hw.tiling.split_k_max)
     ctas = tiles * split
-    waves = np.ceil(ctas / units)
+    full_waves = ctas / units
+    tail = 1.0 if hw.efficiency.wave_tail is None else hw.efficiency.wave_tail.value
+    # the last, partly filled wave costs ``tail`` of a whole one beyond its share of the work
+    waves = full_waves + tail * (np.ceil(full_waves) - full_waves)
     k_per_cta = np.ceil(k / split)
     intensity = 2.0 * tm * tn / (tm * act_bytes_per_el + tn * weight_bytes_per_el)
     rate_per_unit = np.minimum(peak / units * compute_eff, feed * intensity)
-    compute = waves * 2.0 * tm * tn * k_per_cta / rate_per_unit
+    # each wave's tile also pays its fixed prologue (pipeline fill) and epilogue (output store)
+    compute = waves * (2.0 * tm * tn * k_per_cta / rate_per_unit + hw.tile_fixed_s)
+    # split-K: every split writes an fp32 partial of the output and a reduction reads them back,
+    # after the main loop (cuBLAS's workspace reduction)
+    compute = compute + (split > 1) * 2.0 * split * m * n * 4.0 / memory_rate
     memory = np.broadcast_to(other_bytes / memory_rate, compute.shape)
     # Lowest total time; among exact ties (all memory-bound) the tile with the least compute.
     score = np.maximum(compute, memory)
@@ -154,7 +166,7 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
         "split_k": pick(split),
         "tiles": pick(tiles),
         "waves": pick(waves),
-        "wave_efficiency": pick(ctas / (waves * units)),
+        "wave_efficiency": pick(ctas / (np.ceil(full_waves) * units)),
         # the chosen tile's rate is set by the L2 -> SM operand feed, not by the math
         "feed_limited": pick(feed * intensity < peak / units * compute_eff).astype(bool),
     }

@@ -85,7 +85,7 @@ def test_no_import_cycle():
 LAYERS = [  # lowest first; a module may import its own layer and those below
     ("core", ["errors", "checks", "paths", "dtypes", "datafiles"]),
     ("hardware", ["hardware", "calibration_file"]),
-    ("formats", ["sparsity", "models"]),
+    ("formats", ["sparsity", "models", "runtimes"]),
     ("kernels", ["gemm", "attention", "collectives", "ops", "eie", "deep_compression"]),
     ("methods", ["kvcache", "dynamic"]),
     ("model", ["llm"]),
