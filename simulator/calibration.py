@@ -367,15 +367,21 @@ def _records(table):
              for k in keep} for row in table[table["modelled"]].to_dict(orient="records")]
 
 
+WORSE_TOLERANCE = 5e-4  # median APE, absolute: 0.05 percentage points
+
+
 def check_result(result: dict) -> None:
     """Refuse a fit that cannot be written: a parameter outside its physical range, or a held-out
-    error worse than the spec defaults' on any class the fit touched (one line, SimulatorError)."""
+    error worse than the spec defaults' on any class the fit touched (one line, SimulatorError).
+    Worse means by more than WORSE_TOLERANCE (0.05 percentage points of median APE, below the
+    report's precision): a class priced by another kernel model moves only through the shared
+    launch cost, by rounding amounts."""
     for name, p in result["parameters"].items():
         _check_value(name, p["value"], "fit")
     before = {r["class"]: r["median_ape"] for r in result["errors"]["holdout_before"]}
     for row in result["errors"]["holdout_after"]:
         old = before.get(row["class"])
-        if old is not None and row["median_ape"] is not None and row["median_ape"] > old * 1.0001 + 1e-9:
+        if old is not None and row["median_ape"] is not None and row["median_ape"] > old + WORSE_TOLERANCE:
             raise SimulatorError(
                 f"calibrate --hw {result['device']}: not written: the fit is worse than the spec defaults on the "
                 f"held-out split for class {row['class']} (median APE {old:.1%} -> {row['median_ape']:.1%})")
