@@ -39,6 +39,7 @@ HOST_CALL_START_US = 10.0
 # Where the fit of an absent memory ramp starts (a DRAM round trip is ~0.5-1 us; a kernel's first
 # and last waves add a few): the fit sets the value.
 MEMORY_RAMP_START_US = 2.0
+TILE_FIXED_START_US = 1.0
 
 
 def calibration_path(hw: HardwareSpec) -> Path:
@@ -56,6 +57,9 @@ def free_parameters(hw: HardwareSpec, traces) -> list[str]:
         names |= {"kernel_launch_us", "hbm"}
         if kernel_class in ("dense", "2:4") and kernel_timed:
             names.add("memory_ramp_us")  # only kernel-timed rows see it apart from the launch
+            names.add("tile_fixed_us")  # likewise: a tile's prologue and epilogue
+        if kernel_class in ("dense", "2:4"):
+            names.add("wave_tail")  # tiled kernels' partial last wave
         model_dtype = _model_dtype(dtype)
         on_matrix = hw.matrix_peak_flop_per_s(model_dtype) is not None
         matrix_name = f"dense_matrix_{model_dtype}" if f"dense_matrix_{model_dtype}" in PARAMETERS else "dense_matrix"
@@ -92,6 +96,12 @@ def current_values(hw: HardwareSpec, names) -> np.ndarray:
             continue
         if current is None and name == "memory_ramp_us":
             values.append(MEMORY_RAMP_START_US)  # a starting point for the fit, not a claim
+            continue
+        if current is None and name == "wave_tail":
+            values.append(1.0)  # whole waves: the model without it
+            continue
+        if current is None and name == "tile_fixed_us":
+            values.append(TILE_FIXED_START_US)  # a starting point for the fit, not a claim
             continue
         if current is None:  # an absent optional efficiency starts from the plain kernel's
             eff = hw.efficiency
@@ -357,15 +367,21 @@ def _records(table):
              for k in keep} for row in table[table["modelled"]].to_dict(orient="records")]
 
 
+WORSE_TOLERANCE = 5e-4  # median APE, absolute: 0.05 percentage points
+
+
 def check_result(result: dict) -> None:
     """Refuse a fit that cannot be written: a parameter outside its physical range, or a held-out
-    error worse than the spec defaults' on any class the fit touched (one line, SimulatorError)."""
+    error worse than the spec defaults' on any class the fit touched (one line, SimulatorError).
+    Worse means by more than WORSE_TOLERANCE (0.05 percentage points of median APE, below the
+    report's precision): a class priced by another kernel model moves only through the shared
+    launch cost, by rounding amounts."""
     for name, p in result["parameters"].items():
         _check_value(name, p["value"], "fit")
     before = {r["class"]: r["median_ape"] for r in result["errors"]["holdout_before"]}
     for row in result["errors"]["holdout_after"]:
         old = before.get(row["class"])
-        if old is not None and row["median_ape"] is not None and row["median_ape"] > old * 1.0001 + 1e-9:
+        if old is not None and row["median_ape"] is not None and row["median_ape"] > old + WORSE_TOLERANCE:
             raise SimulatorError(
                 f"calibrate --hw {result['device']}: not written: the fit is worse than the spec defaults on the "
                 f"held-out split for class {row['class']} (median APE {old:.1%} -> {row['median_ape']:.1%})")

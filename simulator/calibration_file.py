@@ -21,6 +21,7 @@ PARAMETERS = {
     "dense_matrix_fp8": ("efficiency", "dense_matrix_fp8", 0.02, 1.0),
     "dense_matrix_int8": ("efficiency", "dense_matrix_int8", 0.02, 1.0),
     "vector": ("efficiency", "vector", 0.02, 1.0),
+    "wave_tail": ("efficiency", "wave_tail", 0.01, 1.0),
     "sparse_ratio": ("efficiency", "sparse_matrix", 0.02, 1.0),  # sparse_matrix / dense_matrix
     "csr_compute": ("efficiency", "csr_compute", 0.001, 1.0),
     "csr_memory": ("efficiency", "csr_memory", 0.02, 1.0),
@@ -32,6 +33,7 @@ PARAMETERS = {
     "kernel_launch_us": ("overhead", "kernel_launch_us", 0.05, 200.0),
     "host_call_us": ("overhead", "host_call_us", 0.1, 500.0),
     "memory_ramp_us": ("overhead", "memory_ramp_us", 0.01, 50.0),
+    "tile_fixed_us": ("overhead", "tile_fixed_us", 0.01, 20.0),
     "sparse_kernel_extra_us": ("overhead", "sparse_kernel_extra_us", 0.05, 200.0),
 }
 
@@ -41,7 +43,7 @@ PARAMETERS = {
 # ones: a different memory system (H100's HBM3, H200's HBM3e) streams at its own fraction.
 COMPUTE_PARAMETERS = ("dense_matrix", "dense_matrix_fp8", "dense_matrix_int8", "vector", "sparse_ratio",
                       "csr_compute", "bsr_half_block", "weight_only_int8_compute", "weight_only_int4_compute",
-                      "kernel_launch_us", "sparse_kernel_extra_us")
+                      "kernel_launch_us", "sparse_kernel_extra_us", "tile_fixed_us", "wave_tail")
 
 
 def with_parameters(hw: "HardwareSpec", names, values, source: str) -> "HardwareSpec":

@@ -30,7 +30,7 @@ from simulator.dtypes import (
     SCALE_BYTES_PER_ELEMENT,
     check_dtype,
 )
-from simulator.checks import as_whole, broadcast
+from simulator.checks import as_numbers, as_whole, broadcast
 from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, load_hw
 from simulator.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
@@ -41,6 +41,10 @@ BOUNDS = ("compute", "memory", "overhead")
 
 # Rows of a warp/CTA group whose slowest row sets the pace in a CSR SpMM (one warp = 32 rows).
 CSR_ROWS_PER_GROUP = 32
+
+# Split-K factors a tiled GEMM may choose among (capped by the spec's tiling.split_k_max): each
+# candidate pays its waves, its K slice and its reduction; the fastest is taken.
+SPLIT_K_CHOICES = (1, 2, 4, 8, 16)
 
 _NATIVE_PATTERNS = {"2:4": (2, 4, False), "1:2": (1, 2, False), "4:8-pairwise": (4, 8, True)}
 
@@ -117,23 +121,31 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
 
 
 def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
-                   other_bytes, memory_rate):
+                   other_bytes, memory_rate, groups=1.0):
     """Tile + wave + split-K model; returns the candidate with the lowest total time."""
     units = hw.units
     feed = hw.operand_feed_bytes_per_s_per_unit
     tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (C, 2)
-    tm = tiles_mn[:, 0].reshape(-1, *([1] * m.ndim))
-    tn = tiles_mn[:, 1].reshape(-1, *([1] * m.ndim))
-    tiles = np.ceil(m / tm) * np.ceil(n / tn)
-    split = np.floor(units / tiles)
-    # Split-K depends on the tile count only (not on K), which keeps time monotone in K.
-    split = np.clip(split, 1.0, hw.tiling.split_k_max)
+    # candidates: every tile shape with every split-K in SPLIT_K_CHOICES (powers of two: each choice costs a pass over the shapes) up to the spec's cap; each
+    # candidate's time is monotone in M, N and K (its split is fixed), and so is their minimum
+    splits = np.array([s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max], dtype=float)
+    tm = np.repeat(tiles_mn[:, 0], splits.size).reshape(-1, *([1] * m.ndim))
+    tn = np.repeat(tiles_mn[:, 1], splits.size).reshape(-1, *([1] * m.ndim))
+    split = np.tile(splits, len(tiles_mn)).reshape(-1, *([1] * m.ndim))
+    tiles = groups * np.ceil(m / tm) * np.ceil(n / tn)  # a grouped GEMM's tiles share the waves
     ctas = tiles * split
-    waves = np.ceil(ctas / units)
+    full_waves = ctas / units
+    tail = 1.0 if hw.efficiency.wave_tail is None else hw.efficiency.wave_tail.value
+    # the last, partly filled wave costs ``tail`` of a whole one beyond its share of the work
+    waves = full_waves + tail * (np.ceil(full_waves) - full_waves)
     k_per_cta = np.ceil(k / split)
     intensity = 2.0 * tm * tn / (tm * act_bytes_per_el + tn * weight_bytes_per_el)
     rate_per_unit = np.minimum(peak / units * compute_eff, feed * intensity)
-    compute = waves * 2.0 * tm * tn * k_per_cta / rate_per_unit
+    # each wave's tile also pays its fixed prologue (pipeline fill) and epilogue (output store)
+    compute = waves * (2.0 * tm * tn * k_per_cta / rate_per_unit + hw.tile_fixed_s)
+    # split-K: every split writes an fp32 partial of the output and a reduction reads them back,
+    # after the main loop (cuBLAS's workspace reduction)
+    compute = compute + (split > 1) * 2.0 * split * groups * m * n * 4.0 / memory_rate
     memory = np.broadcast_to(other_bytes / memory_rate, compute.shape)
     # Lowest total time; among exact ties (all memory-bound) the tile with the least compute.
     score = np.maximum(compute, memory)
@@ -154,7 +166,7 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
         "split_k": pick(split),
         "tiles": pick(tiles),
         "waves": pick(waves),
-        "wave_efficiency": pick(ctas / (waves * units)),
+        "wave_efficiency": pick(ctas / (np.ceil(full_waves) * units)),
         # the chosen tile's rate is set by the L2 -> SM operand feed, not by the math
         "feed_limited": pick(feed * intensity < peak / units * compute_eff).astype(bool),
     }
@@ -200,7 +212,7 @@ def _quantization_scale_bytes(n, k, weight_dtype: str, group_size, zero_point_by
 
 def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
                  weight_group_size: "int | None" = None, numeric_only: bool = False,
-                 weight_zero_point_bytes: "float | None" = None) -> dict[str, np.ndarray]:
+                 weight_zero_point_bytes: "float | None" = None, groups=None) -> dict[str, np.ndarray]:
     """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
 
     ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
@@ -209,6 +221,9 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     ``efficiency.weight_only_<weight dtype>_memory`` / ``_compute`` where set, else as fast as
     the plain kernel). ``weight_zero_point_bytes`` sets the zero-point width of group-wise integer
     formats (see ``_quantization_scale_bytes``).
+    ``groups`` (default 1; an array that broadcasts with m, n, k) prices a grouped GEMM: that many
+    independent m x n x k GEMMs in one launch (a fused MoE kernel over its experts), whose tiles
+    share the waves, with their work and bytes summed and one memory ramp.
     Use this inside other cost models (whole-model estimates) to skip DataFrame overhead;
     ``numeric_only`` also skips the label columns and returns ``bound_code`` (0 compute,
     1 memory, 2 overhead) and the ``kernel`` name instead.
@@ -228,6 +243,13 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     density = np.asarray(fmt.density, dtype=float)
     m, n, k, density = broadcast(m=m, n=n, k=k, sparsity=density)
     m, n, k, density = (np.array(a, dtype=float).ravel() for a in (m, n, k, density))
+    if groups is None:
+        g = np.ones_like(m)
+    else:  # an expected count (experts a batch touches) may be fractional
+        g = as_numbers("groups", groups).ravel()
+        if not np.all(np.isfinite(g) & (g >= 1.0)) or g.size not in (1, m.size):
+            raise SimulatorError(f"groups: must be finite numbers >= 1, one or one per shape, got {groups!r}")
+        g = np.broadcast_to(g, m.shape).astype(float)
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
     if kernel == "bsr-tc" and (np.any(n < fmt.block) or np.any(k < fmt.block)):
@@ -249,24 +271,26 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size,
                                                     weight_zero_point_bytes)
         memory_eff, compute_eff = _weight_only_efficiencies(hw, dtype, weight_dtype, memory_eff, compute_eff)
-    bytes_act_in = m * k_eff * act_el
-    bytes_act_out = m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
+    stored_each = w_values + w_meta  # one GEMM's stored weight bytes (of a grouped one: one group's)
+    w_values, w_meta = w_values * g, w_meta * g
+    bytes_act_in = g * m * k_eff * act_el
+    bytes_act_out = g * m * n_eff * OUTPUT_BYTES_PER_ELEMENT[dtype]
     base_bytes = w_values + w_meta + bytes_act_in + bytes_act_out
     memory_rate = hw.memory_bandwidth_bytes_per_s * memory_eff
 
-    flops = 2.0 * m * n * k  # the work the layer represents (dense-equivalent)
+    flops = 2.0 * g * m * n * k  # the work the layer represents (dense-equivalent)
     zeros = np.zeros_like(m)
     if kernel in TILED_KERNELS:
-        flops_executed = 2.0 * m * n_eff * k_eff
+        flops_executed = 2.0 * g * m * n_eff * k_eff
         if kernel in ("sparse-tc", "nm-whatif"):
             flops_executed = flops_executed * density
         # dense-equivalent work over a dense-equivalent peak
         work_shape_n = n_eff
-        weight_el = (w_values + w_meta) / (n_eff * k_eff)
+        weight_el = (w_values + w_meta) / (g * n_eff * k_eff)  # stored bytes per weight element
         tiled = _tiled_compute(hw, m, work_shape_n, k_eff, peak, compute_eff, act_el, weight_el,
-                               base_bytes, memory_rate)
+                               base_bytes, memory_rate, g)
         compute_time = tiled["compute"]
-        compute_floor = 2.0 * m * n_eff * k_eff / peak
+        compute_floor = 2.0 * g * m * n_eff * k_eff / peak
     else:
         nnz_per_row = k * density
         if kernel == "csr-spmm":
@@ -274,7 +298,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
             imbalance = 1.0 + np.sqrt(2.0 * np.log(CSR_ROWS_PER_GROUP)) * spread
         else:
             imbalance = np.ones_like(m)
-        flops_executed = 2.0 * m * n * nnz_per_row
+        flops_executed = 2.0 * g * m * n * nnz_per_row
         compute_time = flops_executed * imbalance / (peak * compute_eff)
         compute_floor = flops_executed / peak
         tiled = {key: zeros for key in ("tile_m", "tile_n", "tiles", "waves", "wave_efficiency")}
@@ -299,7 +323,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
             "kernel": kernel, "flops": flops, "flops_executed": flops_executed, "bytes_weight": w_values,
             "bytes_metadata": w_meta, "bytes": total_bytes, "compute_time_s": compute_time,
             "memory_time_s": memory_time, "overhead_s": overhead, "time_s": time, "kernel_time_s": kernel_time,
-            "bound_code": bound_code,
+            "bound_code": bound_code, "stored_bytes_each": stored_each,
         }
 
     def const(value):

@@ -264,6 +264,11 @@ class OverheadSpec(Strict):
     # so a 10 MB weight streams well below peak. Absent: 0 (bytes at bandwidth from the first byte).
     # Fitted on kernel-timed GEMM traces (Vidur's); part of kernel_time_s, not of the launch.
     memory_ramp_us: Optional[Sourced] = None
+    # Fixed time of one CTA tile of a tiled (tensor-core) GEMM apart from its K loop: filling the
+    # shared-memory pipeline before the first MMA (the prologue's loads) and storing the output
+    # tile (the epilogue), so a tile with a short K loop runs below the MMA rate. Absent: 0.
+    # Fitted on kernel-timed GEMM traces; compute-side (the SM's pipeline, not the memory).
+    tile_fixed_us: Optional[Sourced] = None
 
 
 class EfficiencySpec(Strict):
@@ -292,6 +297,10 @@ class EfficiencySpec(Strict):
     weight_only_int8_compute: Optional[Sourced] = None
     weight_only_int4_memory: Optional[Sourced] = None
     weight_only_int4_compute: Optional[Sourced] = None
+    # How much of a partly filled last wave of CTA tiles a tiled GEMM still pays: 1 = whole waves
+    # (every wave as long as a full one), 0 = none (work spread evenly over the SMs, as stream-K /
+    # persistent schedules and cuBLAS's choice among tile shapes approach). Absent: 1.
+    wave_tail: Optional[Sourced] = None
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -410,6 +419,11 @@ class HardwareSpec(Strict):
     def memory_ramp_s(self) -> float:
         ramp = self.overhead.memory_ramp_us
         return 0.0 if ramp is None else ramp.value * 1e-6
+
+    @property
+    def tile_fixed_s(self) -> float:
+        fixed = self.overhead.tile_fixed_us
+        return 0.0 if fixed is None else fixed.value * 1e-6
 
     @property
     def sparse_kernel_extra_s(self) -> float:

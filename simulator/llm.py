@@ -446,15 +446,15 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         m = _stacked([o["m"] for o, _ in group_ops], n_points)
         n = _stacked([o["n"] for o, _ in group_ops], n_points)
         k = _stacked([o["k"] for o, _ in group_ops], n_points)
-        cols = gemm_columns(hw, m, n, k, dtype, _sparsity_format(sparsity), weight_dtype, group, numeric_only=True)
+        groups = _stacked([1.0 if o.get("grouped") is None else o["grouped"] for o, _ in group_ops], n_points)
+        cols = gemm_columns(hw, m, n, k, dtype, _sparsity_format(sparsity), weight_dtype, group, numeric_only=True,
+                            groups=groups)
         for j, (o, copies) in enumerate(group_ops):
             part = slice(j * n_points, (j + 1) * n_points)
             o["columns"] = {key: (value[part] if isinstance(value, np.ndarray) else value)
                             for key, value in cols.items()}
-            stored = o["columns"]["bytes_weight"][0] + o["columns"]["bytes_metadata"][0]
+            stored = o["columns"].pop("stored_bytes_each")[0]  # per expert where grouped
             o["resident_total"] = float(stored * copies)
-            if o.get("grouped") is not None:
-                _group_columns(o["columns"], o["grouped"], hw.memory_ramp_s)
             efficiency = dyn.read_efficiency(o["role"]) if o.get("role") else 1.0
             if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
                 c = o["columns"]
@@ -679,21 +679,6 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
             "kernel_time_s": c["kernel_time_s"], "bound_code": bound,
             "bytes_kv": as_points(batch) * kv_heads_gpu * np.asarray(g.read_bytes, float), "splits": c["splits"],
             "kernel": "flash-attention"}
-
-
-def _group_columns(c: dict, grouped, memory_ramp_s: float = 0.0) -> None:
-    """A GEMM's columns scaled to a grouped GEMM of ``grouped`` such GEMMs in one launch: work,
-    bytes and roofline times x grouped, the launch overhead and the memory ramp (a kernel's
-    start-up time before its bytes flow) once; time and bound recomputed."""
-    g = np.asarray(grouped, float)
-    c["memory_time_s"] = c["memory_time_s"] - memory_ramp_s
-    for key in ("flops", "bytes", "bytes_weight", "bytes_metadata", "compute_time_s", "memory_time_s"):
-        if key in c:
-            c[key] = c[key] * g
-    c["memory_time_s"] = c["memory_time_s"] + memory_ramp_s
-    roof = np.maximum(c["compute_time_s"], c["memory_time_s"])
-    c["time_s"] = roof + c["overhead_s"]
-    c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
 
 
 @functools.lru_cache

@@ -74,8 +74,9 @@ def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None"
     if row.tiles:
         lines.append(
             f"  tiles         {int(row.tile_m)}x{int(row.tile_n)} (tokens x weights): {int(row.tiles)} tiles"
-            f" x split-K {int(row.split_k)} in {int(row.waves)} wave(s) over {hw.units} "
-            f"{hw.compute.unit_name}s ({row.wave_efficiency:.0%} of {hw.compute.unit_name} slots busy across the waves)"
+            f" x split-K {int(row.split_k)} in {math.ceil(row.tiles * row.split_k / hw.units - 1e-9)} wave(s) over "
+            f"{hw.units} {hw.compute.unit_name}s ({row.wave_efficiency:.0%} of {hw.compute.unit_name} slots busy across "
+            f"the waves; priced as {row.waves:.3g} waves)"
         )
     why = ""
     if row.tiles and row.feed_limited:

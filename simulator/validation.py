@@ -288,6 +288,7 @@ def _attention_times(hw, rows, dtype) -> np.ndarray:
     """sdpa rows through the same attention kernel model the LLM op graph uses (no KV method)."""
     from simulator.dtypes import BYTES_PER_ELEMENT
     from simulator.kvcache import KVEnv, attention_columns, parse_kv_method
+    from simulator.llm import _flash_attention_applies, _flash_columns
 
     get = {c: rows[c].to_numpy(float) for c in ("batch", "heads", "kv_heads", "head_dim", "q_len", "kv_len")}
     el = BYTES_PER_ELEMENT[dtype]
@@ -300,10 +301,13 @@ def _attention_times(hw, rows, dtype) -> np.ndarray:
                     batch=get["batch"][sel], context=get["kv_len"][sel], q_len=get["q_len"][sel],
                     generated=np.zeros(int(sel.sum())))
         (group,) = parse_kv_method(None).profile(env).groups
-        cols = attention_columns(hw, batch=env.batch, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-                                 new_tokens=group.new, pairs=group.pairs, read_tokens=group.read_tokens + group.new,
-                                 read_bytes=group.read_bytes, dtype=dtype, act_bytes=el,
-                                 dequant_flops=group.dequant_flops)
+        if _flash_attention_applies(hw, dtype, dtype):  # as the op graph: estimate_attention's kernel
+            cols = _flash_columns(hw, group, env.batch, heads, kv_heads, head_dim, dtype, int(sel.sum()))
+        else:
+            cols = attention_columns(hw, batch=env.batch, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+                                     new_tokens=group.new, pairs=group.pairs,
+                                     read_tokens=group.read_tokens + group.new, read_bytes=group.read_bytes,
+                                     dtype=dtype, act_bytes=el, dequant_flops=group.dequant_flops)
         times[sel] = np.broadcast_to(cols["time_s"], (int(sel.sum()),))
     causal = rows["causal"].astype(str).str.lower().isin(("true", "1", "1.0")).to_numpy()
     return np.where(causal | (get["q_len"] == 1), times, np.nan)  # non-causal prefill: no model yet
