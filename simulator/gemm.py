@@ -126,8 +126,9 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
     units = hw.units
     feed = hw.operand_feed_bytes_per_s_per_unit
     tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (C, 2)
-    # candidates: every tile shape with every split-K in SPLIT_K_CHOICES (powers of two: each choice costs a pass over the shapes) up to the spec's cap; each
-    # candidate's time is monotone in M, N and K (its split is fixed), and so is their minimum
+    # candidates: every tile shape with every split-K in SPLIT_K_CHOICES up to the spec's cap (powers
+    # of two: each choice costs a pass over the shapes); each candidate's time is monotone in M, N and
+    # K (its split is fixed), and so is their minimum
     splits = np.array([s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max], dtype=float)
     tm = np.repeat(tiles_mn[:, 0], splits.size).reshape(-1, *([1] * m.ndim))
     tn = np.repeat(tiles_mn[:, 1], splits.size).reshape(-1, *([1] * m.ndim))
@@ -247,8 +248,11 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         g = np.ones_like(m)
     else:  # an expected count (experts a batch touches) may be fractional
         g = as_numbers("groups", groups).ravel()
-        if not np.all(np.isfinite(g) & (g >= 1.0)) or g.size not in (1, m.size):
-            raise SimulatorError(f"groups: must be finite numbers >= 1, one or one per shape, got {groups!r}")
+        if g.size not in (1, m.size):
+            raise SimulatorError(f"groups: needs one value or one per shape ({m.size}), got {g.size}")
+        bad = ~(np.isfinite(g) & (g >= 1.0))
+        if bad.any():
+            raise SimulatorError(f"groups: must be a finite number >= 1, got {g[bad][0]}")
         g = np.broadcast_to(g, m.shape).astype(float)
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)

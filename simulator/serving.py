@@ -175,9 +175,6 @@ def decode_share(batch, prompt_mean, output_mean, token_budget):
     return d, chunk, fraction, held, cap
 
 
-MAX_CHUNKS = 4096  # chunks priced one by one per prompt; a longer chunk list is priced by its first 4096
-
-
 def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: str, kv_dtype, dynamic=None) -> dict:
     """Per prompt length P, per row: (sum of the FlashAttention kernels of P's chunks of ``chunk[row]``
     tokens, each over the prefix before it) / (one kernel over P at once), from
@@ -185,47 +182,63 @@ def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: 
     per-GPU heads. The single-call prefill the op graph prices copies every new token into the cache
     from every query head's block (the measured kernel's in-kernel append), work that grows with P
     squared; chunks copy only their own tokens. 1 where the op graph does not price attention with
-    FlashAttention (CPUs, quantized or windowed caches, MLA, other dtypes)."""
-    from simulator.attention import attention_parameters, flash_attention_columns
+    FlashAttention (CPUs, quantized or windowed caches, MLA, other dtypes).
+
+    Approximations: the ratio is taken at the model's unpruned heads (a heads: recipe changes both
+    sides alike), and it scales all of the op graph's prefill attention time, a token-selection
+    method's own score kernels (H2O's) included."""
+    from simulator.attention import attention_parameters
     from simulator.llm import _flash_attention_applies
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
-    ones = {p: np.ones(len(frame)) for p in prompts}
+    ratios = {p: np.ones(len(frame)) for p in prompts}
     if getattr(cfg, "mla", None) is not None:
-        return ones
+        return ratios
     kv = kv_dtype or dtype
+    flash_priced = {}  # per deployment: does the op graph price its prefill attention with FlashAttention?
     for row in range(len(frame)):
-        hw = load_hw(frame["hw"].iloc[row])
-        tp = int(frame["tp"].iloc[row])
-        if not _flash_attention_applies(hw, dtype, kv) or cfg.heads % tp or cfg.kv_heads % tp:
-            continue
-        # the KV method decides per group whether prefill is a plain FlashAttention call (windowed or
-        # merged caches are not): ask the op graph, at the shortest prompt
-        try:
-            ops = estimate_model(cfg, hw, phase="prefill", context=int(min(prompts)), tp=tp, dtype=dtype,
-                                 weights=frame["weights"].iloc[row], recipe=frame["recipe"].iloc[row],
-                                 kv_dtype=kv_dtype, kv_method=frame["kv_method"].iloc[row], dynamic=dynamic).ops
-        except SimulatorError:
-            continue
-        kernels = ops.loc[ops["kind"] == "attention", "kernel"]
-        if kernels.empty or not (kernels == "flash-attention").all():
+        key = tuple(frame[c].iloc[row] for c in ("hw", "tp", "recipe", "weights", "kv_method"))
+        hw, tp = load_hw(key[0]), int(key[1])
+        if key not in flash_priced:
+            flash_priced[key] = (_flash_attention_applies(hw, dtype, kv) and not cfg.heads % tp
+                                 and not cfg.kv_heads % tp and _prefill_is_flash(cfg, hw, key, min(prompts),
+                                                                                dtype, kv_dtype, dynamic))
+        if not flash_priced[key]:
             continue
         params = attention_parameters(hw)
+        shape = dict(q_heads=cfg.heads // tp, kv_heads=cfg.kv_heads // tp, head_dim=cfg.head_dim)
         c = max(1.0, float(np.floor(chunk[row])))
         for p in prompts:
-            n = int(min(MAX_CHUNKS, np.ceil(p / c - 1e-9)))
-            starts = np.arange(n, dtype=float) * c
-            q = np.minimum(c, p - starts)
-            points = np.concatenate([q, [float(p)]])
-            past = np.concatenate([starts, [0.0]])
-            one = lambda v: np.full(points.shape, float(v))
-            cols = flash_attention_columns(hw, params, one(1), points, past, one(cfg.heads // tp),
-                                           one(cfg.kv_heads // tp), one(cfg.head_dim), dtype,
-                                           np.ones(points.shape, dtype=bool))
-            t = cols["time_s"]
-            ones[p][row] = t[:-1].sum() / t[-1]
-    return ones
+            starts = np.arange(int(np.ceil(p / c - 1e-9)), dtype=float) * c
+            chunks = _flash_time(hw, params, np.minimum(c, p - starts), starts, dtype, **shape)
+            whole = _flash_time(hw, params, np.array([float(p)]), np.zeros(1), dtype, **shape)
+            ratios[p][row] = chunks.sum() / whole[0]
+    return ratios
+
+
+def _flash_time(hw, params, q_tokens, kv_tokens, dtype, q_heads, kv_heads, head_dim) -> np.ndarray:
+    """time_s of one sequence's causal FlashAttention calls, ``q_tokens`` new over ``kv_tokens`` cached
+    (arrays). The chunks and the whole prompt are priced in separate calls: the kernel model's work
+    array is points x the longest call's query blocks."""
+    from simulator.attention import flash_attention_columns
+
+    one = np.ones_like(q_tokens)
+    return flash_attention_columns(hw, params, one, q_tokens, kv_tokens, one * q_heads, one * kv_heads,
+                                   one * head_dim, dtype, np.ones(q_tokens.shape, dtype=bool))["time_s"]
+
+
+def _prefill_is_flash(cfg, hw, key, prompt, dtype, kv_dtype, dynamic) -> bool:
+    """Whether the op graph prices this deployment's prefill attention as FlashAttention calls (the KV
+    method decides per group: windowed or merged caches are not), asked at ``prompt`` tokens."""
+    _, tp, recipe, weights, kv_method = key
+    try:
+        ops = estimate_model(cfg, hw, phase="prefill", context=int(prompt), tp=int(tp), dtype=dtype, weights=weights,
+                             recipe=recipe, kv_dtype=kv_dtype, kv_method=kv_method, dynamic=dynamic).ops
+    except SimulatorError:  # a deployment the model refuses is priced (and refused) by sweep as it is
+        return False
+    kernels = ops.loc[ops["kind"] == "attention", "kernel"]
+    return not kernels.empty and bool((kernels == "flash-attention").all())
 
 
 def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf16",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from simulator.errors import SimulatorError
-from simulator.gemm import crossover_sparsity, estimate_gemm
+from simulator.gemm import crossover_sparsity, estimate_gemm, gemm_columns
 from simulator.hardware import load_hw
 from simulator.workloads import anchor_table, load_layerset
 
@@ -336,3 +336,35 @@ def test_tiled_csl_holds_16_bit_values_only(dtype, weight_dtype):
     # Flash-LLM packs an fp16 value and a 16-bit position into one 32-bit word
     with pytest.raises(SimulatorError, match="Tiled-CSL packs a 16-bit value"):
         estimate_gemm("h100", 16, 4096, 4096, dtype, "unstructured:0.7:tiled-csl", weight_dtype=weight_dtype)
+
+
+def test_a_grouped_gemm_shares_its_waves():
+    # 69 experts' 1 x 1536 x 2048 GEMMs in one launch (Qwen3-30B-A3B's gate/up at batch 12): with one
+    # 16x128 tile shape, 12 tiles each, 828 tiles in all; work and bytes are 69x one GEMM's, but the
+    # tiles fill 132 SMs together (828 / 132 = 6.3 waves of work), far fewer than 69 one-tile-row
+    # GEMMs in a row, and the memory ramp and launch are paid once.
+    spec = _single_tile("h100", (16, 128))
+    one = gemm_columns(spec, 1, 1536, 2048, "bf16")
+    grouped = gemm_columns(spec, 1, 1536, 2048, "bf16", groups=69)
+    assert one["tiles"][0] == 12 and grouped["tiles"][0] == 828
+    for key in ("flops", "bytes", "bytes_weight"):
+        assert grouped[key][0] == pytest.approx(69 * one[key][0], rel=1e-12)
+    # the same tiles as one 1 x (69 x 1536) x 2048 GEMM (828 tiles of the same K loop, the same
+    # split-K partials): the same compute time, a third of 69 separate GEMMs'
+    wide = gemm_columns(spec, 1, 69 * 1536, 2048, "bf16")
+    assert grouped["compute_time_s"][0] == pytest.approx(wide["compute_time_s"][0], rel=1e-12)
+    assert grouped["compute_time_s"][0] < 69 * one["compute_time_s"][0] / 3
+    ramp = spec.memory_ramp_s
+    assert grouped["memory_time_s"][0] - ramp == pytest.approx(69 * (one["memory_time_s"][0] - ramp), rel=1e-12)
+    assert grouped["overhead_s"][0] == one["overhead_s"][0]
+
+
+@pytest.mark.parametrize("groups, message", [
+    (float("nan"), "groups: must be a finite number >= 1, got nan"),
+    (0.5, "groups: must be a finite number >= 1, got 0.5"),
+    ([1, 2, 3], r"groups: needs one value or one per shape \(2\), got 3"),
+    ("x", "groups: must be a number"),
+])
+def test_bad_groups_is_one_line(groups, message):
+    with pytest.raises(SimulatorError, match=message):
+        gemm_columns("h100", [1, 2], 4096, 4096, groups=groups)
