@@ -3,8 +3,9 @@
 ``workloads/course/claims.yaml`` holds every number the course text states, verbatim, with the
 slide line it comes from. Each *checkable* claim has an evaluator here (one module per area:
 ``facts`` for hardware facts and GEMMs, ``storage`` for bytes and EIE, ``models`` for whole
-models and dynamic sparsity, ``kv`` for KV-cache methods) that computes the same quantity from
-the specs and cost models and says what it computed. The ledger compares the two:
+models and dynamic sparsity, ``kv`` for KV-cache methods, ``training`` for training cost by the
+6ND rule) that computes the same quantity from the specs and cost models and says what it
+computed. The ledger compares the two:
 
     claims.yaml --evaluator--> Check(value, basis) --verdict--> DataFrame --> CLI / docs/course.md
 
@@ -53,7 +54,7 @@ VERDICTS = ("agrees", "near", "differs", "not modelled")
 AREAS = ("hw-fact", "gemm", "model", "kv", "dynamic", "eie", "storage", "other")
 # Evaluator modules, imported on first use; each registers the ids it answers.
 MODULES = ("simulator.course.facts", "simulator.course.storage", "simulator.course.models",
-           "simulator.course.kv")
+           "simulator.course.kv", "simulator.course.training")
 
 
 CAUSES = ("slide error", "unit mix GB vs GiB", "different assumption", "uncalibrated efficiency",

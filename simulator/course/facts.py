@@ -356,3 +356,27 @@ def sparsegpt_linear(claim: Claim) -> Check:
     return Check(ratio, f"{load_hw(SPARSEGPT_HW).id} {s['model']} all linear layers, M={SPARSEGPT_TOKENS} tokens, "
                         f"{s['dtype']} {s['pattern']}: total dense/sparse time {ratio:.2f}x (per layer "
                         f"{per_layer.min():.2f}-{per_layer.max():.2f}x)")
+
+
+# ---- block sparsity (Part E) -------------------------------------------------------------------
+
+@evaluates("l1-e-block-sparse-near-dense-utilisation")
+def block_sparse_utilisation(claim: Claim) -> Check:
+    # utilisation vs dense = (dense kernel time x density) / block-sparse kernel time: 1.0 when the
+    # kept blocks run as fast as the dense GEMM does
+    s = claim.setup
+    m, n, k, dtype = s["m"], s["n"], s["k"], s["dtype"]
+    dense = float(estimate_gemm(s["hw"], m, n, k, dtype, "dense").kernel_time_s.iloc[0])
+    points = {}
+    for block in s["blocks"]:
+        for sparsity in s["sparsity"]:
+            row = estimate_gemm(s["hw"], m, n, k, dtype, f"block:{block}:{sparsity:g}").iloc[0]
+            points[block, sparsity] = dense * (1.0 - sparsity) / float(row.kernel_time_s)
+    shown = [points[s["block"], x] for x in s["sparsity"]]
+    value = sum(shown) / len(shown)
+    listed = "; ".join(f"{b}x{b}: " + "/".join(f"{points[b, x]:.2f}" for x in s["sparsity"]) for b in s["blocks"])
+    return Check(value, f"{load_hw(s['hw']).id} M=N=K={m} {dtype}, kernel time dense x density / block-sparse, "
+                        f"at {'/'.join(f'{x:.0%}' for x in s['sparsity'])} sparsity: {listed} (mean at "
+                        f"{s['block']}x{s['block']} shown)",
+                 arithmetic=f"dense {dense * 1e6:.1f} us; {s['block']}x{s['block']} blocks: mean of "
+                            + ", ".join(f"{v:.3f}" for v in shown) + f" = {value:.3f}")

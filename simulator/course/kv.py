@@ -251,3 +251,14 @@ def lazyllm_ttft(claim: Claim) -> Check:
     kept = parse_kv_method(a.method).role("prune").keep_per_layer(load_model(a.model).layers).mean()
     return Check(speedup, f"prefill time none / {_kv_text(a.method, 'stages', 'keep')}, {_point(a)} (LongBench "
                           f"multi-doc QA); {kept:.0%} of prompt tokens computed per layer on average")
+
+
+@evaluates("l3-b-lazyllm-long-context-8k")
+def lazyllm_long_context(claim: Claim) -> Check:
+    s = claim.setup
+    speedups = {c: _anchor("lazyllm-ttft", model=s["model"], context=int(c))[1] for c in s["contexts"]}
+    short, long = speedups[s["short"]], speedups[s["long"]]
+    listed = ", ".join(f"{v:.2f}x at {c / 1000:g}k" for c, v in speedups.items())
+    return Check(long / short, f"prefill time none / lazyllm on {s['model']} (the lazyllm-ttft anchor's setup at other "
+                               f"prompt lengths): {listed}",
+                 arithmetic=f"{long:.3f} / {short:.3f} = {long / short:.3f}")

@@ -96,7 +96,7 @@ def nm_metadata_bytes(claim: Claim) -> Check:
                        f"groups x {fmt.metadata_bits_per_group} bit / 8 = {meta:,.0f} B (values {values:,.0f} B)")
 
 
-@evaluates("l1-d3-24-total-storage")
+@evaluates("l1-d3-24-total-storage", "l1-d3-24-l2-working-set-halved")
 def nm_total_storage(claim: Claim) -> Check:
     fmt, dtype = _pattern(claim), _dtype(claim)
     values, meta, dense = _storage(fmt, dtype)
@@ -116,7 +116,7 @@ def nm_compression_ratio(claim: Claim) -> Check:
                  f"(values {values:,.0f} + metadata {meta:,.0f}) B")
 
 
-@evaluates("l1-c5-24-bandwidth-halved", "l1-d3-dram-read-fraction")
+@evaluates("l1-c5-24-bandwidth-halved", "l1-d3-dram-read-fraction", "l2-intro-24-dram-bandwidth-halved")
 def nm_gemv_read_fraction(claim: Claim) -> Check:
     fraction, what = _gemv_read_fraction(_pattern(claim).label, _dtype(claim))
     return Check(fraction, what, arithmetic=f"(weight + metadata bytes) / dense weight bytes = {fraction:.4g}")
@@ -238,6 +238,25 @@ def sparse_quant_ratio(claim: Claim) -> Check:
     return Check(fp16 / both,
                  f"estimate_model {LLM_MODEL} weight bytes: fp16 {fp16 / 1e9:.2f} GB / (recipe sparsegpt-{pattern}, "
                  f"--weights {weights} per-channel) {both / 1e9:.2f} GB; embedding fp16, lm_head {weights} dense")
+
+
+@evaluates("l2-d1-slim-outlier-bits")
+def outlier_mixed_bits(claim: Claim) -> Check:
+    """Average stored bits per weight when weights beyond ``outlier_sigma`` standard deviations of a
+    Gaussian keep ``outlier_bits`` (with an ``index_bits`` position each) and the rest ``bits``, plus
+    one fp16 scale and zero (``scale_bits``) per ``group_size`` weights."""
+    s = claim.setup
+    sigma = float(s["outlier_sigma"])
+    tail = math.erfc(sigma / math.sqrt(2.0))  # two-sided Gaussian tail beyond sigma: P(|x| > 3) = 0.0027
+    values = tail * s["outlier_bits"] + (1.0 - tail) * s["bits"]
+    index = tail * s["index_bits"]
+    scales = s["scale_bits"] / s["group_size"]
+    total = values + index + scales
+    return Check(total, f"Gaussian weights: {tail:.2%} beyond {sigma:g} sigma at {s['outlier_bits']} bits with "
+                        f"{s['index_bits']}-bit positions, the rest {s['bits']} bits, scale+zero per {s['group_size']}",
+                 arithmetic=f"{tail:.4f} x {s['outlier_bits']} + {1 - tail:.4f} x {s['bits']} = {values:.3f} bits; "
+                            f"+ {tail:.4f} x {s['index_bits']} = {index:.3f} (positions); + {s['scale_bits']} / "
+                            f"{s['group_size']} = {scales:.3f} (scales) = {total:.3f} bits per weight")
 
 
 @evaluates("l3-a5-flash-8gb-7b")
