@@ -94,7 +94,7 @@ ZH = {
     "structured": "结构化剪枝 (宽度)", "block 32x32": "块稀疏 32×32", "unstructured (best kernel)": "非结构化 (最优内核)",
     "claims": "论断数", "lecture": "讲", "area": "领域", "agrees": "一致", "near": "接近", "differs": "不一致",
     "not modelled": "未建模", "claim": "论断", "slide": "课件", "sparsim": "sparsim", "verdict": "结论",
-    "line": "行",
+    "line": "行", "quote": "引文",
 }
 
 
@@ -747,7 +747,7 @@ HANDOUT_ROWS = 16
 
 def ledger_handout(lang="en", table=None):
     """Every claim, 16 to a page: id, slide line, the slide's value, sparsim's and the verdict."""
-    from simulator.course import format_value
+    from simulator.course import bound_text, format_value
 
     table = (_ledger_table() if table is None else table).sort_values(["lecture", "line"], kind="stable")
     pages = []
@@ -762,17 +762,22 @@ def ledger_handout(lang="en", table=None):
         for r in part.itertuples():
             slide = r.slide if not isinstance(r.slide, (list, tuple)) else tuple(r.slide)
             try:
-                slide_text = format_value(slide, r.unit)
+                slide_text = bound_text(r.compare, slide, r.unit)  # "≥ 10×": a floor reads as a floor
             except (TypeError, ValueError):
                 slide_text = str(slide)
             sparsim_text = "-" if r.sparsim is None or (isinstance(r.sparsim, float) and np.isnan(r.sparsim)) \
                 else format_value(r.sparsim, r.unit)
-            cells.append([r.id[:40], f"L{r.lecture} {r.part} :{r.line}", slide_text[:18], sparsim_text[:18],
-                          _t(r.verdict, lang)])
+            verdict_text = _t(r.verdict, lang)
+            if r.judged == "quote":
+                # the verdict is the quote's (does the paper say it?); sparsim's own judgement sits by its number
+                verdict_text += " · " + _t("quote", lang)
+                sparsim_text = f"{sparsim_text[:12]} · {_t(r.sparsim_verdict, lang)}"
+            cells.append([r.id[:40], f"L{r.lecture} {r.part or ''} :{r.line}", slide_text[:18], sparsim_text[:24],
+                          verdict_text])
             colours.append(["white"] * 4 + [VERDICT_LOOK.get(r.verdict, ("white", ""))[0]])
         header = [_t("claim", lang), _t("line", lang), _t("slide", lang), "sparsim", _t("verdict", lang)]
         tab = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center", cellLoc="left",
-                       colWidths=[0.42, 0.15, 0.14, 0.14, 0.15])
+                       colWidths=[0.36, 0.13, 0.13, 0.19, 0.19])
         tab.auto_set_font_size(False)
         tab.set_fontsize(MIN_FONT_PT)
         tab.scale(1, 1.55)
@@ -780,7 +785,9 @@ def ledger_handout(lang="en", table=None):
                      + f" ({p + 1}/{n_pages})", fontsize=STYLE["axes.titlesize"])
         pages.append(fig)
     caption = (f"The whole course ledger as a handout: all {len(table)} claims ({HANDOUT_ROWS} per page, {n_pages} pages), "
-               "each with its slide line, the slide's value, sparsim's value and the verdict (sparsim course)")
+               "each with its slide line, the slide's value, sparsim's value and the verdict (sparsim course); "
+               "'· quote' marks a verdict on a quoted paper result (does the paper say it?), with sparsim's own "
+               "verdict beside its number")
     return pages, caption
 
 

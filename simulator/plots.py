@@ -50,7 +50,7 @@ def course_figure(table):
             return max(r.sparsim, r.slide)
         return r.slide
 
-    rows = [r for r in table.itertuples() if r.verdict in VERDICT_COLOURS]
+    rows = [r for r in table.itertuples() if getattr(r, "sparsim_verdict", r.verdict) in VERDICT_COLOURS]
     if not rows:
         from simulator.errors import SimulatorError
 
@@ -63,12 +63,17 @@ def course_figure(table):
     ax.axvspan(1 - NEAR, 1 + NEAR, color="0.93")
     ax.axvspan(1 - AGREES, 1 + AGREES, color="0.82")
     ax.axvline(1.0, color="0.4", lw=0.8)
+    # the x position is sparsim's value over the slide's, so the marker is sparsim's own verdict; a
+    # quoted paper result is judged on the quote, which its label states ("[quote agrees]")
+    own = [getattr(r, "sparsim_verdict", r.verdict) for r in rows]
     for verdict in VERDICT_COLOURS:
-        pick = np.array([r.verdict == verdict for r in rows])
+        pick = np.array([v == verdict for v in own])
         if pick.any():
             ax.scatter(ratio[pick], y[pick], c=VERDICT_COLOURS[verdict], marker=VERDICT_MARKERS[verdict], s=70,
                        zorder=3, label=verdict)
-    ax.set_yticks(y, [f"{r.id} (L{r.line})" for r in rows], fontsize=9)
+    quoted = [getattr(r, "judged", "sparsim") == "quote" for r in rows]
+    ax.set_yticks(y, [f"{r.id} (L{r.line})" + (f" [quote {r.verdict}]" if q else "") for r, q in zip(rows, quoted)],
+                  fontsize=9)
     ax.set_xscale("log")
     span = max(2.0, float(np.max(np.maximum(ratio, 1 / ratio))) * 1.2)
     ax.set_xlim(1 / span, span)
@@ -78,10 +83,12 @@ def course_figure(table):
     ax.set_ylim(-1, len(rows))
     ax.set_xlabel("sparsim / slide (1 = the slide's number, or inside its range or bound)")
     skipped = len(table) - len(rows)
-    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICT_COLOURS}
-    ax.set_title("The course's numbers, recomputed by sparsim: "
+    counts = {v: sum(o == v for o in own) for v in VERDICT_COLOURS}
+    ax.set_title("The course's numbers, recomputed by sparsim\nmarkers are sparsim's own verdicts: "
                  + ", ".join(f"{v} {n}" for v, n in counts.items())
-                 + (f", not modelled {skipped}" if skipped else ""), fontsize=15)
+                 + (f", not modelled {skipped}" if skipped else "")
+                 + (f"; {sum(quoted)} quoted results are judged on the quote, as labelled" if any(quoted) else ""),
+                 fontsize=14)
     ax.xaxis.label.set_size(15)
     ax.tick_params(axis="x", labelsize=14)
     ax.legend(loc="lower right", fontsize=14)

@@ -29,7 +29,8 @@ one-line ``reason`` (the claim's ``reason`` or its note's first sentence; a "dif
 its ``cause``, one of ``CAUSES``) and the ``arithmetic`` of byte-level checks (``Check.arithmetic``).
 A claim with a ``source`` quotes a paper's result: its verdict is the quote's (``Source.verdict``,
 what the paper says for that setting), and sparsim's own verdict is ``sparsim_verdict``, shown in
-the reason as a second line.
+the reason as a second line; ``judged`` says which of the two the verdict is about ("quote" or
+"sparsim"), so a table that shows one verdict beside sparsim's number can say so.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Check:
 Evaluator = Callable[[Claim], Check]
 LEDGER_COLUMNS = ("id", "lecture", "part", "line", "area", "claim", "quote", "quantity", "unit", "slide", "compare",
                   "sparsim", "distance", "verdict", "basis", "relation", "reason", "arithmetic",
-                  "sparsim_verdict")
+                  "sparsim_verdict", "judged")
 EVALUATORS: dict[str, Evaluator] = {}
 
 
@@ -258,11 +259,15 @@ def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.Data
             "verdict": final, "basis": check.basis,
             "relation": RELATIONS[c.comparison], "reason": reason_text(c, final, own, check),
             "arithmetic": check.arithmetic or "", "sparsim_verdict": own,
+            "judged": "quote" if c.source is not None else "sparsim",
         })
     return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
 
 
 # ---- formatting at the edge (CLI, docs) ---------------------------------------------------------
+
+_NAMED_UNITS = ("B", "s", "B/s", "ratio", "fraction", "tokens/s", "count")  # formatted specially below
+
 
 def format_value(value, unit: str) -> str:
     """A claim's or sparsim's value in the claim's unit, for people ("1.53×", "140 GB", "42 ms")."""
@@ -271,6 +276,8 @@ def format_value(value, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"  # not modelled (pandas holds a missing value as NaN)
     if isinstance(value, (list, tuple)):
+        if unit not in _NAMED_UNITS:  # "100 – 500 GPU-days": a plain unit is written once
+            return f"{float(value[0]):.4g} – {float(value[1]):.4g} {unit}"
         low, high = (format_value(v, unit) for v in value)
         return f"{low} – {high}"
     value = float(value)
