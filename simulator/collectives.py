@@ -13,7 +13,9 @@ step or tree hop. The kernel time is what a profiler sees on one rank (waiting f
 included); ``time_s`` adds one launch. The parameters are the spec's per-topology values
 (``interconnect.topologies``), replaced by the ``allreduce:`` section of the device's
 calibration.yaml (keys ``<topology>.bus_efficiency``, ``<topology>.step_latency_us``,
-``<topology>.base_latency_us``).
+``<topology>.base_latency_us``). A device without its own fit takes a same-silicon sibling's
+(``compute_calibration_from``) for every topology the two share unchanged: the H200 SXM sits on
+the H100 SXM's NVLink 4 NVSwitch baseboard, so it uses the H100's fitted NCCL parameters.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def topologies(hw, overrides: "dict | None" = None) -> dict[str, Topology]:
         bidirectional = inter.nvlink_bidirectional_GBps if c.link == "nvlink" else inter.pcie_bidirectional_GBps
         found["default"] = dict(one_way_Bps=bidirectional * 1e9 / 2.0, max_gpus=1 << 20, bus_efficiency=c.bus_efficiency,
                                 step_latency_us=c.step_latency_us, base_latency_us=0.0)
-    values = dict(_calibrated_section(hw, "allreduce"))
+    values = _sibling_fabric_section(hw, found)
+    values.update(_calibrated_section(hw, "allreduce"))
     values.update(overrides or {})
     for key, value in values.items():
         name, _, field = key.rpartition(".")
@@ -65,6 +68,27 @@ def topologies(hw, overrides: "dict | None" = None) -> dict[str, Topology]:
     return {name: Topology(name=name, one_way_Bps=v["one_way_Bps"], max_gpus=int(v["max_gpus"]),
                            bus_efficiency=v["bus_efficiency"], step_latency_s=v["step_latency_us"] * 1e-6,
                            base_latency_s=v["base_latency_us"] * 1e-6) for name, v in found.items()}
+
+
+def _sibling_fabric_section(hw, found: dict) -> dict[str, float]:
+    """The fitted ``allreduce:`` values of a same-silicon sibling (``compute_calibration_from``) for
+    each topology this spec shares with it: same name, same link bandwidth and GPU count (the same
+    NVSwitch baseboard, so the same NCCL latencies and bus efficiency). The device's own fit, when it
+    has one, replaces them."""
+    sibling = getattr(hw, "compute_calibration_from", None)
+    if sibling is None or not found:
+        return {}
+    from simulator.attention import _calibrated_section
+    from simulator.hardware import load_hw
+
+    other = load_hw(sibling.device)
+    if other.interconnect is None or not other.interconnect.topologies:
+        return {}
+    theirs = {t.name: t for t in other.interconnect.topologies}
+    same = {name for name, v in found.items() if name in theirs
+            and theirs[name].one_way_GBps * 1e9 == v["one_way_Bps"] and theirs[name].max_gpus == v["max_gpus"]}
+    return {key: value for key, value in _calibrated_section(other, "allreduce").items()
+            if key.rpartition(".")[0] in same}
 
 
 def allreduce_kernel_time(topo: Topology, message_bytes, gpus):

@@ -414,7 +414,9 @@ def calibration_note(hw) -> str:
     if state == "calibrated":
         return f"{spec.id}: kernel efficiencies calibrated on its own traces"
     if state.startswith("compute from"):
-        return f"{spec.id}: compute efficiencies {state} (same silicon); memory and the rest are spec defaults"
+        sibling = state.removeprefix("compute from ")
+        return (f"{spec.id}: compute efficiencies and shared-fabric all-reduce fitted on {sibling} (same silicon); "
+                "memory and the rest are spec defaults")
     return f"{spec.id}: spec defaults (uncalibrated: no traces fitted for this device)"
 
 
@@ -426,6 +428,7 @@ def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1
     a dict of SI numbers; with ``rate`` (requests/s to this replica) the M/D/1 wait is added to
     TTFT. ``prompt`` may be a RequestMix or mix text ('4096:256:0.7,32768:512:0.3')."""
     check_budget(token_budget)
+    percentile = check_percentile(percentile)  # the same rule as plan's: 0 < q < 100
     mix = request_mix(prompt, output_tokens)
     if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
         raise SimulatorError(f"--pp: must be a whole number >= 1, got {pp!r}")

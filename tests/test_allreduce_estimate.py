@@ -73,3 +73,23 @@ def test_pcie_pairs_spec_names_both_interconnects():
     assert pcie["kernel_time_s"].iloc[0] > 3 * pair["kernel_time_s"].iloc[0]  # PCIe hops are the slow ones
     with pytest.raises(SimulatorError, match="gpus"):
         simulator.estimate_allreduce("a100-pcie-80gb", message_bytes=1, gpus=4, topology="nvlink-pair")
+
+
+def test_same_fabric_sibling_shares_the_fitted_allreduce():
+    estimate_allreduce = simulator.estimate_allreduce
+    # The H200 SXM sits on the H100 SXM's NVLink 4 NVSwitch baseboard (same 450 GB/s per direction,
+    # 8 GPUs): with no traces of its own it takes the H100's fitted NCCL parameters, so the two price
+    # every all-reduce alike; a small decode all-reduce is then latency-bound at the fitted base
+    # (tens of us), not the ~2 us of a bare ring step.
+    from simulator.collectives import topologies
+    from simulator.hardware import load_hw
+
+    sizes = np.array([32768.0, 1 << 20, 64 << 20])
+    h100 = estimate_allreduce("h100", message_bytes=sizes, gpus=2)
+    h200 = estimate_allreduce("h200", message_bytes=sizes, gpus=2)
+    assert np.allclose(h100.kernel_time_s, h200.kernel_time_s, rtol=1e-12)
+    assert topologies(load_hw("h200"))["nvswitch"] == topologies(load_hw("h100"))["nvswitch"]
+    assert h200.kernel_time_s.iloc[0] > 10e-6
+    # B200 (NVLink 5: 900 GB/s per direction) has its own topology: a large message is faster than on H100
+    b200 = estimate_allreduce("b200", message_bytes=sizes, gpus=8)
+    assert b200.kernel_time_s.iloc[-1] < estimate_allreduce("h100", message_bytes=sizes, gpus=8).kernel_time_s.iloc[-1]

@@ -204,6 +204,8 @@ TABLE = [
     (f"{PLAN} --percentile nan", ERR, "--percentile"),
     ("plan --model llama-3.1-8b --hw rtx-4090 --rate 1000 --max-tpot-ms 1", ERR, "no configuration meets"),
     (f"{MODEL} --output-tokens 5 --rate nan", ERR, "--rate"),
+    (f"{MODEL} --output-tokens 5 --percentile 0", ERR, "--percentile"),  # plan's rule: 0 < q < 100
+    (f"{MODEL} --output-tokens 5 --percentile 100", ERR, "--percentile"),
     (f"{MODEL} --output-tokens 512 --batch 1000000000 --json", OK, None),
     ("export vidur --model llama-3.1-8b --hw h100 --out /proc/sparsim-export", ERR, "--out"),
     ("export vidur --model llama-3.1-8b --hw h100 --out {d}/existing.png", ERR, "--out"),
