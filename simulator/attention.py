@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import SimulatorError
+from simulator.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
 
 FA2_SPLITKV = ("FlashAttention-2 csrc/flash_attn/flash_api.cpp (at most 128 splits, never more than the KV "
                "tiles) and flash_fwd_launch_template.h run_mha_fwd_splitkv_dispatch (kBlockM = 64; "
@@ -149,10 +150,9 @@ def attention_columns(hw, *, batch, heads, kv_heads, head_dim, new_tokens, pairs
         splits = np.ones_like(flops)
         memory = (kv_bytes + qo_bytes) / hbm
     overhead = hw.launch_overhead_s * (1.0 + kernel.combine_launches * (splits > 1))
-    roof = np.maximum(compute, memory)
-    bound = np.where(overhead > roof, 2, np.where(compute >= memory, 0, 1))
+    roof = roofline(compute, memory, overhead)
     return {"flops": flops, "bytes": kv_bytes + qo_bytes * splits, "compute_time_s": compute, "memory_time_s": memory,
-            "overhead_s": overhead, "time_s": roof + overhead, "bound_code": bound, "bytes_kv": kv_bytes,
+            "overhead_s": overhead, "time_s": roof["time_s"], "bound_code": roof["bound_code"], "bytes_kv": kv_bytes,
             "splits": splits}
 
 
@@ -294,14 +294,13 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     fixed = params["fixed_us"] * 1e-6
     kernel = fixed + np.maximum(compute, memory) + pick(np.broadcast_to(combine, cost.shape))
     launches = 1.0 + (splits > 1)
-    bound = np.where(fixed + pick(np.broadcast_to(combine, cost.shape)) > np.maximum(compute, memory), 2,
-                     np.where(compute >= memory, 0, 1))
+    bound = bound_codes(compute, memory, fixed + pick(np.broadcast_to(combine, cost.shape)))
     return {"flops": flops, "bytes": base_bytes + partial_bytes * (splits > 1) * 2.0 * splits,
             "compute_time_s": compute, "memory_time_s": memory, "kernel_time_s": kernel,
             "time_s": kernel + hw.launch_overhead_s * launches, "splits": splits, "bound_code": bound}
 
 
-BOUNDS = ("compute", "memory", "overhead")
+BOUNDS = tuple(bound_labels(KERNEL_BOUNDS))
 
 
 def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, dtype="bf16",
@@ -353,7 +352,7 @@ def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, hea
     out["causal"] = np.broadcast_to(causal_arr, shape).reshape(-1)
     for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "kernel_time_s", "time_s", "splits"):
         out[key] = cols[key]
-    out["bound"] = pd.Categorical.from_codes(cols["bound_code"].astype(np.int8), categories=list(BOUNDS))
+    out["bound"] = bound_categorical(cols["bound_code"])
     return out
 
 

@@ -33,11 +33,12 @@ from simulator.dtypes import (
 from simulator.checks import as_numbers, as_whole, broadcast
 from simulator.errors import SimulatorError
 from simulator.hardware import HardwareSpec, load_hw
+from simulator.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
 from simulator.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
 
 TILED_KERNELS = ("dense", "masked-dense", "sparse-tc", "nm-whatif", "bitmap-tc", "tiled-csl-tc")
 KERNELS = TILED_KERNELS + ("csr-spmm", "bsr-tc")
-BOUNDS = ("compute", "memory", "overhead")
+BOUNDS = tuple(bound_labels(KERNEL_BOUNDS))  # ("compute", "memory", "overhead")
 
 # Rows of a warp/CTA group whose slowest row sets the pace in a CSR SpMM (one warp = 32 rows).
 CSR_ROWS_PER_GROUP = 32
@@ -312,7 +313,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     total_bytes = base_bytes
     memory_time = total_bytes / memory_rate + hw.memory_ramp_s  # bytes at bandwidth after the ramp
     overhead = np.full_like(m, hw.launch_overhead_s)
-    roof = np.maximum(compute_time, memory_time)
+    roof = roofline(compute_time, memory_time, 0.0)["roof_s"]
     # What a profiler sums for the call: the kernels' own durations (torch's 2:4 path runs extra
     # kernels, which count), no launch latency; time_s is what the caller waits.
     kernel_time = roof
@@ -320,7 +321,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         overhead = overhead + hw.sparse_kernel_extra_s
         kernel_time = roof + hw.sparse_kernel_extra_s
     time = roof + overhead
-    bound_code = np.where(overhead > roof, 2, np.where(compute_time >= memory_time, 0, 1))
+    bound_code = bound_codes(compute_time, memory_time, overhead)
 
     if numeric_only:
         return {
@@ -360,7 +361,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         "overhead_s": overhead,
         "time_s": time,
         "kernel_time_s": kernel_time,
-        "bound": pd.Categorical.from_codes(bound_code.astype(np.int8), categories=list(BOUNDS)),
+        "bound": bound_categorical(bound_code),
         "flop_per_s": flops / time,
         "ridge_point_flop_per_byte": np.full_like(m, peak * compute_eff / memory_rate),
         "datasheet_ridge_point_flop_per_byte": np.full_like(m, peak / hw.memory_bandwidth_bytes_per_s),

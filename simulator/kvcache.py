@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from simulator.errors import SimulatorError
 from simulator.ops import layer_text
 from simulator.paths import workloads_path
+from simulator.roofline import roofline
 
 ROLES = ("prune", "select", "allocate", "merge", "read", "quantize")
 NO_METHOD = ("none", "dense", "full")
@@ -88,10 +89,9 @@ def extra_op_columns(hw, flops, bytes_, unit: str, dtype: str, launches=None):
     compute = flops / rate
     memory = bytes_ / (hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value)
     overhead = hw.launch_overhead_s * np.broadcast_to(np.asarray(launches, float), flops.shape)
-    roof = np.maximum(compute, memory)
-    bound = np.where(overhead > roof, 2, np.where(compute >= memory, 0, 1))
+    roof = roofline(compute, memory, overhead)
     return {"flops": flops, "bytes": bytes_, "compute_time_s": compute, "memory_time_s": memory,
-            "overhead_s": overhead, "time_s": roof + overhead, "bound_code": bound}
+            "overhead_s": overhead, "time_s": roof["time_s"], "bound_code": roof["bound_code"]}
 
 
 # ---- what a method sees -------------------------------------------------------------------------

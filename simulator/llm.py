@@ -41,6 +41,7 @@ from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.ops import allreduce_columns, layer_text, memory_op_columns
+from simulator.roofline import Bound, bound_codes, bound_labels, roofline
 from simulator.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
 from simulator.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
 
@@ -61,7 +62,7 @@ TIME_CATEGORIES = ("weights", "kv", "compute", "memory-ops", "overhead", "commun
 # a KV method's own kernels, and the rest (norms, activations, embedding, all-reduces).
 OP_KINDS = ("gemm", "attention", "other")
 _OP_KIND = {"gemm": "gemm", "attention": "attention", "kv-method": "attention"}
-_BOUNDS = ("compute", "memory", "overhead", "communication", "offload", "runtime")
+_BOUNDS = tuple(bound_labels())  # every Bound, in code order
 
 
 @dataclass(frozen=True)
@@ -459,9 +460,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
                 c = o["columns"]
                 c["memory_time_s"] = c["memory_time_s"] / efficiency
-                roof = np.maximum(c["compute_time_s"], c["memory_time_s"])
-                c["time_s"] = roof + c["overhead_s"]
-                c["bound_code"] = np.where(c["overhead_s"] > roof, 2, np.where(c["compute_time_s"] >= c["memory_time_s"], 0, 1))
+                roof = roofline(c["compute_time_s"], c["memory_time_s"], c["overhead_s"])
+                c["time_s"], c["bound_code"] = roof["time_s"], roof["bound_code"]
 
     # The runtime's launch path (simulator/runtimes.py): each op's launches at the runtime's cost for
     # its phase (eager: the spec's, nothing changes)
@@ -488,14 +488,14 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             zeros = np.zeros(n_points)
             add("offload" + t_tag, "offload", t_layers,
                 {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
-                 "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, 4)}, layer=t_layer_text)
+                 "overhead_s": zeros, "comm_time_s": zeros, "time_s": wait, "bound_code": np.full(n_points, int(Bound.OFFLOAD))}, layer=t_layer_text)
 
     if profile.has_host_cost:  # the runtime's host time per step: scheduling, inputs, graph launch
         host = np.broadcast_to(profile.host_s(batch), (n_points,)).astype(float)
         zeros = np.zeros(n_points)
         add("runtime", "runtime", 1.0,
             {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
-             "overhead_s": host, "comm_time_s": zeros, "time_s": host, "bound_code": np.full(n_points, 5)},
+             "overhead_s": host, "comm_time_s": zeros, "time_s": host, "bound_code": np.full(n_points, int(Bound.RUNTIME))},
             scope="host")
 
     # Memory per GPU (weights do not depend on the point; KV and activations do).
@@ -672,8 +672,11 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
                                 as_points(head_dim), dtype, np.ones(shape, dtype=bool))
     overhead = c["time_s"] - c["kernel_time_s"]  # the launches: one, and the combine's where split
     roof = c["kernel_time_s"]
-    bound = np.where(overhead > roof, 2, np.where(c["bound_code"] == 2, np.where(
-        c["compute_time_s"] >= c["memory_time_s"], 0, 1), c["bound_code"]))
+    # the launches decide where they exceed the kernel; inside the kernel its fixed part does not
+    # count as overhead here (it is part of kernel_time_s), so compute vs memory decides instead
+    inner = np.where(c["bound_code"] == Bound.OVERHEAD,
+                     bound_codes(c["compute_time_s"], c["memory_time_s"], 0.0), c["bound_code"])
+    bound = np.where(overhead > roof, int(Bound.OVERHEAD), inner)
     return {"flops": c["flops"], "bytes": c["bytes"], "compute_time_s": c["compute_time_s"],
             "memory_time_s": c["memory_time_s"], "overhead_s": overhead, "time_s": c["time_s"],
             "kernel_time_s": c["kernel_time_s"], "bound_code": bound,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.hardware import HardwareSpec
+from simulator.roofline import KERNEL_BOUNDS, Bound, bound_labels, roofline
 
-BOUNDS = ("compute", "memory", "overhead")
+BOUNDS = tuple(bound_labels(KERNEL_BOUNDS))
 
 
 def _roofline(hw: HardwareSpec, flops, bytes_, peak, compute_eff, memory_eff):
@@ -19,11 +20,10 @@ def _roofline(hw: HardwareSpec, flops, bytes_, peak, compute_eff, memory_eff):
     compute = flops / (peak * compute_eff) if peak else np.zeros_like(flops)
     memory = bytes_ / (hw.memory_bandwidth_bytes_per_s * memory_eff)
     overhead = np.full_like(flops, hw.launch_overhead_s)
-    roof = np.maximum(compute, memory)
-    bound = np.where(overhead > roof, 2, np.where(compute >= memory, 0, 1))
+    roof = roofline(compute, memory, overhead)
     return {
         "flops": flops, "bytes": bytes_, "compute_time_s": compute, "memory_time_s": memory,
-        "overhead_s": overhead, "time_s": roof + overhead, "bound_code": bound,
+        "overhead_s": overhead, "time_s": roof["time_s"], "bound_code": roof["bound_code"],
     }
 
 
@@ -58,7 +58,7 @@ def allreduce_columns(hw: HardwareSpec, message_bytes, tp: int):
     return {
         "flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
         "overhead_s": overhead, "comm_time_s": comm, "time_s": comm + overhead,
-        "bound_code": np.full(message_bytes.shape, 3),
+        "bound_code": np.full(message_bytes.shape, int(Bound.COMMUNICATION)),
     }
 
 

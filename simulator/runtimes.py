@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from simulator.datafiles import Strict, check_citations, load_yaml
 from simulator.errors import SimulatorError
 from simulator.paths import workloads_path
+from simulator.roofline import Bound, bound_codes
 
 RUNTIME_NAMES = ("eager", "cuda-graphs", "vllm", "trtllm", "gpt-fast")
 DEFAULT_RUNTIME = "eager"
@@ -131,8 +132,9 @@ def reprice_launches(columns: dict, launch_s, hw, sparse_extra: bool = False) ->
     if "compute_time_s" in columns and "memory_time_s" in columns:
         compute = np.asarray(columns["compute_time_s"], float)
         memory = np.asarray(columns["memory_time_s"], float)
-        kept = np.where(code >= 3, code, np.where(compute >= memory, 0, 1))
-        columns["bound_code"] = np.where((code < 3) & (new_overhead > roof), 2, kept)
+        on_roof = code < Bound.COMMUNICATION  # kernels on the device's roofline; comm/offload/runtime keep theirs
+        kept = np.where(on_roof, bound_codes(compute, memory, 0.0), code)
+        columns["bound_code"] = np.where(on_roof & (new_overhead > roof), int(Bound.OVERHEAD), kept)
 
 
 def describe() -> list[dict]:
