@@ -121,56 +121,110 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
     raise AssertionError(f"kernel {kernel!r} has no cost model")  # our bug, not the user's
 
 
+CHUNK_SHAPES = 4096  # shapes per pass of the tile model: its (candidates x shapes) arrays stay in cache
+
+
 def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
                    other_bytes, memory_rate, groups=1.0):
-    """Tile + wave + split-K model; returns the candidate with the lowest total time."""
+    """Tile + wave + split-K model; returns the candidate with the lowest total time.
+
+    Two exact shortcuts, neither of which changes a result:
+    - split-K is priced only where it can win. Every candidate with split s > 1 takes at least
+      the ideal no-tail time of its tiles, ``tiles x 2 tm tn K / (units x rate)``, plus its
+      reduction (2 s fp32 partials of the output); where that bound, at the smallest split, is
+      above the best split-1 candidate's total time, no split can tie or win, and the split-1
+      choice is the answer. Elsewhere (skinny and latency-bound shapes) every candidate is priced.
+    - shapes are priced in chunks of CHUNK_SHAPES (the candidates multiply every array by up to
+      25; in chunks they stay in cache), each chunk independently."""
+    arrays = list(np.broadcast_arrays(m, n, k, weight_bytes_per_el, other_bytes, groups))
+    splits = tuple(s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max)
+
+    def run(subset, choices):
+        mm, nn, kk, wb, ob, gg = subset
+        parts = [_tiled_chunk(hw, mm[i:i + CHUNK_SHAPES], nn[i:i + CHUNK_SHAPES], kk[i:i + CHUNK_SHAPES], peak,
+                              compute_eff, act_bytes_per_el, wb[i:i + CHUNK_SHAPES], ob[i:i + CHUNK_SHAPES],
+                              memory_rate, gg[i:i + CHUNK_SHAPES], choices)
+                 for i in range(0, mm.size, CHUNK_SHAPES)]
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    if len(splits) == 1:
+        out = run(arrays, splits)
+    else:
+        out = run(arrays, splits[:1])
+        m_, n_, g_ = arrays[0], arrays[1], arrays[5]
+        reduction = 2.0 * splits[1] * g_ * m_ * n_ * 4.0 / memory_rate
+        # 1e-9: far above rounding in either side, far below any difference the model resolves
+        maybe = out["_lower"] + reduction <= out["_score"] * (1.0 + 1e-9)
+        if maybe.any():
+            full = run([a[maybe] for a in arrays], splits)
+            for key in out:
+                out[key][maybe] = full[key]
+    out.pop("_score"), out.pop("_lower")
+    return out
+
+
+def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
+                 other_bytes, memory_rate, groups, split_choices):
+    """The tile model for 1-D arrays of shapes: every candidate (tile shape T x split-K S) priced,
+    laid out (T, S, shapes) so that what depends only on the tile or only on the split is computed
+    once per tile or per split."""
     units = hw.units
     feed = hw.operand_feed_bytes_per_s_per_unit
-    tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (C, 2)
+    tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (T, 2)
     # candidates: every tile shape with every split-K in SPLIT_K_CHOICES up to the spec's cap (powers
     # of two: each choice costs a pass over the shapes); each candidate's time is monotone in M, N and
     # K (its split is fixed), and so is their minimum
-    splits = np.array([s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max], dtype=float)
-    tm = np.repeat(tiles_mn[:, 0], splits.size).reshape(-1, *([1] * m.ndim))
-    tn = np.repeat(tiles_mn[:, 1], splits.size).reshape(-1, *([1] * m.ndim))
-    split = np.tile(splits, len(tiles_mn)).reshape(-1, *([1] * m.ndim))
-    tiles = groups * np.ceil(m / tm) * np.ceil(n / tn)  # a grouped GEMM's tiles share the waves
-    ctas = tiles * split
+    splits = np.array(split_choices, dtype=float)
+    n_tiles, n_splits = len(tiles_mn), splits.size
+    tm = tiles_mn[:, 0].reshape(-1, 1, 1)            # (T, 1, 1)
+    tn = tiles_mn[:, 1].reshape(-1, 1, 1)
+    split = splits.reshape(1, -1, 1)                 # (1, S, 1)
+    tiles = groups * np.ceil(m / tm) * np.ceil(n / tn)  # (T, 1, N): a grouped GEMM's tiles share the waves
+    ctas = tiles * split                             # (T, S, N)
     full_waves = ctas / units
     tail = 1.0 if hw.efficiency.wave_tail is None else hw.efficiency.wave_tail.value
     # the last, partly filled wave costs ``tail`` of a whole one beyond its share of the work
-    waves = full_waves + tail * (np.ceil(full_waves) - full_waves)
-    k_per_cta = np.ceil(k / split)
-    intensity = 2.0 * tm * tn / (tm * act_bytes_per_el + tn * weight_bytes_per_el)
+    whole_waves = np.ceil(full_waves)
+    waves = full_waves + tail * (whole_waves - full_waves)
+    k_per_cta = np.ceil(k / split)                   # (1, S, N)
+    intensity = 2.0 * tm * tn / (tm * act_bytes_per_el + tn * weight_bytes_per_el)  # (T, 1, N)
     rate_per_unit = np.minimum(peak / units * compute_eff, feed * intensity)
     # each wave's tile also pays its fixed prologue (pipeline fill) and epilogue (output store)
     compute = waves * (2.0 * tm * tn * k_per_cta / rate_per_unit + hw.tile_fixed_s)
     # split-K: every split writes an fp32 partial of the output and a reduction reads them back,
     # after the main loop (cuBLAS's workspace reduction)
     compute = compute + (split > 1) * 2.0 * split * groups * m * n * 4.0 / memory_rate
-    memory = np.broadcast_to(other_bytes / memory_rate, compute.shape)
+    shape = (n_tiles * n_splits, m.size)
+    compute = compute.reshape(shape)                 # candidate c = tile * S + split
+    memory = other_bytes / memory_rate
     # Lowest total time; among exact ties (all memory-bound) the tile with the least compute.
     score = np.maximum(compute, memory)
     tied = score <= score.min(axis=0) * (1.0 + 1e-12)
     best = np.argmin(np.where(tied, compute, np.inf), axis=0)
-    columns = np.arange(compute.shape[1]) if compute.ndim == 2 else None
+    columns = np.arange(m.size)
+    tile, split_index = best // n_splits, best % n_splits
 
-    def pick(a):
-        if compute.ndim != 2:  # not the (candidates, shapes) layout: the general, slower path
-            return np.take_along_axis(np.broadcast_to(a, compute.shape), best[None], axis=0)[0]
-        a = np.asarray(a)
-        return a[best, 0] if a.shape[1] == 1 else a[best, columns]
+    def per_tile(a):
+        a = np.broadcast_to(a, (n_tiles, 1, m.size))[:, 0]
+        return a[tile, columns]
+
+    def per_candidate(a):
+        return np.broadcast_to(a, (n_tiles, n_splits, m.size)).reshape(shape)[best, columns]
 
     return {
-        "compute": pick(compute),
-        "tile_m": pick(tm),
-        "tile_n": pick(tn),
-        "split_k": pick(split),
-        "tiles": pick(tiles),
-        "waves": pick(waves),
-        "wave_efficiency": pick(ctas / (np.ceil(full_waves) * units)),
+        "compute": compute[best, columns],
+        "tile_m": tiles_mn[tile, 0],
+        "tile_n": tiles_mn[tile, 1],
+        "split_k": splits[split_index],
+        "tiles": per_tile(tiles),
+        "waves": per_candidate(waves),
+        "wave_efficiency": per_candidate(ctas) / (per_candidate(whole_waves) * units),
         # the chosen tile's rate is set by the L2 -> SM operand feed, not by the math
-        "feed_limited": pick(feed * intensity < peak / units * compute_eff).astype(bool),
+        "feed_limited": per_tile(feed * intensity < peak / units * compute_eff).astype(bool),
+        # for _tiled_compute's split-K shortcut: the chosen total time, and the least time any
+        # candidate's tiles can take (no tail, no fixed part, no reduction) on any tile shape
+        "_score": score[best, columns],
+        "_lower": (tiles * (2.0 * tm * tn) * k / (units * rate_per_unit)).min(axis=0)[0],
     }
 
 

@@ -368,3 +368,31 @@ def test_a_grouped_gemm_shares_its_waves():
 def test_bad_groups_is_one_line(groups, message):
     with pytest.raises(SimulatorError, match=message):
         gemm_columns("h100", [1, 2], 4096, 4096, groups=groups)
+
+
+def test_split_k_shortcut_and_chunking_change_no_result():
+    # _tiled_compute skips split-K candidates only where a lower bound proves they cannot tie or win,
+    # and prices shapes in chunks; both must give exactly what pricing every candidate at once gives
+    import simulator.gemm as gemm_module
+    from simulator.gemm import SPLIT_K_CHOICES, _tiled_chunk, _tiled_compute
+    from simulator.hardware import load_hw
+
+    rng = np.random.default_rng(7)
+    size = 3 * gemm_module.CHUNK_SHAPES + 17  # several chunks and a ragged last one
+    m = rng.integers(1, 16384, size).astype(float)
+    m[: size // 3] = rng.integers(1, 64, size // 3)  # skinny shapes, where split-K does win
+    n = rng.integers(64, 40000, size).astype(float)
+    k = rng.integers(64, 40000, size).astype(float)
+    for device in ("h100", "a100", "rtx-4090"):
+        hw = load_hw(device)
+        peak, eff = hw.matrix_peak_flop_per_s("bf16"), hw.efficiency.matrix("bf16")
+        rate = hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value
+        weight_el = np.full(size, 2.0)
+        other = 2.0 * (n * k + m * k + m * n)
+        groups = np.ones(size)
+        fast = _tiled_compute(hw, m, n, k, peak, eff, 2.0, weight_el, other, rate, groups)
+        splits = tuple(s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max)
+        full = _tiled_chunk(hw, m, n, k, peak, eff, 2.0, weight_el, other, rate, groups, splits)
+        assert (full["split_k"] > 1).any()  # the test exercises shapes where split-K is chosen
+        for key in fast:
+            assert np.array_equal(fast[key], full[key]), (device, key)
