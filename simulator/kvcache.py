@@ -207,6 +207,10 @@ class KVMethod:
     defaults_source: ClassVar[str] = ""
     changes: ClassVar[str] = ""
     reported: ClassVar[str] = ""
+    # How the method applies to an MLA latent cache (one vector per token and layer that every head
+    # shares): empty = not modelled there (head-wise budgets, K/V quantization, merged layers);
+    # otherwise one line saying how (token-level selection keeps or drops a token's whole latent).
+    on_mla: ClassVar[str] = ""
 
     def __init__(self, **values):
         unknown = sorted(set(values) - set(self.params))
@@ -314,6 +318,7 @@ class Selector(KVMethod):
 @register
 class H2O(Selector):
     name = "h2o"
+    on_mla = "token-level: a token's whole latent is kept or dropped, with the selection pooled over the heads that share it (the paper selects per KV head; its accuracy on MLA is not modelled)"
     params = {
         "heavy": Param(0.1, "heavy-hitter budget, fraction of the prompt"),
         "recent": Param(0.1, "recent-window budget, fraction of the prompt"),
@@ -405,6 +410,7 @@ class H2O(Selector):
 @register
 class StreamingLLM(Selector):
     name = "streamingllm"
+    on_mla = "token-level by design: sinks and the recent window keep whole latents"
     params = {
         "sinks": Param(4, "attention-sink tokens kept at the start", int),
         "window": Param(2000, "most recent tokens kept", int),
@@ -443,6 +449,7 @@ class StreamingLLM(Selector):
 @register
 class SnapKV(Selector):
     name = "snapkv"
+    on_mla = "token-level: a token's whole latent is kept or dropped, with the selection pooled over the heads that share it (the paper selects per KV head; its accuracy on MLA is not modelled)"
     params = {
         "tokens": Param(2048.0, "prompt KV budget per head incl. the observation window (max_capacity_prompt)", int),
         "budget": Param(None, "alternatively, the budget as a fraction of the prompt (overrides tokens)"),
@@ -559,6 +566,7 @@ class Allocator(KVMethod):
 @register
 class PyramidKV(Allocator):
     name = "pyramidkv"
+    on_mla = "per-layer token budgets: a layer keeps whole latents"
     params = {"beta": Param(20.0, "pyramid steepness: the top layer keeps (budget - window) / beta")}
     base_defaults = {"tokens": 2048, "window": 8, "kernel": 7}
     bins = 8
@@ -778,6 +786,7 @@ class KIVI(KVMethod):
 @register
 class LazyLLM(KVMethod):
     name = "lazyllm"
+    on_mla = "prompt tokens pruned per layer: fewer latents computed and cached"
     role = "prune"
     params = {
         "stages": Param(4, "depth stages; tokens are pruned at the first layer of each stage after the first", int),

@@ -39,7 +39,7 @@ from simulator.checks import as_whole, broadcast
 from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
-from simulator.kvcache import KVEnv, attention_columns, extra_op_columns, parse_kv_method
+from simulator.kvcache import KV_METHODS, KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.ops import allreduce_columns, layer_text, memory_op_columns
 from simulator.roofline import Bound, bound_codes, bound_labels, roofline
 from simulator.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
@@ -265,10 +265,14 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         raise SimulatorError(f"--phase decode: {cfg.id} is an encoder; it has no decode phase (use prefill)")
     if cfg.kind == "encoder" and pipeline.methods:
         raise SimulatorError(f"--kv-method {pipeline.text}: {cfg.id} is an encoder; it keeps no KV cache")
-    if cfg.mla is not None and pipeline.methods:
+    unfit = [m.name for m in pipeline.methods if not m.on_mla] if cfg.mla is not None else []
+    if unfit:
+        usable = ", ".join(sorted(n for n, c in KV_METHODS.items() if c.on_mla))
         raise SimulatorError(f"--kv-method {pipeline.text}: {cfg.id} caches an MLA latent (one "
                              f"{cfg.mla.cache_elements_per_token()}-wide vector per token and layer, shared by "
-                             f"all heads); KV-cache methods on it are not modelled (--kv-dtype still applies)")
+                             f"all heads); {unfit[0]} on it is not modelled (head-wise budgets, K/V quantization "
+                             f"and merged layers need separate K/V heads); token-level methods apply: {usable} "
+                             "(--kv-dtype still applies)")
     if cfg.position == "learned" and np.any(context > cfg.max_position_embeddings):
         raise SimulatorError(f"--context {int(context.max())}: {cfg.id} has learned positions up to "
                              f"{cfg.max_position_embeddings} tokens")

@@ -138,9 +138,28 @@ def test_cli_model_deepseek_v3_on_8_h200_fp8(capsys):
         assert word in out, word
 
 
-def test_kv_methods_on_an_mla_cache_are_refused():
-    with pytest.raises(SimulatorError, match="MLA latent"):
-        estimate_model("deepseek-v3", "h200", "decode", 1, 4096, tp=8, dtype="fp8", kv_method="h2o")
+@pytest.mark.parametrize("method", ["kivi", "razorattention", "adakv", "minicache", "quest", "streamingllm+kivi"])
+def test_head_wise_and_quantizing_kv_methods_on_an_mla_cache_are_refused(method):
+    # one latent per token that every head shares: there are no K/V heads to budget, no separate
+    # K and V to quantize per channel and per token, no per-head pages
+    with pytest.raises(SimulatorError, match="MLA latent.*token-level methods apply: h2o, lazyllm"):
+        estimate_model("deepseek-v3", "h200", "decode", 1, 4096, tp=8, dtype="fp8", kv_method=method)
+
+
+def test_token_level_kv_methods_on_an_mla_cache_keep_whole_latents():
+    # StreamingLLM keeps sinks + window tokens: 4 + 2000 latents of the 32768 per sequence and layer,
+    # so the cache shrinks by exactly that ratio (every TP rank holds the whole latent cache)
+    kw = dict(tp=8, dtype="fp8")
+    full = estimate_model("deepseek-v3", "h200", "decode", 16, 32768, **kw).summary
+    stream = estimate_model("deepseek-v3", "h200", "decode", 16, 32768, kv_method="streamingllm", **kw).summary
+    assert stream["kv_cache_bytes"] / full["kv_cache_bytes"] == pytest.approx((4 + 2000) / 32768)
+    assert stream["time_s"] < full["time_s"]
+    # H2O at its 20% budget, plus its fp32 accumulated scores (one per query head and held token)
+    h2o = estimate_model("deepseek-v3", "h200", "decode", 16, 32768, kv_method="h2o", **kw).summary
+    assert 0.2 < h2o["kv_cache_bytes"] / full["kv_cache_bytes"] < 0.3
+    from simulator.kvcache import KV_METHODS
+
+    assert {n for n, c in KV_METHODS.items() if c.on_mla} == {"h2o", "snapkv", "streamingllm", "pyramidkv", "lazyllm"}
 
 
 @pytest.mark.parametrize("old, new, message", [
