@@ -47,6 +47,30 @@ def topologies(hw, overrides: "dict | None" = None) -> dict[str, Topology]:
     with the device's calibrated ``allreduce:`` values and ``overrides`` applied."""
     from simulator.attention import _calibrated_section
 
+    found = _spec_topologies(hw)
+    values = _sibling_fabric_section(hw, found)
+    values.update(_calibrated_section(hw, "allreduce"))
+    values.update(overrides or {})
+    for key, value in values.items():
+        name, _, field = key.rpartition(".")
+        if name in found and field in FIELDS:
+            found[name][field] = float(value)
+    return {name: Topology(name=name, one_way_Bps=v["one_way_Bps"], max_gpus=int(v["max_gpus"]),
+                           bus_efficiency=v["bus_efficiency"], step_latency_s=v["step_latency_us"] * 1e-6,
+                           base_latency_s=v["base_latency_us"] * 1e-6) for name, v in found.items()}
+
+
+def inherits_allreduce(hw) -> bool:
+    """Whether ``hw`` prices its all-reduce with a same-silicon sibling's fitted values (and has
+    no fit of its own that replaces them)."""
+    from simulator.attention import _calibrated_section
+
+    return bool(_sibling_fabric_section(hw, _spec_topologies(hw))) and not _calibrated_section(hw, "allreduce")
+
+
+def _spec_topologies(hw) -> dict:
+    """The spec's own interconnect parameters by topology name (its ``collective`` ring as
+    ``default`` when it lists none), before any calibration."""
     inter = hw.interconnect
     found = {}
     if inter is not None and inter.topologies:
@@ -58,16 +82,7 @@ def topologies(hw, overrides: "dict | None" = None) -> dict[str, Topology]:
         bidirectional = inter.nvlink_bidirectional_GBps if c.link == "nvlink" else inter.pcie_bidirectional_GBps
         found["default"] = dict(one_way_Bps=bidirectional * 1e9 / 2.0, max_gpus=1 << 20, bus_efficiency=c.bus_efficiency,
                                 step_latency_us=c.step_latency_us, base_latency_us=0.0)
-    values = _sibling_fabric_section(hw, found)
-    values.update(_calibrated_section(hw, "allreduce"))
-    values.update(overrides or {})
-    for key, value in values.items():
-        name, _, field = key.rpartition(".")
-        if name in found and field in FIELDS:
-            found[name][field] = float(value)
-    return {name: Topology(name=name, one_way_Bps=v["one_way_Bps"], max_gpus=int(v["max_gpus"]),
-                           bus_efficiency=v["bus_efficiency"], step_latency_s=v["step_latency_us"] * 1e-6,
-                           base_latency_s=v["base_latency_us"] * 1e-6) for name, v in found.items()}
+    return found
 
 
 def _sibling_fabric_section(hw, found: dict) -> dict[str, float]:

@@ -414,8 +414,11 @@ def calibration_note(hw) -> str:
     if state == "calibrated":
         return f"{spec.id}: kernel efficiencies calibrated on its own traces"
     if state.startswith("compute from"):
+        from simulator.collectives import inherits_allreduce
+
         sibling = state.removeprefix("compute from ")
-        return (f"{spec.id}: compute efficiencies and shared-fabric all-reduce fitted on {sibling} (same silicon); "
+        fabric = " and shared-fabric all-reduce" if inherits_allreduce(spec) else ""
+        return (f"{spec.id}: compute efficiencies{fabric} fitted on {sibling} (same silicon); "
                 "memory and the rest are spec defaults")
     return f"{spec.id}: spec defaults (uncalibrated: no traces fitted for this device)"
 

@@ -93,3 +93,12 @@ def test_same_fabric_sibling_shares_the_fitted_allreduce():
     # B200 (NVLink 5: 900 GB/s per direction) has its own topology: a large message is faster than on H100
     b200 = estimate_allreduce("b200", message_bytes=sizes, gpus=8)
     assert b200.kernel_time_s.iloc[-1] < estimate_allreduce("h100", message_bytes=sizes, gpus=8).kernel_time_s.iloc[-1]
+
+
+def test_the_calibration_note_names_the_inherited_allreduce_only_where_it_applies():
+    from simulator.collectives import inherits_allreduce
+    from simulator.hardware import load_hw
+
+    assert inherits_allreduce(load_hw("h200"))       # same NVSwitch topology as the fitted H100
+    assert not inherits_allreduce(load_hw("h100"))   # its own fit; its sibling (H200) has none
+    assert not inherits_allreduce(load_hw("b200"))   # no same-silicon sibling: its values are the spec's
