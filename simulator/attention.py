@@ -33,9 +33,9 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.datafiles import parse_yaml
 from simulator.errors import SimulatorError
 from simulator.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
 
@@ -204,7 +204,7 @@ def _calibrated_section(hw, section: str) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=32)
 def _read_section(path: Path, mtime: float, section: str) -> tuple:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(path.read_text()) or {}
     return tuple(sorted((data.get(section) or {}).items()))
 
 

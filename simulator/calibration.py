@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from simulator.datafiles import parse_yaml
 from simulator.errors import SimulatorError
 from simulator.calibration_file import (COMPUTE_PARAMETERS, PARAMETERS, RATIO_PARAMETERS, CalibrationFile,  # noqa: F401
                                         _check_value, read_calibration, with_parameters)
@@ -151,7 +152,7 @@ def _prior(hw) -> HardwareSpec:
     sibling = prior.compute_calibration_from
     path = hwspecs_dir() / sibling.device / "calibration.yaml" if sibling is not None else None
     if path is not None and path.is_file():
-        prior = apply(prior, yaml.safe_load(path.read_text()), compute_only=True, path=path)
+        prior = apply(prior, parse_yaml(path.read_text()), compute_only=True, path=path)
     return prior
 
 

@@ -12,19 +12,20 @@ import math
 import sys
 
 import numpy as np
-import pandas as pd
 
 from simulator.errors import SimulatorError
 from simulator.cliutil import (MAX_RANGE_VALUES, MAX_SHAPES, _check_output_dir, _check_output_file, _Extend, _finite, _headless_plots, _int_list,
-                               _json_records, _json_value, _list_arg, _Parser, _save_figure, _whole)
+                               _json_records, _json_value, _list_arg, _Parser, _Row, _save_figure, _whole)
 
 MAX_COUNT = 10**9  # sequences, tokens of context, table rows: beyond this a value is a typo
 MAX_GPUS = 65_536
 MAX_OUTPUT_TOKENS = 10**7  # generated tokens per request (each decode step is priced)
 
 
-def _gemm_frames(args):
-    from simulator.gemm import estimate_gemm
+def _gemm_frames(args, plain: bool = False):
+    """The estimate (and the dense one, for a sparse format): DataFrames, or with ``plain`` dicts
+    of columns with string labels (gemm_columns(plain_labels=True): one GEMM needs no pandas)."""
+    from simulator.gemm import estimate_gemm, gemm_columns
 
     count = len(args.m) * len(args.n) * len(args.k)
     if count > MAX_SHAPES:
@@ -32,9 +33,13 @@ def _gemm_frames(args):
                              "use coarser ranges (or simulator.estimate_gemm from Python)")
     shapes = list(itertools.product(args.m, args.n, args.k))
     m, n, k = (np.array(col) for col in zip(*shapes))
-    df = estimate_gemm(args.hw, m, n, k, args.dtype, args.sparsity)
-    dense = estimate_gemm(args.hw, m, n, k, args.dtype, "dense") if args.sparsity != "dense" else None
-    return df, dense
+
+    def estimate(sparsity):
+        if plain:
+            return gemm_columns(args.hw, m, n, k, args.dtype, sparsity, plain_labels=True)
+        return estimate_gemm(args.hw, m, n, k, args.dtype, sparsity)
+
+    return estimate(args.sparsity), estimate("dense") if args.sparsity != "dense" else None
 
 
 def cmd_gemm(args) -> int:
@@ -42,7 +47,8 @@ def cmd_gemm(args) -> int:
     from simulator.report import explain_gemm, fmt_time
 
     hw = load_hw(args.hw)
-    df, dense = _gemm_frames(args)
+    single = len(args.m) * len(args.n) * len(args.k) == 1
+    df, dense = _gemm_frames(args, plain=single)
     if args.json:
         records = _json_records(df)
         if dense is not None:
@@ -51,9 +57,10 @@ def cmd_gemm(args) -> int:
                 rec["speedup_vs_dense"] = float(dense_time / rec["time_s"])
         print(json.dumps(records[0] if len(records) == 1 else records, indent=None if len(records) > 1 else 2))
         return 0
-    if len(df) == 1:
-        print(explain_gemm(df.iloc[0], hw, None if dense is None else dense.iloc[0]))
-        if df["format"].iloc[0].startswith("unstructured"):
+    if single:
+        row = _Row({key: values[0] for key, values in df.items()})
+        print(explain_gemm(row, hw, None if dense is None else _Row({key: values[0] for key, values in dense.items()})))
+        if row["format"].startswith("unstructured"):
             print(_crossover_line(args, hw))
         return 0
     table = df[["m", "n", "k", "kernel"]].astype({"m": int, "n": int, "k": int})
@@ -307,7 +314,7 @@ def cmd_plan(args) -> int:
     _trained_context_note(args.model, table.attrs["longest_tokens"])
     cells = []
     for r in met.head(args.top).itertuples():
-        cost = "-" if r.cost_per_million_output_tokens is None or pd.isna(r.cost_per_million_output_tokens) \
+        cost = "-" if r.cost_per_million_output_tokens is None or math.isnan(r.cost_per_million_output_tokens) \
             else f"${r.cost_per_million_output_tokens:,.2f}"
         cells.append([f"{r.gpus}", f"{r.replicas}", f"{r.tp}", f"{r.pp}", r.hw, r.recipe, r.weights, r.kv_method,
                       f"{r.batch}", fmt_time(r.ttft_percentile_s), fmt_time(r.tpot_s), _rate(r.output_tokens_per_s),
@@ -342,6 +349,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_roofline(args) -> int:
+    import pandas as pd
+
     _headless_plots()
     from simulator.plots import roofline_figure
 
@@ -601,7 +610,7 @@ def cmd_model(args) -> int:
 
 
 def _add_serving_args(p):
-    from simulator.serving import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
+    from simulator.runtimes import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET
 
     p.add_argument("--mix", metavar="P:O[:W],...", help="a request mix instead of --context/--output-tokens: "
                    "prompt:output[:weight] classes, e.g. 4096:256:0.7,32768:512:0.3")
@@ -655,9 +664,21 @@ def _version() -> str:
         return "(not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, with the installed version looked up only when asked (importlib.metadata
+    costs ~40 ms of every call otherwise)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sparsim {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparsim", description="Roofline and hardware simulator for sparse inference.")
-    parser.add_argument("--version", action="version", version=f"sparsim {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the installed version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     p = sub.add_parser("gemm", help="estimate y = x.W^T for one or many shapes")

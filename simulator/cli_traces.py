@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import importlib
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from simulator.errors import SimulatorError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Vidur file name -> importer module (simulator.importers.<name>), imported only when needed.
 VIDUR_FILES = {"mlp.csv": "vidur_mlp", "attention.csv": "vidur_attention", "all_reduce.csv": "vidur_allreduce"}

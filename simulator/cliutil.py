@@ -9,7 +9,6 @@ import math
 import sys
 
 import numpy as np
-import pandas as pd
 
 from simulator.errors import SimulatorError
 
@@ -159,13 +158,28 @@ def _json_value(value):
     pd.NA, None) as null — json.dumps would otherwise write NaN, which is not JSON."""
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
+    pandas = sys.modules.get("pandas")  # a value can only be pd.NA once pandas is loaded
+    if value is None or (pandas is not None and value is pandas.NA) or (isinstance(value, float)
+                                                                         and not np.isfinite(value)):
         return None
     return value
 
 
 def _json_records(df):
-    return [{key: _json_value(value) for key, value in row.items()} for row in df.to_dict(orient="records")]
+    """Strict-JSON records of a DataFrame, or of a dict of equally long columns (no pandas needed)."""
+    rows = (df.to_dict(orient="records") if hasattr(df, "to_dict") and not isinstance(df, dict) else
+            [dict(zip(df, values)) for values in zip(*df.values())])
+    return [{key: _json_value(value) for key, value in row.items()} for row in rows]
+
+
+class _Row(dict):
+    """One row of a dict of columns, read as a pandas row is (``row.time_s`` or ``row["time_s"]``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _headless_plots():

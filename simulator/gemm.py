@@ -22,7 +22,6 @@ peaks with no quantization; ``time_s`` is never below either.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from simulator.dtypes import (
     BYTES_PER_ELEMENT,
@@ -268,7 +267,8 @@ def _quantization_scale_bytes(n, k, weight_dtype: str, group_size, zero_point_by
 
 def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
                  weight_group_size: "int | None" = None, numeric_only: bool = False,
-                 weight_zero_point_bytes: "float | None" = None, groups=None) -> dict[str, np.ndarray]:
+                 weight_zero_point_bytes: "float | None" = None, groups=None,
+                 plain_labels: bool = False) -> dict[str, np.ndarray]:
     """The cost model as a dict of equally long 1-D numpy arrays (the DataFrame's columns).
 
     ``dtype`` is the operand dtype the math runs in; ``weight_dtype`` (default: the same) is how
@@ -282,7 +282,9 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     share the waves, with their work and bytes summed and one memory ramp.
     Use this inside other cost models (whole-model estimates) to skip DataFrame overhead;
     ``numeric_only`` also skips the label columns and returns ``bound_code`` (0 compute,
-    1 memory, 2 overhead) and the ``kernel`` name instead.
+    1 memory, 2 overhead) and the ``kernel`` name instead. ``plain_labels`` gives the label
+    columns (device, dtype, format, kernel, bound) as arrays of Python strings, not pandas
+    categoricals, so the caller need not load pandas (the CLI's one-GEMM answer).
     """
     hw = load_hw(hw)
     check_dtype(dtype)
@@ -385,8 +387,18 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
             "bound_code": bound_code, "stored_bytes_each": stored_each,
         }
 
-    def const(value):
-        return pd.Categorical.from_codes(np.zeros(m.size, dtype=np.int8), categories=[value])
+    if plain_labels:
+        def const(value):
+            return np.full(m.size, value, dtype=object)
+
+        bound = np.array(BOUNDS, dtype=object)[bound_code]
+    else:
+        import pandas as pd  # here, not at the top: see plain_labels
+
+        def const(value):
+            return pd.Categorical.from_codes(np.zeros(m.size, dtype=np.int8), categories=[value])
+
+        bound = bound_categorical(bound_code)
 
     return {
         "device": const(hw.id),
@@ -415,7 +427,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         "overhead_s": overhead,
         "time_s": time,
         "kernel_time_s": kernel_time,
-        "bound": bound_categorical(bound_code),
+        "bound": bound,
         "flop_per_s": flops / time,
         "ridge_point_flop_per_byte": np.full_like(m, peak * compute_eff / memory_rate),
         "datasheet_ridge_point_flop_per_byte": np.full_like(m, peak / hw.memory_bandwidth_bytes_per_s),
@@ -431,7 +443,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
 
 def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtype: "str | None" = None,
                   weight_group_size: "int | None" = None,
-                  weight_zero_point_bytes: "float | None" = None) -> pd.DataFrame:
+                  weight_zero_point_bytes: "float | None" = None) -> "pd.DataFrame":
     """Estimate y = x . W^T (x: M x K tokens, W: N x K weights) on ``hw``.
 
     ``hw`` is a device id, alias, spec path or HardwareSpec; ``m``, ``n``, ``k`` are integers
@@ -440,17 +452,21 @@ def estimate_gemm(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dty
     object; ``weight_dtype``/``weight_group_size`` describe weight-only quantization (see
     ``gemm_columns``). Returns one row per shape; times in seconds, bytes in bytes, work in FLOP.
     """
+    import pandas as pd
+
     return pd.DataFrame(gemm_columns(hw, m, n, k, dtype, sparsity, weight_dtype, weight_group_size,
                                      weight_zero_point_bytes=weight_zero_point_bytes))
 
 
 def crossover_sparsity(hw, m, n, k, dtype: str = "fp16", storage: str = "csr",
-                       resolution: int = 1000) -> pd.DataFrame:
+                       resolution: int = 1000) -> "pd.DataFrame":
     """Smallest unstructured sparsity at which ``storage``'s kernel beats dense, per shape.
 
     Searched on a grid of ``resolution`` sparsities in [0, 1). Where no sparsity on the grid
     beats dense, ``beats_dense`` is False and ``crossover_sparsity`` is NaN (stated, not silent).
     """
+    import pandas as pd
+
     m, n, k = (_as_dims(name, v) for name, v in (("m", m), ("n", n), ("k", k)))
     m, n, k = (a.ravel() for a in broadcast(m=m, n=n, k=k))
     grid = np.linspace(0.0, 1.0, resolution, endpoint=False)[:, None]

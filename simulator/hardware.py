@@ -27,7 +27,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from simulator.datafiles import Strict, check_citations, check_file, looks_like_path, read_yaml, validate
+from simulator.datafiles import Strict, check_citations, check_file, looks_like_path, parse_yaml, read_yaml, validate
 from simulator.dtypes import Dtype
 from simulator.errors import SimulatorError
 from simulator.paths import data_root
@@ -568,15 +568,39 @@ def _spec_files_cached(folder: Path, folder_mtime_ns: int) -> tuple:
 
 @functools.lru_cache(maxsize=8)
 def _raw_kinds(folder: Path, files: tuple) -> dict[str, "str | None"]:
-    kinds = {}
-    for name, _mtime in files:
+    return {stem: kind for stem, (kind, _aliases) in _raw_headers(folder, files).items()}
+
+
+# The top-level `kind:` and `aliases:` lines of a spec, read without parsing the whole file (an
+# alias lookup would otherwise parse every spec in hwspecs/); any other layout is parsed whole.
+_HEADER_LINE = re.compile(r"^(?:kind|aliases):[^\n]*$", re.MULTILINE)
+
+
+def _header_fields(text: str):
+    try:
+        raw = parse_yaml("\n".join(m.group(0) for m in _HEADER_LINE.finditer(text)))
+        if isinstance(raw, dict) and all(raw.get(key) is not None for key in raw):
+            return raw
+        return parse_yaml(text)  # e.g. a block list under `aliases:`
+    except yaml.YAMLError:
         try:
-            raw = yaml.safe_load((folder / name).read_text())
+            return parse_yaml(text)
         except yaml.YAMLError:
-            raw = None
+            return None
+
+
+@functools.lru_cache(maxsize=8)
+def _raw_headers(folder: Path, files: tuple) -> dict[str, tuple]:
+    """stem -> (kind, aliases) of every YAML file in ``folder``, each parsed once per process and
+    not validated (one broken spec breaks only itself, when it is loaded)."""
+    headers = {}
+    for name, _mtime in files:
+        raw = _header_fields((folder / name).read_text())
         kind = raw.get("kind") if isinstance(raw, dict) else None
-        kinds[name.removesuffix(".yaml")] = kind if isinstance(kind, str) else None
-    return kinds
+        aliases = raw.get("aliases") if isinstance(raw, dict) else None
+        headers[name.removesuffix(".yaml")] = (kind if isinstance(kind, str) else None,
+                                               tuple(str(a).lower() for a in aliases) if isinstance(aliases, list) else ())
+    return headers
 
 
 def list_hw() -> list[HardwareSpec]:
@@ -645,7 +669,7 @@ def _calibrated(spec_path: Path, spec_mtime: float, layers: tuple) -> HardwareSp
 
 def _apply_layer(spec: HardwareSpec, path: Path, compute_only: bool, apply) -> HardwareSpec:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
         return apply(spec, data, compute_only=compute_only, path=path,
                      uncalibrated=lambda device: load_hw(device, calibrated=False))
     except (yaml.YAMLError, KeyError, TypeError) as exc:
@@ -655,16 +679,12 @@ def _apply_layer(spec: HardwareSpec, path: Path, compute_only: bool, apply) -> H
 
 @functools.lru_cache(maxsize=8)
 def _alias_index(folder: Path, folder_mtime_ns: int) -> dict[str, str]:
-    """alias -> id, read without validating, so one broken spec breaks only itself.
+    """alias -> id, from the same one-pass read as the kinds (no spec is parsed twice).
     (Aliases live in the files; editing one in place needs a new process or a file rename.)"""
+    paths = sorted(folder.glob("*.yaml"))
+    headers = _raw_headers(folder, tuple((p.name, p.stat().st_mtime) for p in paths))
     index = {}
     for path in _spec_files():
-        name = path.name
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
-            continue
-        aliases = raw.get("aliases") if isinstance(raw, dict) else None
-        for alias in aliases if isinstance(aliases, list) else []:
-            index[str(alias).lower()] = name.removesuffix(".yaml")
+        for alias in headers.get(path.stem, (None, ()))[1]:
+            index[alias] = path.stem
     return index

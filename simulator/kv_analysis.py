@@ -15,6 +15,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.datafiles import parse_yaml
 from simulator.errors import SimulatorError
 from simulator.kvcache import parse_kv_method
 from simulator.paths import workloads_path
@@ -79,7 +80,7 @@ def _load_anchors(path: Path, mtime: float) -> tuple:
     import yaml
 
     try:
-        return tuple(KVAnchors.model_validate(yaml.safe_load(path.read_text())).anchors)
+        return tuple(KVAnchors.model_validate(parse_yaml(path.read_text())).anchors)
     except ValidationError as err:
         first = err.errors()[0]
         message = first["msg"].removeprefix("Value error, ")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from simulator.hardware import HardwareSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _scaled(value: float, unit: str, prefixes) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from enum import IntEnum
 
 import numpy as np
-import pandas as pd
 
 
 class Bound(IntEnum):
@@ -61,9 +60,11 @@ def roofline(compute_s, memory_s, overhead_s) -> dict:
     return {"roof_s": roof, "time_s": roof + overhead_s, "bound_code": bound_codes(compute_s, memory_s, overhead_s)}
 
 
-def bound_categorical(codes, bounds=KERNEL_BOUNDS) -> pd.Categorical:
+def bound_categorical(codes, bounds=KERNEL_BOUNDS) -> "pd.Categorical":
     """The bound column of a DataFrame: codes as a categorical over ``bounds``' labels (the
     categories are positional, so ``bounds`` must be the enum's leading members in order)."""
+    import pandas as pd  # here, not at the top: a CLI call that prints one GEMM never loads pandas
+
     labels = bound_labels(bounds)
     assert [int(b) for b in bounds] == list(range(len(labels))), "bounds must be Bound's leading members"
     return pd.Categorical.from_codes(np.asarray(codes).astype(np.int8), categories=labels)

@@ -30,6 +30,11 @@ from simulator.roofline import Bound, bound_codes
 
 RUNTIME_NAMES = ("eager", "cuda-graphs", "vllm", "trtllm", "gpt-fast")
 DEFAULT_RUNTIME = "eager"
+# The serving engine's scheduler settings the steady-state model (simulator.serving) assumes by
+# default; here, beside the runtime profiles, so the CLI's parser reads them without loading the
+# cost models.
+DEFAULT_TOKEN_BUDGET = 2048  # tokens per step, decode and prefill chunks (vLLM max_num_batched_tokens)
+DEFAULT_PERCENTILE = 90.0  # TTFT and inter-token latency are also given at this percentile
 
 
 class LaunchCost(Strict):

@@ -72,14 +72,12 @@ import pandas as pd
 from simulator.errors import SimulatorError
 from simulator.hardware import load_hw
 from simulator.llm import estimate_model, sweep
-from simulator.runtimes import load_runtime, runtime_name
+from simulator.runtimes import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, load_runtime, runtime_name  # noqa: F401
 
 # vLLM's SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048 (vllm/config/scheduler.py), which is
 # also its OpenAI server's default on GPUs under 70 GiB; on H100/H200-class GPUs the server uses
 # 8192 and the offline LLM class 16384 (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults;
 # docs: https://docs.vllm.ai/en/stable/configuration/optimization/ "Chunked Prefill").
-DEFAULT_TOKEN_BUDGET = 2048
-DEFAULT_PERCENTILE = 90.0  # TTFT and inter-token latency are also given at this percentile
 ACCURACY_NOTE = "model accuracy (perplexity) of recipes and KV methods is not modelled"
 DEPLOYMENT_KEYS = ("hw", "tp", "recipe", "weights", "kv_method")
 
