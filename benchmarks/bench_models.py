@@ -1,7 +1,8 @@
 """How fast are whole-model estimates? Prints one estimate's time, a 10,000-point sweep rate and
-a capacity plan's time per deployment.
+a capacity plan's time per deployment, then llm-analysis and GenZ timed on one question in the
+same run (benchmarks/_peers.py; each skipped, saying so, where it is not installed).
 
-    python benchmarks/bench_models.py [--points 10000]
+    python benchmarks/bench_models.py [--points 10000] [--no-plan]
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import pandas as pd
 from simulator.llm import estimate_model, sweep
 from simulator.plan import plan
 
+from _peers import print_table as print_peers  # benchmarks/_peers.py: llm-analysis and GenZ, if installed
 from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10000)
+    parser.add_argument("--no-plan", action="store_true", help="skip the (slow) capacity-plan row")
     args = parser.parse_args()
     estimate_model("llama-2-70b", "h100")  # load specs and models once
     print(f"{'what':<58} {'seconds':>9} {'per point':>12}")
@@ -51,9 +54,11 @@ def main():
     kw = dict(hws=("a100", "h100", "h200", "b200"), tps=(1, 2, 4, 8), recipes=("dense", "2:4", "owl:0.7"),
               weights=(None, "int8", "int4:g128"), kv_methods=(None, "h2o", "snapkv+kivi"), max_tpot_s=0.05)
     deployments = 4 * 4 * 3 * 3 * 3
-    t = best_of(lambda: plan("llama-2-70b", 32768, **kw), 3)
-    print(f"{f'sparsim plan: {deployments} deployments of LLaMA-2-70B, TPOT target':<58} {t:>9.3f} "
-          f"{t / deployments * 1e3:>9.2f} ms")
+    if not args.no_plan:
+        t = best_of(lambda: plan("llama-2-70b", 32768, **kw), 3)
+        print(f"{f'sparsim plan: {deployments} deployments of LLaMA-2-70B, TPOT target':<58} {t:>9.3f} "
+              f"{t / deployments * 1e3:>9.2f} ms")
+    print_peers()
 
 
 if __name__ == "__main__":
