@@ -500,11 +500,14 @@ def cmd_model(args) -> int:
 
         r = serve(args.model, args.hw, args.mix or args.context, args.output_tokens, args.batch, args.tp, args.dtype,
                   args.weights, args.recipe, args.kv_method, args.token_budget, _reserve_bytes(args),
-                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp, runtime=args.runtime)
+                  args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp, runtime=args.runtime,
+                  expert_parallel=args.ep)
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
         gpus = f"{args.tp} x {r['hw']}" if args.tp > 1 else r["hw"]
+        if args.ep and args.tp > 1:
+            gpus += " (experts parallel)"
         if args.pp > 1:
             gpus = f"{args.pp} stages x {gpus}"
         print(f"{r['model']} on {gpus}: serving {r['mix']}, at most {r['batch']} sequence{'s' if r['batch'] > 1 else ''} held, "
@@ -554,7 +557,7 @@ def cmd_model(args) -> int:
         args.context = longest["context"]
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
-                         memory_reserve_bytes=_reserve_bytes(args), runtime=args.runtime)
+                         memory_reserve_bytes=_reserve_bytes(args), runtime=args.runtime, expert_parallel=args.ep)
     if longest is not None and not args.json:
         print(f"longest context at batch {args.batch}: " + _longest_text(longest, args.phase))
     s = est.summary
@@ -573,6 +576,8 @@ def cmd_model(args) -> int:
         return 0
     what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
+    if s["expert_parallel"] and s["tp"] > 1:
+        gpus += " (experts parallel, attention tensor parallel)"
     from simulator.kvcache import parse_kv_method
 
     print(f"{s['model']} on {gpus}: {what}, batch {s['batch']}, context {s['context']}, {s['dtype']} math, "
@@ -727,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serving_args(p)
     p.add_argument("--pp", type=_whole(1, MAX_GPUS), default=1, help="with --output-tokens: pipeline stages of --tp "
                    "GPUs each (default 1)")
+    p.add_argument("--ep", action="store_true", help="MoE models: expert parallelism over the --tp GPUs (each holds "
+                   "experts/tp whole experts; attention stays tensor parallel; docs/llm.md)")
     p.add_argument("--rate", type=_finite(0.0, 1e9, low_open=True, what="a rate in requests/s"), metavar="R",
                    help="with --output-tokens: requests/s arriving at this replica (Poisson); adds the M/D/1 "
                         "queueing wait to TTFT")

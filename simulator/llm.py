@@ -241,7 +241,7 @@ def _one_valid_point(phase, batch, context, generated) -> bool:
 
 
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
-          dynamic=None, runtime=None):
+          dynamic=None, runtime=None, expert_parallel=False):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
     profile = load_runtime(runtime)
     check_dtype(dtype)
@@ -259,6 +259,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     if np.ndim(tp) != 0:
         raise SimulatorError(f"--tp: one tensor-parallel degree per call, got {tp!r}")
     tp = int(as_whole("--tp", tp, 1, 65536))
+    if expert_parallel and cfg.moe is None:
+        raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
+    if expert_parallel and cfg.moe.experts % tp:
+        raise SimulatorError(f"--ep with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not place "
+                             f"whole and evenly on {tp} GPUs")
     pipeline = parse_kv_method(kv_method)
     phase, batch, context, generated = _check_points(phase, batch, context, generated)
     if cfg.kind == "encoder" and np.any(phase == "decode"):
@@ -401,7 +406,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 gemm(prefix + "down" + tag, t_tokens, hidden, ffn_gpu, d_count, sparsity, role="mlp_out",
                      layer=d_text)
             if m_count:
-                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, m_count, sparsity, m_text)
+                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, m_count, sparsity, m_text, expert_parallel)
         (d_total, d_layer_text), (m_total, m_layer_text) = t_split
         if cfg.moe is None:
             memory_op("activation" + t_tag, t_layers, act_width * t_tokens * act, layer=t_layer_text)
@@ -512,7 +517,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # two live buffers + fp32 logits + what a KV method keeps only during the phase
     activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4 + kv.transient_bytes_per_gpu
     context_info = {
-        "rec": rec, "tp": tp, "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
+        "rec": rec, "tp": tp, "expert_parallel": bool(expert_parallel), "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
         "kv_dtype": kv_dtype, "kv_method": pipeline.text, "dynamic": dyn.describe() if dyn.name != "none" else "none",
         "layers": layers, "phase": phase, "batch": batch, "runtime": runtime_name(runtime),
         "context": context, "generated": generated,
@@ -537,24 +542,54 @@ def expected_experts_touched(experts, top_k, tokens):
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
 
 
-def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, layer_text_):
+def busiest_rank_experts(experts, top_k, tokens, ranks):
+    """Expected distinct experts touched on the busiest of ``ranks`` GPUs that hold ``experts/ranks``
+    whole experts each, when ``tokens`` tokens each route to ``top_k`` of the ``experts``.
+
+    Under uniform routing an expert is touched with p = 1 - (1 - k/E)^T (as in
+    ``expected_experts_touched``); treating experts as independent, a rank's count is
+    Binomial(E/ranks, p) and the busiest rank's is the maximum of ``ranks`` of them:
+    E[max] = sum_{x>=0} (1 - F(x)^ranks), with F the binomial CDF. Real routers are skewed (hot
+    experts), so measured imbalance is larger; this is the balanced-router floor. Vectorized over
+    ``tokens``."""
+    from scipy.stats import binom
+
+    per_rank = experts // ranks
+    p = 1.0 - (1.0 - top_k / experts) ** np.asarray(tokens, float)
+    x = np.arange(per_rank + 1)
+    cdf = binom.cdf(x[None, :], per_rank, p.reshape(-1, 1))  # (points, per_rank + 1)
+    busiest = (1.0 - cdf ** ranks).sum(axis=1)
+    # at least one expert where any is touched (the binomial floor rounds that away at tiny p)
+    return np.maximum(busiest, np.minimum(1.0, expected_experts_touched(experts, top_k, tokens))).reshape(p.shape)
+
+
+def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, layer_text_, expert_parallel=False):
     """The MoE FFN of ``count`` layers as fused kernels (vLLM's fused_moe, SGLang, TensorRT-LLM's
     grouped GEMMs): router, one grouped gate/up GEMM and one grouped down GEMM over the experts the
     batch touches (their weights only are read), each expert's M = its expected tokens; then the
     shared experts (DeepSeek, Qwen-MoE) as one dense MLP over all tokens. Launches per layer are
-    fixed: 3 (+ 2 with shared experts) whatever the batch."""
+    fixed: 3 (+ 2 with shared experts) whatever the batch.
+
+    Tensor parallel (default): every GPU holds 1/tp of every expert's width and runs all the touched
+    experts. ``expert_parallel``: every GPU holds experts/tp whole experts (vLLM's
+    --enable-expert-parallel with TP attention: all ranks see all tokens after attention, so the
+    MoE output is summed by the same all-reduce as TP's, with no all-to-all); a step waits for the
+    GPU whose experts the batch touches most (``busiest_rank_experts``). Shared experts stay TP-split."""
     moe = cfg.moe
     experts = moe.experts
-    expert_ffn = _divide("expert FFN width", cfg.expert_ffn(), tp)
+    expert_ffn = cfg.expert_ffn() if expert_parallel else _divide("expert FFN width", cfg.expert_ffn(), tp)
     up_n = (2 if cfg.mlp == "gated" else 1) * expert_ffn
     touched = expected_experts_touched(experts, top_k, t_tokens)
     # expected tokens per touched expert, whole (gemm_columns prices whole rows): the grouped GEMM's M
     per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
+    grouped, copies = touched, count * experts
+    if expert_parallel and tp > 1:
+        grouped, copies = busiest_rank_experts(experts, top_k, t_tokens, tp), count * experts // tp
     gemm("router" + tag, t_tokens, experts, hidden, count, "dense", layer=layer_text_)
-    gemm("experts_gate_up" + tag, per_expert, up_n, hidden, count, sparsity, weight_copies=count * experts,
-         role="mlp_in", layer=layer_text_, grouped=touched)
-    gemm("experts_down" + tag, per_expert, hidden, expert_ffn, count, sparsity, weight_copies=count * experts,
-         role="mlp_out", layer=layer_text_, grouped=touched)
+    gemm("experts_gate_up" + tag, per_expert, up_n, hidden, count, sparsity, weight_copies=copies,
+         role="mlp_in", layer=layer_text_, grouped=grouped)
+    gemm("experts_down" + tag, per_expert, hidden, expert_ffn, count, sparsity, weight_copies=copies,
+         role="mlp_out", layer=layer_text_, grouped=grouped)
     if moe.shared_experts:
         shared_ffn = _divide("shared expert FFN width", cfg.shared_expert_ffn(), tp)
         gemm("shared_gate_up" + tag, t_tokens, (2 if cfg.mlp == "gated" else 1) * shared_ffn, hidden, count,
@@ -848,7 +883,7 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
                    kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
                    generated: int = 0, dynamic=None, memory_reserve_bytes: float = 0.0,
-                   runtime: "str | None" = None) -> ModelEstimate:
+                   runtime: "str | None" = None, expert_parallel: bool = False) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
@@ -866,13 +901,15 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     ``runtime`` names the software's per-step costs (simulator/runtimes.py: eager, cuda-graphs,
     vllm, trtllm, gpt-fast; default eager): each kernel launch at the runtime's cost for the phase,
     and its host time per step as the ``runtime`` time category.
+    ``expert_parallel`` (MoE models): the ``tp`` GPUs hold whole experts, experts/tp each, instead of
+    a 1/tp slice of every expert (see ``_moe_gemms``; the attention stays tensor parallel).
     """
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
     hw = load_hw(hw)
     ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
-                      dynamic, runtime)
+                      dynamic, runtime, expert_parallel)
     totals = _reserve(_totals(ops, info, hw), memory_reserve_bytes, hw)
     summary = _summary(cfg, hw, info, totals, 0)
     summary["memory_reserve_bytes_per_gpu"] = float(memory_reserve_bytes)
@@ -934,7 +971,8 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     phase = str(info["phase"][i])
     kv_gpu = _at_point(info["kv_gpu"], info["batch"].shape, i)
     return {
-        "model": cfg.id, "hw": hw.id, "tp": tp, "phase": phase, "batch": int(info["batch"][i]),
+        "model": cfg.id, "hw": hw.id, "tp": tp, "expert_parallel": info["expert_parallel"], "phase": phase,
+        "batch": int(info["batch"][i]),
         "context": int(info["context"][i]),
         # a rotary model asked for more positions than it was trained on (learned positions are an
         # error instead): priced as if a long-context variant (RoPE scaling) of it ran
@@ -966,12 +1004,14 @@ def _at_point(value, shape, i):
     return np.broadcast_to(value, shape)[i]
 
 
-SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic", "runtime")
+SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic", "runtime",
+              "expert_parallel")
 
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
-    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, runtime (default eager), generated (decode steps since
+    optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, runtime (default eager), expert_parallel
+    (default False; see estimate_model), generated (decode steps since
     the prefill) and memory_reserve_bytes (per GPU, see estimate_model); points sharing the first
     ones are priced in one vectorized pass. Returns one
     row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
@@ -981,7 +1021,8 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
 
     frame = points.reset_index(drop=True).copy()
     defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
-                "dynamic": None, "runtime": DEFAULT_RUNTIME, "generated": 0, "memory_reserve_bytes": 0.0}
+                "dynamic": None, "runtime": DEFAULT_RUNTIME, "generated": 0, "memory_reserve_bytes": 0.0,
+                "expert_parallel": False}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
@@ -1004,14 +1045,14 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
             *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
-        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime = (
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime, ep = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         rows = frame.loc[index]
         cfg = load_model(model) if isinstance(model, str) else model
         hw = load_hw(hw_name)
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
                           rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
-                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime)
+                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime, bool(ep))
         totals = _reserve(_totals(ops, info, hw), rows["memory_reserve_bytes"].to_numpy(float), hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]

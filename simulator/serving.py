@@ -250,6 +250,8 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     mix = request_mix(mix) if not isinstance(mix, RequestMix) else mix
     given = deployments.reset_index(drop=True)
     frame = given[list(DEPLOYMENT_KEYS)].copy()
+    if "expert_parallel" in given:  # MoE experts placed whole (estimate_model's expert_parallel)
+        frame["expert_parallel"] = given["expert_parallel"].astype(bool)
     n = len(frame)
     pp = given["pp"].to_numpy().astype(np.int64) if "pp" in given else np.ones(n, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), (n,)).copy()
@@ -424,7 +426,7 @@ def calibration_note(hw) -> str:
 def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1, dtype: str = "bf16",
           weights=None, recipe="dense", kv_method=None, token_budget: int = DEFAULT_TOKEN_BUDGET,
           memory_reserve_bytes: float = 0.0, percentile: float = DEFAULT_PERCENTILE, rate=None,
-          kv_dtype=None, dynamic=None, pp: int = 1, runtime=None) -> dict:
+          kv_dtype=None, dynamic=None, pp: int = 1, runtime=None, expert_parallel: bool = False) -> dict:
     """One deployment's steady state at ``batch`` sequences held (see the module docstring):
     a dict of SI numbers; with ``rate`` (requests/s to this replica) the M/D/1 wait is added to
     TTFT. ``prompt`` may be a RequestMix or mix text ('4096:256:0.7,32768:512:0.3')."""
@@ -434,7 +436,7 @@ def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1
     if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
         raise SimulatorError(f"--pp: must be a whole number >= 1, got {pp!r}")
     frame = pd.DataFrame([dict(hw=load_hw(hw).id, tp=int(tp), recipe=recipe, weights=weights, kv_method=kv_method,
-                               pp=int(pp))])
+                               pp=int(pp), expert_parallel=bool(expert_parallel))])
     row = serve_points(model, frame, [int(batch)], mix, dtype, token_budget, memory_reserve_bytes, percentile,
                        kv_dtype, dynamic, runtime).iloc[0].to_dict()
     row.update(model=model if isinstance(model, str) else model.id, mix=mix.describe(),

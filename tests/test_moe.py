@@ -137,3 +137,74 @@ def test_llm_doc_moe_example_quotes_current_numbers():
     ops = estimate_model("qwen3-30b-a3b", "h100", "decode", 12, 4096).ops
     read = (ops.bytes_weight * ops["count"])[ops.op.isin(["experts_gate_up", "experts_down"])].sum()
     assert f"({read / 1e9:.1f} GB of the" in doc
+
+
+# ---- expert parallelism ---------------------------------------------------------------------------
+
+def test_busiest_rank_experts_by_hand():
+    from simulator.llm import busiest_rank_experts
+    # DeepSeek-V3 routing (E 256, top 8), one token, 8 GPUs of 32 experts: an expert is hit with
+    # p = 8/256 = 1/32, a GPU's count ~ Binomial(32, 1/32) with CDF F(0) = (31/32)^32 = 0.3621,
+    # F(1) = 0.7358, F(2) = 0.9226, F(3) = 0.9829, F(4) = 0.9970, F(5) = 0.99962;
+    # E[max of 8] = sum (1 - F(x)^8) = 0.9997 + 0.9138 + 0.4752 + 0.1290 + 0.0238 + 0.0030 + ... = 2.544
+    assert busiest_rank_experts(256, 8, 1, 8) == pytest.approx(2.544, abs=0.002)
+    # one GPU holds every expert: its expected count is the expected distinct experts
+    assert busiest_rank_experts(128, 8, np.array([3, 50]), 1) == pytest.approx(
+        expected_experts_touched(128, 8, np.array([3, 50])), rel=1e-12)
+
+
+@given(st.sampled_from([(8, 2), (64, 8), (128, 8), (256, 8)]), st.sampled_from([2, 4, 8]),
+       st.integers(1, 100_000))
+def test_busiest_rank_between_the_mean_and_its_share(moe, ranks, tokens):
+    from simulator.llm import busiest_rank_experts
+    experts, k = moe
+    touched = float(expected_experts_touched(experts, k, tokens))
+    busiest = float(busiest_rank_experts(experts, k, tokens, ranks))
+    assert touched / ranks - 1e-9 <= busiest <= min(experts // ranks, touched) + 1e-9
+
+
+def test_expert_parallel_keeps_memory_and_prices_whole_experts():
+    kw = dict(phase="decode", batch=64, context=4096, tp=8, dtype="fp8")
+    tp_ops = estimate_model("deepseek-v3", "h200", **kw).ops.set_index("op")
+    ep_est = estimate_model("deepseek-v3", "h200", **kw, expert_parallel=True)
+    ep_ops = ep_est.ops.set_index("op")
+    assert ep_est.summary["expert_parallel"] is True
+    # the same bytes resident per GPU: 256/8 whole experts or a 1/8 slice of all 256
+    assert ep_ops["resident_weight_bytes"].sum() == pytest.approx(tp_ops["resident_weight_bytes"].sum(), rel=1e-12)
+    # whole experts: gate/up is 2 x 2048 wide (DeepSeek-V3's moe_intermediate_size), not 2 x 2048 / 8
+    assert ep_ops.loc["experts_gate_up", "n"] == 2 * 2048 and tp_ops.loc["experts_gate_up", "n"] == 2 * 2048 / 8
+    # attention, shared experts and the all-reduce are unchanged
+    for op in ("shared_gate_up", "allreduce"):
+        assert ep_ops.loc[op, "time_s"] == pytest.approx(tp_ops.loc[op, "time_s"], rel=1e-12)
+
+
+def test_expert_parallel_at_batch_one_waits_for_the_busiest_gpu():
+    # one token's 8 experts land ~2.5 per GPU on the busiest of 8: it reads ~2.5 whole experts
+    # where tensor parallelism reads 8 slices of 1/8 (one expert's bytes)
+    kw = dict(phase="decode", batch=1, context=4096, tp=8, dtype="fp8")
+    tp_w = estimate_model("deepseek-v3", "h200", **kw).ops.set_index("op").loc["experts_gate_up", "bytes_weight"]
+    ep_w = estimate_model("deepseek-v3", "h200", **kw, expert_parallel=True).ops.set_index("op").loc[
+        "experts_gate_up", "bytes_weight"]
+    assert ep_w / tp_w == pytest.approx(2.544, rel=0.01)
+
+
+def test_serving_and_sweep_carry_expert_parallel():
+    import pandas as pd
+
+    from simulator.llm import sweep
+    from simulator.serving import serve
+    one = estimate_model("qwen3-30b-a3b", "h100", "decode", 16, 2048, tp=2, expert_parallel=True, with_ops=False)
+    swept = sweep(pd.DataFrame([dict(model="qwen3-30b-a3b", hw="h100", phase="decode", batch=16, context=2048,
+                                     tp=2, expert_parallel=True)]))
+    assert swept["time_s"].iloc[0] == pytest.approx(one.summary["time_s"], rel=1e-12)
+    on, off = (serve("qwen3-30b-a3b", "h100", 2048, 128, batch=16, tp=2, expert_parallel=ep) for ep in (True, False))
+    assert on["tpot_s"] != off["tpot_s"]
+
+
+@pytest.mark.parametrize("model, tp, message", [
+    ("llama-2-7b", 2, "not a mixture of experts"),
+    ("mixtral-8x7b", 3, "do not place whole and evenly"),
+])
+def test_expert_parallel_refusals(model, tp, message):
+    with pytest.raises(SimulatorError, match=message):
+        estimate_model(model, "h100", tp=tp, expert_parallel=True)
