@@ -336,7 +336,7 @@ OBJECTIVES = ("cost", "throughput", "gpus", "latency")
 SERVING_EXHAUSTIVE_POINTS = 20_000  # candidate batches priced one by one up to this many in all
 SERVING_GRID_POINTS = 64
 MAX_REPLICAS = 1_000_000
-SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "recipe", "weights", "kv_method", "batch",
+SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "expert_parallel", "recipe", "weights", "kv_method", "batch",
                    "max_batch", "replicas", "ttft_s", "ttft_percentile_s", "tpot_s", "itl_percentile_s",
                    "latency_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
                    "rate_per_replica", "price_per_gpu_hour", "cost_per_million_output_tokens", "limited_by",
@@ -397,7 +397,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
                  recipes=("dense",), weights=(None,), kv_methods=(None,), dtype: str = "bf16",
                  max_ttft_s=None, max_tpot_s=None, rate=None, prices=None, objective: str = "throughput",
                  memory_reserve_bytes: float = 0.0, token_budget: int = None, percentile: float = None,
-                 return_candidates: bool = False, runtime=None) -> pd.DataFrame:
+                 return_candidates: bool = False, runtime=None, expert_parallel=(False,)) -> pd.DataFrame:
     """Serving configurations of ``model`` for a request mix (``context`` prompt tokens and
     ``output_tokens``, or ``context`` a mix 'P:O[:w],...'), one row per deployment, the best first
     by ``objective``: each at the batch (sequences held) the objective prefers among those that fit
@@ -408,7 +408,8 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     ``sparsim model --output-tokens`` prints; ``model_command`` says how). With
     ``return_candidates``, also every (deployment, batch) priced, as serve_points rows. ``runtime``:
     the runtime profile every step is priced with (simulator/runtimes.py; default eager), in
-    ``table.attrs["runtime"]``."""
+    ``table.attrs["runtime"]``. ``expert_parallel``: the MoE placements searched, (False,) (experts
+    split by width over TP, the default) and/or True (whole experts per GPU; estimate_model)."""
     from simulator.runtimes import runtime_name
     from simulator.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
                                    check_percentile, decode_share, request_mix, serve_points)
@@ -443,14 +444,20 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
             raise SimulatorError(f"--pp: must be whole numbers >= 1, got {pp!r}")
     reserve = float(memory_reserve_bytes)
+    eps = tuple(dict.fromkeys(bool(e) for e in _as_tuple(expert_parallel, "--ep")))
+    if True in eps and cfg.moe is None:
+        raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
     rows, valid = [], []
-    for hw, tp, pp, recipe, weight, kv in itertools.product(devices, tps, pps, recipes, weights, kv_methods):
-        key = dict(hw=hw, tp=int(tp), pp=int(pp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
+    for hw, tp, pp, recipe, weight, kv, ep in itertools.product(devices, tps, pps, recipes, weights, kv_methods, eps):
+        if ep and tp == 1 and False in eps:
+            continue  # one GPU per stage holds every expert either way: the same deployment
+        key = dict(hw=hw, tp=int(tp), pp=int(pp), recipe=recipe, weights=_none(weight), kv_method=_none(kv),
+                   expert_parallel=ep)
         try:
             _check_stages(cfg, hw, int(tp), int(pp))
             estimate_model(cfg, hw, "decode", 1, longest_prompt + longest_output, int(tp), dtype, key["weights"],
                            recipe, kv_method=key["kv_method"], generated=longest_output, with_ops=False,
-                           memory_reserve_bytes=reserve)
+                           memory_reserve_bytes=reserve, expert_parallel=ep)
         except SimulatorError as err:
             rows.append({**key, "gpus": int(tp) * int(pp), "gpus_per_replica": int(tp) * int(pp), "fits": False,
                          "meets_targets": False, "limited_by": "invalid", "note": str(err)})
@@ -664,6 +671,8 @@ def _model_command(model, d, batch, context, output_tokens, dtype, reserve, toke
     parts = ["sparsim model", f"--model {model}", f"--hw {d['hw']}", f"--tp {d['tp']}"]
     if d.get("pp", 1) > 1:
         parts.append(f"--pp {d['pp']}")
+    if d.get("expert_parallel"):
+        parts.append("--ep")
     if isinstance(context, str):
         parts.append(f"--mix {context}")
     else:

@@ -248,6 +248,7 @@ TABLE = [
     ("model --model {d}/bad-hidden/llama-3.1-8b.yaml", ERR, "hidden"),
     ("model --model llama-2-7b --ep", ERR, "not a mixture of experts"),
     ("model --model mixtral-8x7b --tp 16 --ep", ERR, "do not place whole and evenly"),
+    ("plan --model llama-2-7b --ep", ERR, "not a mixture of experts"),
     ("model --model {d}/bad-ffn/llama-3.1-8b.yaml", ERR, "ffn"),
     ("model --model {d}/bad-heads/llama-3.1-8b.yaml", ERR, "heads"),
     ("gemm -m 16 -n 4096 -k 4096 --hw {d}/gpu-inf.yaml", ERR, "kernel_launch_us"),

@@ -208,3 +208,17 @@ def test_serving_and_sweep_carry_expert_parallel():
 def test_expert_parallel_refusals(model, tp, message):
     with pytest.raises(SimulatorError, match=message):
         estimate_model(model, "h100", tp=tp, expert_parallel=True)
+
+
+def test_plan_searches_expert_parallel_and_its_answer_rederives():
+    from simulator.plan import plan_serving
+    from simulator.serving import serve
+    table = plan_serving("qwen3-30b-a3b", 4096, 256, hws=("h100",), tps=(1, 2), max_tpot_s=0.03,
+                         expert_parallel=(False, True))
+    # TP 1 with and without EP is one deployment: priced once
+    assert len(table[table["tp"] == 1]) == 1 and set(table.loc[table["tp"] == 2, "expert_parallel"]) == {False, True}
+    row = table[(table["tp"] == 2) & table["expert_parallel"]].iloc[0]
+    assert "--ep" in row["model_command"]
+    again = serve("qwen3-30b-a3b", "h100", 4096, 256, batch=int(row["batch"]), tp=2, expert_parallel=True)
+    assert again["tpot_s"] == pytest.approx(row["tpot_s"], rel=1e-9)
+    assert again["output_tokens_per_s"] == pytest.approx(row["output_tokens_per_s"], rel=1e-9)
