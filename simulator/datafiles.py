@@ -161,9 +161,12 @@ def read_yaml(path: Path):
     except RecursionError:
         raise SimulatorError(f"{path}: nested too deeply to be a data file") from None
     except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or exc)
+        if "nesting depth" in problem:  # newer libyaml refuses deep nesting itself
+            raise SimulatorError(f"{path}: nested too deeply to be a data file") from None
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SimulatorError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise SimulatorError(f"{path}:{where}: not valid YAML ({problem})") from None
 
 
 def validate(path: Path, raw, model: type[BaseModel]):

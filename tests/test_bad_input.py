@@ -506,3 +506,20 @@ def test_estimate_gemm_on_random_numbers_is_finite_or_refused(m, n, k):
         return
     numeric = df.select_dtypes("number").to_numpy(dtype=float)
     assert np.isfinite(numeric).all() and (df["time_s"] > 0).all()
+
+
+def test_a_libyaml_that_refuses_deep_nesting_itself_says_so(tmp_path, monkeypatch):
+    # Newer libyaml builds stop at their own depth limit ("exceeded maximum nesting depth") before
+    # sparsim's depth check runs; the clean-venv CI got one. The message must be the same either way.
+    import yaml
+
+    from simulator import datafiles
+
+    def refuse(text):
+        raise yaml.YAMLError("while parsing a flow node: exceeded maximum nesting depth")
+
+    monkeypatch.setattr(datafiles, "parse_yaml", refuse)
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: [[[]]]\n")
+    with pytest.raises(SimulatorError, match="nested too deeply"):
+        datafiles.read_yaml(path)
