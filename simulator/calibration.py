@@ -410,7 +410,7 @@ def transfer(fit_hw, target_hw) -> dict:
     """Cross-device check: fit on ``fit_hw``'s training split only, put those fractions and
     overheads into ``target_hw``'s own spec (its own peaks and bandwidth), and report the error on
     every row of the target's traces (none was seen by the fit) per class (class_rows)."""
-    from simulator.validation import class_rows
+    from simulator.validation import SPEEDUP_CLASS, class_rows, implied_from_dense
 
     result = fit(fit_hw)
     names = list(result["parameters"])
@@ -424,12 +424,15 @@ def transfer(fit_hw, target_hw) -> dict:
     if "topology" in traces and "topology" in seen:
         unseen = (traces["kernel_class"] == "allreduce") & ~traces["topology"].isin(set(seen["topology"].dropna()))
         predicted = np.where(unseen.to_numpy(), np.nan, predicted)
-    rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool))
+    rows = class_rows(traces, predicted, np.ones(len(traces), dtype=bool),
+                      implied_from_dense(target, traces, predicted, external=_external(result)))
     # a class the fit device has no rows of (H100 has no attention traces, no InfiniBand topology)
     # would be scored on the target's spec defaults, which is no transfer: left out
     from simulator.validation import class_labels
 
     seen_classes = set(class_labels(seen)) | set(seen["kernel_class"])
+    if "2:4" in seen_classes:
+        seen_classes.add(SPEEDUP_CLASS)
     rows = [row for row in rows if row["class"] in seen_classes]
     for row in rows:
         row["split"] = "cross-device"  # fitted on the other device's training split; every row scored

@@ -440,6 +440,13 @@ def cmd_validate(args) -> int:
             for c in r["ceilings"]:
                 print(f"  ceiling  {c['ceiling']}: measured {c['measured']:.4g} {c['unit']} = "
                       f"{c['fraction']:.0%} of the spec's {c['spec']:.4g}")
+            if r.get("excluded"):
+                reasons: dict = {}
+                for e in r["excluded"]:
+                    reasons.setdefault(e["reason"], []).append(e["case_id"].split("/")[-1])
+                print(f"  excluded, not scored ({len(r['excluded'])} rows the source says do not time the kernel):")
+                for reason, ids in reasons.items():
+                    print(f"    {', '.join(ids)}: {reason}")
             if r["worst"]:
                 print("  worst held-out cases:")
                 for w in r["worst"][:5]:

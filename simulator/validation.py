@@ -120,6 +120,21 @@ def read_trace_file(path: Path, hw_id: "str | None" = None) -> pd.DataFrame:
     return frame
 
 
+def excluded_rows(hw) -> list[dict]:
+    """Trace rows kept with status ``excluded`` (the source says they do not time the kernel; e.g.
+    workloads/validation/published-exclusions.yaml): {case_id, kernel_class, reason}, never scored."""
+    hw = load_hw(hw)
+    folder = traces_dir(hw)
+    out = []
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        frame = read_trace_file(path, hw.id)
+        rows = frame[frame["status"] == "excluded"]
+        reasons = rows["excluded_reason"] if "excluded_reason" in rows else pd.Series([""] * len(rows))
+        out += [{"case_id": c, "kernel_class": k, "reason": str(r)}
+                for c, k, r in zip(rows.get("case_id", rows.index), rows["kernel_class"], reasons)]
+    return out
+
+
 def load_traces(hw, include_smoke: bool = False) -> pd.DataFrame:
     """Every ``status == ok`` row of the device's trace CSVs, with a ``trace_file`` column."""
     hw = load_hw(hw)
@@ -226,8 +241,54 @@ def predict(hw: HardwareSpec, traces: pd.DataFrame, external: "dict | None" = No
             continue
         cols = gemm_columns(hw, m, n, k, dt, fmt)
         kernel_only = _kernel_timed(rows)
-        predicted[index] = np.where(kernel_only, cols["kernel_time_s"], cols["time_s"])
+        predicted[index] = np.where(kernel_only, cols["kernel_time_s"], cols["time_s"]) + _ffn_rest(hw, rows, dt, fmt)
     return predicted
+
+
+def _ffn_rest(hw, rows, dtype, fmt) -> np.ndarray:
+    """What a published FFN row (``structure`` ffn: Linear + activation + Linear, torchao PR #2012)
+    times beyond its first GEMM: the second GEMM (``n2`` x ``k2``, same format) and two fused
+    element-wise kernels (torch.compile): the input's quantization before the first GEMM and the
+    activation with the hidden state's quantization before the second (each reads 16-bit values and
+    writes the GEMM dtype, plus one fp32 scale per row). 0 for every other row."""
+    from simulator.dtypes import BYTES_PER_ELEMENT
+    from simulator.ops import memory_op_columns
+
+    out = np.zeros(len(rows))
+    if "structure" not in rows:
+        return out
+    ffn = (rows["structure"] == "ffn").to_numpy()
+    if not ffn.any():
+        return out
+    m, n, k, n2, k2 = (rows[c].to_numpy(float)[ffn] for c in ("m", "n", "k", "n2", "k2"))
+    second = gemm_columns(hw, m, n2, k2, dtype, fmt)["time_s"]
+    written = BYTES_PER_ELEMENT[dtype]
+    quantize_input = memory_op_columns(hw, m * k * (2.0 + written) + 4.0 * m)["time_s"]
+    activation = memory_op_columns(hw, m * n * (2.0 + written) + 4.0 * m)["time_s"]
+    out[ffn] = second + quantize_input + activation
+    return out
+
+
+def implied_from_dense(hw, traces: pd.DataFrame, predicted: np.ndarray, external=None) -> np.ndarray:
+    """For published 2:4 rows that quote their own dense baseline (``dense_time_s``, the same shape
+    timed by the same harness on the same GPU): the 2:4 time sparsim's predicted speed-up implies
+    from that measured dense time, ``dense_time_s * model_2:4 / model_dense``. Its error against
+    the measured 2:4 time is the speed-up's error (|measured speed-up / model speed-up - 1|), free
+    of what the row does not say (clocks, the exact board, the harness's fixed costs). NaN elsewhere."""
+    traces = traces.reset_index(drop=True)
+    out = np.full(len(traces), np.nan)
+    if "dense_time_s" not in traces:
+        return out
+    baseline = pd.to_numeric(traces["dense_time_s"], errors="coerce").to_numpy(float)
+    rows = ((traces["kernel_class"] == "2:4").to_numpy() & np.isfinite(baseline) & (baseline > 0)
+            & np.isfinite(predicted))
+    if rows.any():
+        dense = predict(hw, traces[rows].assign(kernel_class="dense"), external)
+        out[rows] = baseline[rows] * predicted[rows] / dense
+    return out
+
+
+SPEEDUP_CLASS = "2:4 speed-up"  # the reporting class of implied_from_dense's rows
 
 
 def _kernel_timed(rows) -> np.ndarray:
@@ -435,18 +496,28 @@ def class_labels(traces: pd.DataFrame) -> pd.Series:
     return label
 
 
-def class_rows(traces: pd.DataFrame, predicted: np.ndarray, holdout: np.ndarray) -> list[dict]:
+def class_rows(traces: pd.DataFrame, predicted: np.ndarray, holdout: np.ndarray,
+               implied: "np.ndarray | None" = None) -> list[dict]:
     """The per-class held-out table: {class, n, median_ape, p90_ape, split, ...} for every kernel
-    class and, for dense, every M regime; ``split`` says how the held-out rows were chosen."""
+    class and, for dense, every M regime; ``split`` says how the held-out rows were chosen.
+    ``implied`` (implied_from_dense) adds the ``2:4 speed-up`` class: the 2:4 rows with their own
+    dense baseline, scored on the speed-up."""
     traces = traces.reset_index(drop=True)
     splits = split_labels(traces)
+    labels = class_labels(traces)
+    frames = [error_table(traces, predicted, holdout), error_table(traces.assign(kernel_class=labels), predicted, holdout)]
+    if implied is not None and np.isfinite(implied).any():
+        speedup = np.isfinite(implied)
+        labels = labels.where(~speedup, SPEEDUP_CLASS)
+        frames.append(error_table(traces.assign(kernel_class=labels), np.where(speedup, implied, np.nan),
+                                  holdout & speedup))
     out = []
-    for frame in (error_table(traces, predicted, holdout),
-                  error_table(traces.assign(kernel_class=class_labels(traces)), predicted, holdout)):
+    for frame in frames:
         for row in json.loads(frame.to_json(orient="records")):
             if any(r["class"] == row["class"] for r in out):
                 continue
-            cls = (traces["kernel_class"] == row["class"]).to_numpy() | (class_labels(traces) == row["class"]).to_numpy()
+            cls = (traces["kernel_class"] == row["class"]).to_numpy() | (labels == row["class"]).to_numpy() | (
+                class_labels(traces) == row["class"]).to_numpy()
             kinds = sorted(set(splits[cls & holdout]))
             row["split"] = "+".join(kinds) if kinds else "none"
             out.append(row)
@@ -468,7 +539,8 @@ def validate(hw, include_smoke: bool = False) -> dict:
         "traces": sorted(set(traces["trace_file"])),
         "split": SPLIT_RULE,
         "holdout_rows": int(holdout.sum()),
-        "classes": class_rows(traces, predicted, holdout),
+        "classes": class_rows(traces, predicted, holdout, implied_from_dense(hw, traces, predicted)),
+        "excluded": excluded_rows(hw),
         "subclasses": json.loads(by_subclass.to_json(orient="records")),
         "worst": json.loads(worst_cases(traces, predicted, holdout).to_json(orient="records")),
         "ceilings": ceilings(hw, traces),

@@ -17,7 +17,7 @@ from simulator.export_vidur import (all_reduce_table, attention_table, mlp_table
 from simulator.importers import vidur_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDUR = ROOT.parent.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
+VIDUR = ROOT.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
 REAL = VIDUR / "h100" / "meta-llama" / "Llama-2-70b-hf" / "mlp.csv"
 GEMMS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
 

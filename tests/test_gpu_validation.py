@@ -14,7 +14,7 @@ from simulator.errors import SimulatorError
 from simulator.importers import published, vidur_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDUR = ROOT.parent.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
+VIDUR = ROOT.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
 BOUNDS = yaml.safe_load((ROOT / "workloads" / "validation" / "gpu-classes.yaml").read_text())
 
 
@@ -60,7 +60,7 @@ def test_committed_traces_are_what_the_importer_writes(tmp_path):
 def test_published_rows_map_to_their_devices():
     rows = published.read(ROOT / "hwspecs" / "a100-sxm4-80gb" / "traces" / "published-sparse-kernels-given.csv"
                           ) if False else None
-    src = ROOT.parent.parent / "shared" / "reference" / "sparse-kernels-given.csv"
+    src = ROOT.parent / "shared" / "reference" / "sparse-kernels-given.csv"
     if not src.is_file():
         pytest.skip("shared reference table not present")
     rows = published.read(src)
@@ -68,6 +68,68 @@ def test_published_rows_map_to_their_devices():
     # CUT408-01: 16384^3 at 243.19 TFLOP/s -> 2 * 16384^3 / 243.19e12 = 36.17 ms
     row = rows.set_index("case_id").loc["published/CUT408-01"]
     assert row["time_s_median"] == pytest.approx(2 * 16384**3 / 243.19e12)
+
+
+def test_published_rows_are_read_as_what_they_time(tmp_path):
+    # The committed traces are the importer's output on the shared table: re-importing gives them back.
+    from simulator.cli_traces import import_files
+
+    src = ROOT.parent / "shared" / "reference" / "sparse-kernels-given.csv"
+    if not src.is_file():
+        pytest.skip("shared reference table not present")
+    for device in ("a100-sxm4-80gb", "h100-sxm5-80gb"):
+        (target, _), = import_files("published", [src], device, out_dir=tmp_path)
+        assert target.read_text() == (ROOT / "hwspecs" / device / "traces" / target.name).read_text()
+    rows = published.read(src).set_index("case_id")
+    ffn = rows.loc["published/AO2012-01"]  # "FFN: Linear(8192->8192) + SquaredReLU + Linear(8192->8192)"
+    assert (ffn["structure"], ffn["n2"], ffn["k2"], ffn["activation"]) == ("ffn", 8192, 8192, "squaredrelu")
+    assert ffn["flops"] == 2 * (2 * 64 * 8192 * 8192)  # two GEMMs of 64 x 8192 x 8192
+    assert rows.loc["published/AO2012-02", "kernel_class"] == "2:4-activation"  # 2:4 on activations
+    assert rows.loc["published/AOCSV-01", "structure"] == "gemm"
+    listed = published.exclusions()
+    excluded = rows[rows["status"] == "excluded"]
+    assert {c.split("/", 1)[1] for c in excluded.index} == set(listed)
+    assert (excluded["excluded_reason"] != "").all() and (excluded["time_s_median"] > 0).all()  # kept, with why
+
+
+def test_excluded_rows_are_listed_not_scored():
+    result = validation.validate("h100-sxm5-80gb")
+    listed = {row["case_id"] for row in result["excluded"]}
+    assert listed == {"published/AOCSV-02", "published/AOCSV-04", "published/AOCSV-06"}
+    traces, _, _ = result["_frame"]
+    assert not set(traces["case_id"]) & listed
+
+
+def test_an_ffn_row_is_both_gemms_and_the_two_element_wise_kernels():
+    hw = simulator.load_hw("h100-sxm5-80gb", calibrated=False)
+    row = pd.DataFrame([{"kernel_class": "2:4", "dtype": "fp8e4m3", "m": 64.0, "n": 8192.0, "k": 8192.0,
+                         "structure": "ffn", "n2": 4096.0, "k2": 8192.0, "timing_method": "published"}])
+    got = validation.predict(hw, row)[0]
+    from simulator.gemm import gemm_columns
+    from simulator.ops import memory_op_columns
+
+    one = lambda n, k: gemm_columns(hw, np.array([64.0]), np.array([n]), np.array([k]), "fp8", "2:4")["time_s"][0]
+    # element-wise: read bf16 (2 B) and write fp8 (1 B) per element, one fp32 scale per row:
+    # input 64 x 8192 x 3 + 64 x 4 = 1,573,120 B; hidden 64 x 8192 x 3 + 256 = 1,573,120 B
+    assert 64 * 8192 * 3 + 4 * 64 == 1_573_120
+    ew = 2 * memory_op_columns(hw, np.array([1_573_120.0]))["time_s"][0]
+    assert got == pytest.approx(one(8192.0, 8192.0) + one(4096.0, 8192.0) + ew, rel=1e-12)
+
+
+def test_speedup_class_scores_the_speedup_over_the_rows_own_dense_time():
+    hw = simulator.load_hw("a100-sxm4-80gb")
+    rows = pd.DataFrame([{"kernel_class": "2:4", "dtype": "fp16", "m": 4096.0, "n": 4096.0, "k": 4096.0,
+                          "timing_method": "published", "time_s_median": 1.0e-4, "dense_time_s": 1.5e-4}])
+    sparse = validation.predict(hw, rows)
+    dense = validation.predict(hw, rows.assign(kernel_class="dense"))
+    implied = validation.implied_from_dense(hw, rows, sparse)
+    # the measured dense time times the model's sparse/dense ratio: the model's speed-up applied
+    assert implied[0] == pytest.approx(1.5e-4 * sparse[0] / dense[0], rel=1e-12)
+    # its error against the measured 2:4 time is the speed-up's: measured 1.5x over model's
+    model_speedup = dense[0] / sparse[0]
+    assert abs(implied[0] / 1.0e-4 - 1) == pytest.approx(abs(1.5 / model_speedup - 1), rel=1e-12)
+    # a row without a baseline has none
+    assert np.isnan(validation.implied_from_dense(hw, rows.assign(dense_time_s=np.nan), sparse)[0])
 
 
 def test_split_holds_out_whole_models():
