@@ -39,6 +39,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from simulator.errors import SimulatorError
+from simulator.registry import Registry, parse_options, split_spec, to_number
 
 ROLES = ("qkv", "o", "mlp_in", "mlp_out")
 
@@ -291,7 +292,9 @@ def _fraction(method, key, value):
         raise SimulatorError(f"--dynamic {method}: {key} must lie in [0, 1), got {value}")
 
 
-REGISTRY: dict[str, type[DynamicMethod]] = {cls.name: cls for cls in (Teal, DejaVu, Naee, PowerInfer, Flash)}
+REGISTRY = Registry("method", "--dynamic")  # name -> DynamicMethod subclass
+for _cls in (Teal, DejaVu, Naee, PowerInfer, Flash):
+    REGISTRY.register(_cls)
 
 
 def parse_dynamic(text: "str | DynamicMethod | None") -> DynamicMethod:
@@ -300,33 +303,12 @@ def parse_dynamic(text: "str | DynamicMethod | None") -> DynamicMethod:
         return DynamicMethod()
     if isinstance(text, DynamicMethod):
         return text
-    name, _, args = str(text).strip().partition(":")
-    name = name.lower()
-    if name not in REGISTRY:
-        raise SimulatorError(f"--dynamic {text!r}: unknown method {name!r}; known: {', '.join(REGISTRY)}")
-    cls = REGISTRY[name]
+    name, args = split_spec(text)
+    cls = REGISTRY.lookup(name, text)
     known = {f.name: f.type for f in fields(cls)}
-    by_lower = {name.lower(): name for name in known}
     kwargs = {}
-    for item in filter(None, args.split(",")):
-        key, eq, value = item.strip().partition("=")
-        key = by_lower.get(key.lower(), key)
-        if not eq or key not in known:
-            raise SimulatorError(f"--dynamic {text!r}: {item!r} is not key=value with key in "
-                                 f"{', '.join(known) or '(no parameters)'}")
+    for key, value in parse_options("--dynamic", text, name, args, known).items():
         kind = known[key]
-        if kind in (str, "str"):
-            kwargs[key] = value
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            raise SimulatorError(f"--dynamic {text!r}: {key}={value!r} is not a number") from None
-        if not np.isfinite(number):  # ranges are each method's own check (__post_init__)
-            raise SimulatorError(f"--dynamic {name}: {key} must be a finite number, got {value}")
-        if kind in (int, "int"):
-            if number != int(number):
-                raise SimulatorError(f"--dynamic {name}: {key} must be a whole number, got {value}")
-            number = int(number)
-        kwargs[key] = number
+        # ranges are each method's own check (__post_init__)
+        kwargs[key] = value if kind in (str, "str") else to_number("--dynamic", name, key, value, kind)
     return cls(**kwargs)

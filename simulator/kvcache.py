@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from simulator.errors import SimulatorError
 from simulator.ops import layer_text
 from simulator.paths import workloads_path
+from simulator.registry import Registry, parse_options, split_spec, to_number
 from simulator.roofline import roofline
 
 ROLES = ("prune", "select", "allocate", "merge", "read", "quantize")
@@ -184,12 +185,8 @@ class Param:
     choices: tuple = ()
 
 
-KV_METHODS: dict[str, type] = {}
-
-
-def register(cls):
-    KV_METHODS[cls.name] = cls
-    return cls
+KV_METHODS = Registry("method", "--kv-method")  # name -> KVMethod subclass
+register = KV_METHODS.register
 
 
 class KVMethod:
@@ -221,17 +218,7 @@ class KVMethod:
         for key, spec in self.params.items():
             value = values.get(key, spec.default)
             if value is not None and not (spec.kind is str):
-                try:
-                    number = float(value)
-                except (TypeError, ValueError, OverflowError):
-                    raise SimulatorError(f"--kv-method {self.name}: {key}={value!r} is not a number") from None
-                if not math.isfinite(number):
-                    raise SimulatorError(f"--kv-method {self.name}: {key} must be a finite number, got {value}")
-                if spec.kind is int:
-                    if number != int(number):
-                        raise SimulatorError(f"--kv-method {self.name}: {key} must be a whole number, got {value}")
-                    number = int(number)
-                value = number
+                value = to_number("--kv-method", self.name, key, value, spec.kind)
             if spec.choices and value not in spec.choices:
                 raise SimulatorError(f"--kv-method {self.name}: {key}={value!r}; allowed: {', '.join(spec.choices)}")
             merged[key] = value
@@ -949,7 +936,7 @@ NONE = KVPipeline()
 
 
 def known_methods() -> str:
-    return ", ".join(sorted(KV_METHODS))
+    return KV_METHODS.known()
 
 
 def parse_kv_method(spec=None) -> KVPipeline:
@@ -970,21 +957,11 @@ def parse_kv_method(spec=None) -> KVPipeline:
         return NONE
     methods = []
     for part in [p.strip() for p in text.split("+")]:
-        name, _, rest = part.partition(":")
-        name = name.strip().lower()
+        name, rest = split_spec(part)
         if name in NO_METHOD:
             continue
-        if name not in KV_METHODS:
-            raise SimulatorError(f"--kv-method {text!r}: unknown method {name!r}; known: {known_methods()}, "
-                                 f"or none")
-        values = {}
-        for item in [i.strip() for i in rest.split(",") if i.strip()]:
-            key, eq, value = item.partition("=")
-            if not eq or not value.strip():
-                raise SimulatorError(f"--kv-method {text!r}: write {name}:key=value[,key=value]; got {item!r} "
-                                     f"(keys: {', '.join(KV_METHODS[name].params)})")
-            values[key.strip().lower()] = value.strip()
-        methods.append(KV_METHODS[name](**values))
+        cls = KV_METHODS.lookup(name, text, also=", or none")
+        methods.append(cls(**parse_options("--kv-method", text, name, rest, cls.params)))
     return _compose(methods, text)
 
 

@@ -26,10 +26,15 @@ from pydantic import Field, model_validator
 from simulator.datafiles import Strict, check_citations, load_yaml
 from simulator.errors import SimulatorError
 from simulator.paths import workloads_path
+from simulator.registry import Registry
 from simulator.roofline import Bound, bound_codes
 
 RUNTIME_NAMES = ("eager", "cuda-graphs", "vllm", "trtllm", "gpt-fast")
 DEFAULT_RUNTIME = "eager"
+# The axis: a runtime's name -> itself; its numbers are workloads/runtimes.yaml's profile of that name.
+RUNTIMES = Registry("runtime", "--runtime")
+for _name in RUNTIME_NAMES:
+    RUNTIMES.register(_name, name=_name)
 # The serving engine's scheduler settings the steady-state model (simulator.serving) assumes by
 # default; here, beside the runtime profiles, so the CLI's parser reads them without loading the
 # cost models.
@@ -97,18 +102,21 @@ def _load(path: str) -> RuntimeFile:
     return load_yaml(path, RuntimeFile)
 
 
+@functools.lru_cache(maxsize=1)
+def _runtimes_path() -> str:
+    return str(workloads_path("runtimes.yaml"))
+
+
 def runtime_file() -> RuntimeFile:
     """workloads/runtimes.yaml, validated."""
-    return _load(str(workloads_path("runtimes.yaml")))
+    return _load(_runtimes_path())
 
 
 def load_runtime(name: "str | RuntimeProfile | None" = None) -> RuntimeProfile:
     """The profile called ``name`` (None: the default, eager); a RuntimeProfile passes through."""
     if isinstance(name, RuntimeProfile):
         return name
-    key = DEFAULT_RUNTIME if name is None else str(name).strip().lower()
-    if key not in RUNTIME_NAMES:
-        raise SimulatorError(f"--runtime: {name!r} unknown; allowed: {', '.join(RUNTIME_NAMES)}")
+    key = DEFAULT_RUNTIME if name is None else RUNTIMES.lookup(name)
     return runtime_file().runtimes[key]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from simulator.dtypes import BYTES_PER_ELEMENT, SCALE_BYTES_PER_ELEMENT
 from simulator.errors import SimulatorError
+from simulator.registry import Registry
 
 INDEX_BYTES = 4.0  # int32 column indices and row pointers (cuSPARSE / torch CSR and BSR default)
 
@@ -266,9 +267,44 @@ class Structured(SparsityFormat):
         return _dense_weight_bytes(n_eff, k_eff, dtype), np.zeros_like(np.asarray(n_eff * k_eff, dtype=float))
 
 
-FORMATS: dict[str, type[SparsityFormat]] = {
-    cls.family: cls for cls in (Dense, NM, Unstructured, Block, Structured)
-}
+def _dense_from(args, spec):
+    return Dense() if not args else None
+
+
+def _nm_from(args, spec):  # written N:M (the family name is not written)
+    if len(args) == 2 and args[0].isdigit() and args[1].removesuffix("-pairwise").isdigit():
+        return NM(n=int(args[0]), m=int(args[1].removesuffix("-pairwise")), pairwise=args[1].endswith("-pairwise"))
+    return None
+
+
+def _unstructured_from(args, spec):
+    if len(args) in (1, 2):
+        return Unstructured(sparsity=_fraction(args[0], "sparsity", spec), storage=args[1] if len(args) == 2 else "csr")
+    return None
+
+
+def _block_from(args, spec):
+    if len(args) == 2:
+        if not args[0].isdigit() or int(args[0]) < 1:
+            raise SimulatorError(f"sparsity {spec!r}: block size {args[0]!r} must be a whole number >= 1")
+        return Block(block=int(args[0]), sparsity=_fraction(args[1], "sparsity", spec))
+    return None
+
+
+def _structured_from(args, spec):
+    if len(args) in (1, 2):
+        return Structured(fraction=_fraction(args[0], "fraction", spec), axis=args[1] if len(args) == 2 else "n")
+    return None
+
+
+# The format axis (simulator/registry.py): family -> class; each class's ``from_spec`` reads the
+# colon-separated arguments after its family's word (N:M has no word: its two numbers are the spec)
+# and returns None where they are not its form.
+FORMATS = Registry("format", "--sparsity")
+for _cls, _reader in ((Dense, _dense_from), (NM, _nm_from), (Unstructured, _unstructured_from),
+                      (Block, _block_from), (Structured, _structured_from)):
+    _cls.from_spec = staticmethod(_reader)
+    FORMATS.register(_cls, name=_cls.family)
 
 SPEC_HELP = "dense, 2:4, N:M, unstructured:S[:csr|bitmap|tiled-csl|masked], block:B:S, structured:F[:n|k]"
 
@@ -295,21 +331,10 @@ def parse_sparsity(spec: "str | SparsityFormat") -> SparsityFormat:
     text = str(spec).strip().lower()
     parts = text.split(":")
     try:
-        if text == "dense":
-            return Dense()
-        if parts[0] == "unstructured" and len(parts) in (2, 3):
-            storage = parts[2] if len(parts) == 3 else "csr"
-            return Unstructured(sparsity=_fraction(parts[1], "sparsity", spec), storage=storage)
-        if parts[0] == "block" and len(parts) == 3:
-            if not parts[1].isdigit() or int(parts[1]) < 1:
-                raise SimulatorError(f"sparsity {spec!r}: block size {parts[1]!r} must be a whole number >= 1")
-            return Block(block=int(parts[1]), sparsity=_fraction(parts[2], "sparsity", spec))
-        if parts[0] == "structured" and len(parts) in (2, 3):
-            axis = parts[2] if len(parts) == 3 else "n"
-            return Structured(fraction=_fraction(parts[1], "fraction", spec), axis=axis)
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].removesuffix("-pairwise").isdigit():
-            pairwise = parts[1].endswith("-pairwise")
-            return NM(n=int(parts[0]), m=int(parts[1].removesuffix("-pairwise")), pairwise=pairwise)
+        fmt = (FORMATS[parts[0]].from_spec(parts[1:], spec) if parts[0] in FORMATS and parts[0] != "nm"
+               else FORMATS["nm"].from_spec(parts, spec))
+        if fmt is not None:
+            return fmt
     except SimulatorError as err:
         if str(err).startswith("sparsity "):
             raise

@@ -51,12 +51,13 @@ def test_naee_prunes_experts_of_moe_models_only():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("sparsegpt", "unknown method 'sparsegpt'; known: teal, dejavu, naee, powerinfer, flash"),
+    ("sparsegpt", "unknown method 'sparsegpt'; known: dejavu, flash, naee, powerinfer, teal"),
     ("powerinfer:gpu_fraction=0", "gpu_fraction must be > 0"),
     ("flash:window=-1", "window must be a whole number >= 0"),
     ("flash:bundle=2", "bundle is 0 or 1"),
     ("teal:sparsity=1", "[0, 1)"),
-    ("teal:sparsity", "not key=value"),
+    ("teal:sparsity", "write teal:key=value"),
+    ("teal:bogus=1", "unknown parameter 'bogus'; known: sparsity, kernel_efficiency"),
     ("dejavu:predictor_rank=x", "not a number"),
 ])
 def test_bad_parameters_are_one_line(text, message):

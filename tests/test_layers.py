@@ -1,7 +1,7 @@
 """The flow is one way: no module imports one of a higher layer, and the import graph has no cycle.
 
 Layers, lowest first (docs/architecture.md will name them once the package move of issue 13 lands):
-core (errors, checks, paths, dtypes, datafiles, roofline) < hardware (spec, calibration file) < formats (sparsity) < kernels (gemm,
+core (errors, checks, paths, dtypes, datafiles, roofline, registry) < hardware (spec, calibration file) < formats (sparsity) < kernels (gemm,
 attention, collectives, ops, eie) < methods (kvcache, dynamic, deep_compression, models) <
 whole model (llm) < serving and capacity (serving, plan, kv_analysis) < truth (validation,
 calibration, importers, capture, export) < course, report, figures, plots, tour, workloads < cli.
@@ -83,7 +83,7 @@ def test_no_import_cycle():
 
 
 LAYERS = [  # lowest first; a module may import its own layer and those below
-    ("core", ["errors", "checks", "paths", "dtypes", "datafiles", "roofline"]),
+    ("core", ["errors", "checks", "paths", "dtypes", "datafiles", "roofline", "registry"]),
     ("hardware", ["hardware", "calibration_file"]),
     ("formats", ["sparsity", "models", "runtimes"]),
     ("kernels", ["gemm", "attention", "collectives", "ops", "eie", "deep_compression"]),
