@@ -51,6 +51,7 @@ CALLS = [
     "model --model llama-2-7b --hw a100 --phase decode --batch 1 --context 1024 --weights int4:g128 --json",
     "model --model llama-3.1-8b --hw h100 --phase decode --batch 1 --context 4096 --recipe width:0.3 --json",
     "model --model deepseek-v3 --hw h200 --tp 8 --dtype fp8 --phase decode --batch 1 --context 4096 --json",
+    "model --model deepseek-v3 --hw h200 --tp 8 --dtype fp8 --weights fp8 --batch 256 --context 4096 --dp-attention --json",
     "model --model qwen3-30b-a3b --hw h100 --phase decode --batch 12 --context 2048 --json",
     "model --model mixtral-8x7b --hw a100 --tp 2 --phase prefill --batch 1 --context 2048 --json",
     "model --model llama-3.1-70b --hw h200 --context 32768 --output-tokens 512 --batch 23 --recipe 2:4 --kv-method h2o --reserve-gb 15 --json",

@@ -505,6 +505,10 @@ def cmd_model(args) -> int:
         raise SimulatorError(f"--phase {args.phase}: not with --output-tokens, which prices serving whole requests "
                              "(the prefill of --context, then the decode steps); drop one of them")
     args.phase = args.phase or "decode"
+    if args.dp_attention and (args.output_tokens is not None or args.mix):
+        raise SimulatorError("--dp-attention: serving whole requests with data-parallel attention is not modelled yet "
+                             "(each GPU schedules its own sequences and token budget); price one phase without "
+                             "--output-tokens")
     if args.output_tokens is not None or args.mix:
         from simulator.serving import serve
 
@@ -548,6 +552,9 @@ def cmd_model(args) -> int:
         if value != default:
             raise SimulatorError(f"{flag}: only with --output-tokens or --mix (a steady-state serving estimate)")
     longest = None
+    if args.longest_context and args.dp_attention:
+        raise SimulatorError("--longest-context: not with --dp-attention yet (the search prices tensor-parallel "
+                             "attention); give --context")
     if args.longest_context:
         from simulator.plan import longest_context
 
@@ -567,7 +574,8 @@ def cmd_model(args) -> int:
         args.context = longest["context"]
     est = estimate_model(args.model, args.hw, args.phase, args.batch, args.context, args.tp, args.dtype,
                          args.weights, args.recipe, args.kv_dtype, kv_method=args.kv_method, dynamic=args.dynamic,
-                         memory_reserve_bytes=_reserve_bytes(args), runtime=args.runtime, expert_parallel=args.ep)
+                         memory_reserve_bytes=_reserve_bytes(args), runtime=args.runtime, expert_parallel=args.ep,
+                         dp_attention=args.dp_attention)
     if longest is not None and not args.json:
         print(f"longest context at batch {args.batch}: " + _longest_text(longest, args.phase))
     s = est.summary
@@ -586,7 +594,9 @@ def cmd_model(args) -> int:
         return 0
     what = "one decode step" if s["phase"] == "decode" else f"prefill of {s['context']} tokens"
     gpus = f"{s['tp']} x {s['hw']}" if s["tp"] > 1 else s["hw"]
-    if s["expert_parallel"] and s["tp"] > 1:
+    if s["dp_attention"]:
+        gpus += " (experts parallel, attention data parallel)"
+    elif s["expert_parallel"] and s["tp"] > 1:
         gpus += " (experts parallel, attention tensor parallel)"
     from simulator.kvcache import parse_kv_method
 
@@ -744,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "GPUs each (default 1)")
     p.add_argument("--ep", action="store_true", help="MoE models: expert parallelism over the --tp GPUs (each holds "
                    "experts/tp whole experts; attention stays tensor parallel; docs/llm.md)")
+    p.add_argument("--dp-attention", action="store_true", help="MoE models: data-parallel attention with expert "
+                   "parallelism over the --tp GPUs (each runs attention whole for batch/tp sequences, holds experts/tp "
+                   "experts; two all-to-alls per MoE layer; one phase only, not with --output-tokens; docs/llm.md)")
     p.add_argument("--rate", type=_finite(0.0, 1e9, low_open=True, what="a rate in requests/s"), metavar="R",
                    help="with --output-tokens: requests/s arriving at this replica (Poisson); adds the M/D/1 "
                         "queueing wait to TTFT")

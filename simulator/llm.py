@@ -40,7 +40,7 @@ from simulator.errors import SimulatorError
 from simulator.gemm import gemm_columns
 from simulator.hardware import load_hw
 from simulator.kvcache import KV_METHODS, KVEnv, attention_columns, extra_op_columns, parse_kv_method
-from simulator.ops import allreduce_columns, layer_text, memory_op_columns
+from simulator.ops import allreduce_columns, alltoall_columns, layer_text, memory_op_columns
 from simulator.roofline import Bound, bound_codes, bound_labels, roofline
 from simulator.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
 from simulator.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
@@ -241,7 +241,7 @@ def _one_valid_point(phase, batch, context, generated) -> bool:
 
 
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
-          dynamic=None, runtime=None, expert_parallel=False):
+          dynamic=None, runtime=None, expert_parallel=False, dp_attention=False):
     """The op table as a list of ops whose numeric columns are arrays over the points."""
     profile = load_runtime(runtime)
     check_dtype(dtype)
@@ -264,8 +264,24 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     if expert_parallel and cfg.moe.experts % tp:
         raise SimulatorError(f"--ep with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not place "
                              f"whole and evenly on {tp} GPUs")
+    ranks = 1  # GPUs of a data-parallel attention group (dp_attention), else 1
+    if dp_attention:
+        if cfg.moe is None:
+            raise SimulatorError(f"--dp-attention: {cfg.id} is not a mixture of experts; data-parallel attention "
+                                 "pairs with expert parallelism, which needs experts to place")
+        if tp < 2:
+            raise SimulatorError("--dp-attention: needs --tp 2 or more (the GPUs that share the batch and the experts)")
+        if cfg.moe.experts % tp:
+            raise SimulatorError(f"--dp-attention with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not "
+                                 f"place whole and evenly on {tp} GPUs")
+        # each GPU runs attention and the dense parts whole (no tensor parallelism) for its share of
+        # the sequences, and holds experts/ranks whole experts; tokens meet their experts by all-to-all
+        ranks, tp, expert_parallel = tp, 1, True
     pipeline = parse_kv_method(kv_method)
     phase, batch, context, generated = _check_points(phase, batch, context, generated)
+    batch_total = batch
+    if ranks > 1:  # the busiest GPU's sequences: the step waits for it, and its memory must fit
+        batch = np.ceil(batch / ranks)
     if cfg.kind == "encoder" and np.any(phase == "decode"):
         raise SimulatorError(f"--phase decode: {cfg.id} is an encoder; it has no decode phase (use prefill)")
     if cfg.kind == "encoder" and pipeline.methods:
@@ -406,7 +422,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
                 gemm(prefix + "down" + tag, t_tokens, hidden, ffn_gpu, d_count, sparsity, role="mlp_out",
                      layer=d_text)
             if m_count:
-                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, m_count, sparsity, m_text, expert_parallel)
+                _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, m_count, sparsity, m_text, expert_parallel,
+                           ranks, t_tokens * batch_total / batch)
+                if ranks > 1:  # dispatch each token to its experts' GPUs, and combine their outputs back
+                    add("all_to_all" + tag, "comm", 2 * m_count,
+                        alltoall_columns(hw, t_tokens * top_k * hidden * act, ranks), layer=m_text)
         (d_total, d_layer_text), (m_total, m_layer_text) = t_split
         if cfg.moe is None:
             memory_op("activation" + t_tag, t_layers, act_width * t_tokens * act, layer=t_layer_text)
@@ -517,11 +537,12 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # two live buffers + fp32 logits + what a KV method keeps only during the phase
     activations = 2 * tokens * widest * act + batch * cfg.vocab / tp * 4 + kv.transient_bytes_per_gpu
     context_info = {
-        "rec": rec, "tp": tp, "expert_parallel": bool(expert_parallel), "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
+        "rec": rec, "tp": tp * ranks, "expert_parallel": bool(expert_parallel), "dp_attention": ranks > 1,
+        "dtype": dtype, "weights": weight_dtype + (f":g{group}" if group else ""),
         "kv_dtype": kv_dtype, "kv_method": pipeline.text, "dynamic": dyn.describe() if dyn.name != "none" else "none",
-        "layers": layers, "phase": phase, "batch": batch, "runtime": runtime_name(runtime),
+        "layers": layers, "phase": phase, "batch": batch_total, "runtime": runtime_name(runtime),
         "context": context, "generated": generated,
-        "tokens_out": np.where(prefill, batch * context, batch),
+        "tokens_out": np.where(prefill, batch_total * context, batch_total),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
     }
     return ops, context_info
@@ -563,7 +584,8 @@ def busiest_rank_experts(experts, top_k, tokens, ranks):
     return np.maximum(busiest, np.minimum(1.0, expected_experts_touched(experts, top_k, tokens))).reshape(p.shape)
 
 
-def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, layer_text_, expert_parallel=False):
+def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, layer_text_, expert_parallel=False,
+               ranks=1, routed=None):
     """The MoE FFN of ``count`` layers as fused kernels (vLLM's fused_moe, SGLang, TensorRT-LLM's
     grouped GEMMs): router, one grouped gate/up GEMM and one grouped down GEMM over the experts the
     batch touches (their weights only are read), each expert's M = its expected tokens; then the
@@ -574,17 +596,24 @@ def _moe_gemms(cfg, gemm, tag, t_tokens, top_k, hidden, tp, count, sparsity, lay
     experts. ``expert_parallel``: every GPU holds experts/tp whole experts (vLLM's
     --enable-expert-parallel with TP attention: all ranks see all tokens after attention, so the
     MoE output is summed by the same all-reduce as TP's, with no all-to-all); a step waits for the
-    GPU whose experts the batch touches most (``busiest_rank_experts``). Shared experts stay TP-split."""
+    GPU whose experts the batch touches most (``busiest_rank_experts``). Shared experts stay TP-split.
+
+    ``ranks`` > 1 (data-parallel attention, ``tp`` then 1): each of ``ranks`` GPUs brings its own
+    ``t_tokens`` (the busiest GPU's) and holds experts/ranks whole experts; the routed experts see the
+    ``routed`` tokens of the whole group (after the all-to-all dispatch), the router and the shared
+    experts only the GPU's own."""
     moe = cfg.moe
     experts = moe.experts
     expert_ffn = cfg.expert_ffn() if expert_parallel else _divide("expert FFN width", cfg.expert_ffn(), tp)
     up_n = (2 if cfg.mlp == "gated" else 1) * expert_ffn
-    touched = expected_experts_touched(experts, top_k, t_tokens)
+    routed = t_tokens if routed is None else routed  # the tokens the experts of the group see
+    touched = expected_experts_touched(experts, top_k, routed)
     # expected tokens per touched expert, whole (gemm_columns prices whole rows): the grouped GEMM's M
-    per_expert = np.maximum(1.0, np.round(t_tokens * top_k / touched))
+    per_expert = np.maximum(1.0, np.round(routed * top_k / touched))
     grouped, copies = touched, count * experts
-    if expert_parallel and tp > 1:
-        grouped, copies = busiest_rank_experts(experts, top_k, t_tokens, tp), count * experts // tp
+    if expert_parallel and max(tp, ranks) > 1:
+        places = max(tp, ranks)
+        grouped, copies = busiest_rank_experts(experts, top_k, routed, places), count * experts // places
     gemm("router" + tag, t_tokens, experts, hidden, count, "dense", layer=layer_text_)
     gemm("experts_gate_up" + tag, per_expert, up_n, hidden, count, sparsity, weight_copies=copies,
          role="mlp_in", layer=layer_text_, grouped=grouped)
@@ -883,7 +912,8 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
                    dtype: str = "bf16", weights: "str | None" = None, recipe="dense",
                    kv_dtype: "str | None" = None, with_ops: bool = True, kv_method=None,
                    generated: int = 0, dynamic=None, memory_reserve_bytes: float = 0.0,
-                   runtime: "str | None" = None, expert_parallel: bool = False) -> ModelEstimate:
+                   runtime: "str | None" = None, expert_parallel: bool = False,
+                   dp_attention: bool = False) -> ModelEstimate:
     """Estimate one phase of ``model`` on ``tp`` GPUs of ``hw`` (one point, with its op table).
 
     ``phase`` "prefill" processes a prompt of ``context`` tokens per sequence; "decode" produces
@@ -903,13 +933,20 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     and its host time per step as the ``runtime`` time category.
     ``expert_parallel`` (MoE models): the ``tp`` GPUs hold whole experts, experts/tp each, instead of
     a 1/tp slice of every expert (see ``_moe_gemms``; the attention stays tensor parallel).
+    ``dp_attention`` (MoE models, implies expert parallelism): data-parallel attention, as SGLang's
+    --enable-dp-attention and vLLM's data-parallel deployment with --enable-expert-parallel run
+    DeepSeek-V3: each of the ``tp`` GPUs holds the attention and dense weights whole and runs them for
+    its share of the ``batch`` (the busiest GPU's ceil(batch/tp) sequences set the step and the memory),
+    keeps only its own sequences' KV cache, holds experts/tp whole experts, and sends each token to its
+    experts' GPUs and back by two all-to-alls per MoE layer (ops.alltoall_columns) instead of
+    all-reducing. ``tp`` in the summary stays the GPU count.
     """
     from simulator.models import load_model
 
     cfg = load_model(model) if isinstance(model, str) else model
     hw = load_hw(hw)
     ops, info = _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
-                      dynamic, runtime, expert_parallel)
+                      dynamic, runtime, expert_parallel, dp_attention)
     totals = _reserve(_totals(ops, info, hw), memory_reserve_bytes, hw)
     summary = _summary(cfg, hw, info, totals, 0)
     summary["memory_reserve_bytes_per_gpu"] = float(memory_reserve_bytes)
@@ -971,7 +1008,8 @@ def _summary(cfg, hw, info, totals, i) -> dict:
     phase = str(info["phase"][i])
     kv_gpu = _at_point(info["kv_gpu"], info["batch"].shape, i)
     return {
-        "model": cfg.id, "hw": hw.id, "tp": tp, "expert_parallel": info["expert_parallel"], "phase": phase,
+        "model": cfg.id, "hw": hw.id, "tp": tp, "expert_parallel": info["expert_parallel"],
+        "dp_attention": info["dp_attention"], "phase": phase,
         "batch": int(info["batch"][i]),
         "context": int(info["context"][i]),
         # a rotary model asked for more positions than it was trained on (learned positions are an
@@ -1005,13 +1043,13 @@ def _at_point(value, shape, i):
 
 
 SWEEP_KEYS = ("model", "hw", "tp", "dtype", "weights", "recipe", "kv_dtype", "kv_method", "dynamic", "runtime",
-              "expert_parallel")
+              "expert_parallel", "dp_attention")
 
 
 def sweep(points: pd.DataFrame) -> pd.DataFrame:
     """Summaries for many points. ``points`` has columns model, hw, phase, batch, context and
     optionally tp, dtype, weights, recipe, kv_dtype, kv_method, dynamic, runtime (default eager), expert_parallel
-    (default False; see estimate_model), generated (decode steps since
+    and dp_attention (default False; see estimate_model), generated (decode steps since
     the prefill) and memory_reserve_bytes (per GPU, see estimate_model); points sharing the first
     ones are priced in one vectorized pass. Returns one
     row per point (same order) with time_s, tokens_per_s, memory_bytes_per_gpu, fits,
@@ -1022,7 +1060,7 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
     frame = points.reset_index(drop=True).copy()
     defaults = {"tp": 1, "dtype": "bf16", "weights": None, "recipe": "dense", "kv_dtype": None, "kv_method": None,
                 "dynamic": None, "runtime": DEFAULT_RUNTIME, "generated": 0, "memory_reserve_bytes": 0.0,
-                "expert_parallel": False}
+                "expert_parallel": False, "dp_attention": False}
     for key, value in defaults.items():
         if key not in frame:
             frame[key] = value
@@ -1045,14 +1083,15 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
             *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
-        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime, ep = (
+        model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime, ep, dp = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         rows = frame.loc[index]
         cfg = load_model(model) if isinstance(model, str) else model
         hw = load_hw(hw_name)
         ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
                           rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
-                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime, bool(ep))
+                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime, bool(ep),
+                          bool(dp))
         totals = _reserve(_totals(ops, info, hw), rows["memory_reserve_bytes"].to_numpy(float), hw)
         idx = np.asarray(index)
         out["time_s"][idx] = totals["time_s"]

@@ -62,6 +62,38 @@ def allreduce_columns(hw: HardwareSpec, message_bytes, tp: int):
     }
 
 
+def alltoall_columns(hw: HardwareSpec, message_bytes, ranks: int):
+    """An all-to-all over ``ranks`` GPUs, each sending ``message_bytes`` of which 1/ranks stays
+    (MoE token dispatch or combine): collectives.alltoall_kernel_time on the first topology that
+    spans ``ranks`` GPUs, plus one launch. Beyond one node, the share that leaves the node
+    ((ranks - per node)/ranks of the bytes) crosses the spec's ``internode`` network."""
+    from simulator.collectives import alltoall_kernel_time, topologies
+    from simulator.errors import SimulatorError
+
+    message_bytes = np.asarray(message_bytes, float)
+    zeros = np.zeros_like(message_bytes)
+    found = topologies(hw) if hw.interconnect is not None else {}
+    spans = [t for t in found.values() if t.max_gpus >= ranks]
+    if spans:
+        comm = np.asarray(alltoall_kernel_time(spans[0], message_bytes, ranks), float)
+    else:
+        ic = hw.interconnect
+        if ic is None or ic.internode is None or ic.gpus_per_node is None or not found:
+            raise SimulatorError(f"--tp {ranks}: {hw.id}'s spec cannot price an all-to-all over {ranks} GPUs "
+                                 "(no topology spans them and no interconnect.internode group)")
+        node = max(found.values(), key=lambda t: t.max_gpus)
+        inside = alltoall_kernel_time(node, message_bytes * min(ranks, node.max_gpus) / ranks, min(ranks, node.max_gpus))
+        off_node = (ranks - ic.gpus_per_node) / ranks * message_bytes
+        between = ic.internode.latency_us * 1e-6 + off_node / (ic.internode.per_gpu_Gbps * 1e9 / 8.0)
+        comm = np.maximum(np.asarray(inside, float), between)
+    return {
+        "flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
+        "overhead_s": np.full_like(comm, hw.launch_overhead_s), "comm_time_s": comm,
+        "time_s": comm + hw.launch_overhead_s,
+        "bound_code": np.full(message_bytes.shape, int(Bound.COMMUNICATION)),
+    }
+
+
 def layer_text(members) -> str:
     """The layers a boolean mask over the (kept) layers selects, as 0-based index runs: '0-79',
     '0-1,4,6-31'; '' for none."""

@@ -222,3 +222,95 @@ def test_plan_searches_expert_parallel_and_its_answer_rederives():
     again = serve("qwen3-30b-a3b", "h100", 4096, 256, batch=int(row["batch"]), tp=2, expert_parallel=True)
     assert again["tpot_s"] == pytest.approx(row["tpot_s"], rel=1e-9)
     assert again["output_tokens_per_s"] == pytest.approx(row["output_tokens_per_s"], rel=1e-9)
+
+
+# ---- data-parallel attention with expert parallelism ---------------------------------------------
+
+DP = dict(phase="decode", context=4096, dtype="fp8", weights="fp8")
+
+
+def test_dp_attention_holds_attention_whole_experts_split_and_its_own_kv():
+    one = estimate_model("deepseek-v3", "h200", batch=2, tp=1, **DP)
+    dp = estimate_model("deepseek-v3", "h200", batch=16, tp=8, dp_attention=True, **DP)
+    s = dp.summary
+    assert s["dp_attention"] and s["expert_parallel"] and s["tp"] == 8 and s["batch"] == 16
+    ops1 = one.ops.set_index("op")
+    routed = ops1.loc[["experts_gate_up", "experts_down"], "resident_weight_bytes"].sum()
+    # everything whole on every GPU but the routed experts, of which each GPU holds 256/8
+    assert s["weight_bytes_per_gpu"] == pytest.approx(one.summary["weight_bytes_per_gpu"] - routed * 7 / 8, rel=1e-12)
+    # each GPU caches its own 16/8 = 2 sequences: one GPU's KV at batch 2; the group holds 8 times that
+    assert s["kv_cache_bytes_per_gpu"] == pytest.approx(one.summary["kv_cache_bytes_per_gpu"], rel=1e-12)
+    assert s["kv_cache_bytes"] == pytest.approx(8 * one.summary["kv_cache_bytes_per_gpu"], rel=1e-12)
+    ops = dp.ops.set_index("op")
+    assert "allreduce" not in ops.index  # no tensor parallelism left to all-reduce
+    # attention and the dense parts run whole for the GPU's 2 sequences, as on one GPU at batch 2
+    for op in ("q_b", "o_proj", "attention", "shared_gate_up", "router"):
+        assert ops.loc[op, "time_s"] == pytest.approx(ops1.loc[op, "time_s"], rel=1e-12), op
+    assert s["tokens_per_s"] == pytest.approx(16 / s["time_s"], rel=1e-12)
+
+
+def test_dp_attention_all_to_all_by_hand():
+    from simulator.collectives import topologies
+    from simulator.hardware import load_hw
+
+    hw = load_hw("h200")
+    dp = estimate_model("deepseek-v3", hw, batch=16, tp=8, dp_attention=True, **DP).ops.set_index("op")
+    row = dp.loc["all_to_all"]
+    assert row["count"] == 2 * 58  # dispatch and combine in each of the 58 MoE layers
+    # each GPU sends its 2 tokens x 8 experts x 7168 channels x 1 B (fp8): 114,688 B, of which 7/8 leave it
+    message = 2 * 8 * 7168 * 1
+    assert message == 114_688
+    topo = [t for t in topologies(hw).values() if t.max_gpus >= 8][0]
+    kernel = topo.base_latency_s + topo.step_latency_s + 7 / 8 * message / (topo.one_way_Bps * topo.bus_efficiency)
+    assert row["time_s"] == pytest.approx(kernel + hw.launch_overhead_s, rel=1e-12)
+
+
+def test_dp_attention_routes_only_the_tokens_there_are():
+    # batch 1 on 8 GPUs: one GPU has the sequence, and its token's 8 experts land as under EP
+    dp = estimate_model("deepseek-v3", "h200", batch=1, tp=8, dp_attention=True, **DP).ops.set_index("op")
+    ep = estimate_model("deepseek-v3", "h200", batch=1, tp=8, expert_parallel=True, **DP).ops.set_index("op")
+    assert dp.loc["experts_gate_up", "bytes_weight"] == pytest.approx(ep.loc["experts_gate_up", "bytes_weight"],
+                                                                      rel=1e-12)
+
+
+def test_dp_attention_pays_off_at_large_batch_and_fits_where_tensor_parallel_does_not():
+    small, large = ({ep: estimate_model("deepseek-v3", "h200", batch=b, tp=8, with_ops=False, **DP,
+                                        **({"dp_attention": True} if ep == "dp" else {"expert_parallel": True})).summary
+                     for ep in ("dp", "ep")} for b in (1, 1024))
+    assert small["dp"]["time_s"] > small["ep"]["time_s"]  # every GPU reads all attention weights for one token
+    assert large["dp"]["time_s"] < large["ep"]["time_s"]  # and shares the MLA cache 8 ways instead of replicating it
+    assert large["dp"]["fits"] and not large["ep"]["fits"]
+
+
+@given(st.integers(1, 300))
+def test_dp_attention_time_never_falls_as_the_batch_grows(batch):
+    import pandas as pd
+
+    from simulator.llm import sweep
+    rows = sweep(pd.DataFrame(dict(model="qwen3-30b-a3b", hw="h100", phase="decode", batch=[batch, batch + 1],
+                                   context=2048, tp=4, dp_attention=True)))
+    assert rows["time_s"].iloc[1] >= rows["time_s"].iloc[0] * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("model, tp, message", [
+    ("llama-2-7b", 2, "not a mixture of experts"),
+    ("deepseek-v3", 1, "needs --tp 2 or more"),
+    ("mixtral-8x7b", 3, "do not place whole and evenly"),
+])
+def test_dp_attention_refusals(model, tp, message):
+    with pytest.raises(SimulatorError, match=message):
+        estimate_model(model, "h100", tp=tp, dp_attention=True)
+
+
+def test_llm_doc_placement_table_quotes_current_numbers():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "llm.md").read_text()
+    for batch in (1, 16, 256, 1024):
+        cells = []
+        for kw in ({}, {"expert_parallel": True}, {"dp_attention": True}):
+            s = estimate_model("deepseek-v3", "h200", "decode", batch, 4096, tp=8, dtype="fp8", with_ops=False,
+                               **kw).summary
+            cells.append(f"{s['time_s'] * 1e3:.3g} ({s['memory_bytes_per_gpu'] / 1e9:.0f} GB"
+                         f"{'' if s['fits'] else ', does not fit'})")
+        assert f"| {batch:<5} | " + " | ".join(cells) + " |" in doc, (batch, cells)
