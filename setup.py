@@ -1,7 +1,7 @@
 """Build hook: a wheel carries the spec files and workloads inside the package.
 
 The repository keeps ``hwspecs/`` and ``workloads/`` at the top level (where users edit and review
-them); ``simulator.paths`` reads them there in a checkout. An installed wheel has no checkout, so
+them); ``simulator.core.paths`` reads them there in a checkout. An installed wheel has no checkout, so
 the build copies both folders to ``simulator/_data/`` in the build tree. Everything else is in
 pyproject.toml.
 """

@@ -25,7 +25,7 @@ QUESTION = "LLaMA-2-70B decode step, bf16, batch 1, 4096 context, TP 4, H100 SXM
 
 
 def _sparsim():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     def one():
         return float(estimate_model("llama-2-70b", "h100", "decode", 1, 4096, tp=4, with_ops=False).summary["time_s"])

@@ -11,8 +11,8 @@ import argparse
 
 import numpy as np
 
-from simulator.gemm import estimate_gemm, gemm_columns
-from simulator.hardware import load_hw
+from simulator.kernels.gemm import estimate_gemm, gemm_columns
+from simulator.hardware.spec import load_hw
 
 from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)
 

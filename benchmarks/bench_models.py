@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from simulator.llm import estimate_model, sweep
-from simulator.plan import plan
+from simulator.model.llm import estimate_model, sweep
+from simulator.capacity.plan import plan
 
 from _peers import print_table as print_peers  # benchmarks/_peers.py: llm-analysis and GenZ, if installed
 from _timing import best_of  # benchmarks/_timing.py (scripts run from this folder)

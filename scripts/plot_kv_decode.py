@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.llm import estimate_model, sweep
+from simulator.model.llm import estimate_model, sweep
 
 MODEL = "llama-3.1-70b"  # 128k trained positions (LLaMA-2-70B has 4k)
 GPUS = ("h100", "h200", "b200")

@@ -49,7 +49,7 @@ def _rewrite_rows(text: str, key_of, new_cells) -> tuple[str, list[str]]:
 
 
 def refresh_anchors(text: str) -> tuple[str, list[str]]:
-    from simulator.workloads import anchor_table
+    from simulator.truth.workloads import anchor_table
 
     table = anchor_table().set_index("row")
     ratio_model = table.loc[1, "model_time_s"] / table.loc[2, "model_time_s"]
@@ -77,7 +77,7 @@ def _speedup_key(cells):
 
 
 def _speedup_cells(key):
-    from simulator.workloads import speedup_anchor_table
+    from simulator.truth.workloads import speedup_anchor_table
 
     table = speedup_anchor_table()
     level = table["sparsity"].str.split(":").str[1].astype(float)
@@ -86,7 +86,7 @@ def _speedup_cells(key):
 
 
 def refresh_llm(text: str) -> tuple[str, list[str]]:
-    from simulator.workloads import model_anchor_table
+    from simulator.truth.workloads import model_anchor_table
 
     table = model_anchor_table().set_index("row")
 
@@ -105,7 +105,7 @@ def refresh_llm(text: str) -> tuple[str, list[str]]:
 
 
 def refresh_kv(text: str) -> tuple[str, list[str]]:
-    from simulator.kv_analysis import method_comparison
+    from simulator.capacity.kv_analysis import method_comparison
 
     table = method_comparison().set_index("method")
 

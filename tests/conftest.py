@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover
 @pytest.fixture
 def spec_text():
     """The H100 spec file as text, for tests that corrupt a copy of it."""
-    from simulator.hardware import hwspecs_dir
+    from simulator.hardware.spec import hwspecs_dir
 
     return (hwspecs_dir() / "h100-sxm5-80gb.yaml").read_text()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator.errors import SimulatorError
+from simulator.core.errors import SimulatorError
 
 A100 = "a100-sxm4-80gb"
 
@@ -81,8 +81,8 @@ def test_same_fabric_sibling_shares_the_fitted_allreduce():
     # 8 GPUs): with no traces of its own it takes the H100's fitted NCCL parameters, so the two price
     # every all-reduce alike; a small decode all-reduce is then latency-bound at the fitted base
     # (tens of us), not the ~2 us of a bare ring step.
-    from simulator.collectives import topologies
-    from simulator.hardware import load_hw
+    from simulator.kernels.collectives import topologies
+    from simulator.hardware.spec import load_hw
 
     sizes = np.array([32768.0, 1 << 20, 64 << 20])
     h100 = estimate_allreduce("h100", message_bytes=sizes, gpus=2)
@@ -96,8 +96,8 @@ def test_same_fabric_sibling_shares_the_fitted_allreduce():
 
 
 def test_the_calibration_note_names_the_inherited_allreduce_only_where_it_applies():
-    from simulator.collectives import inherits_allreduce
-    from simulator.hardware import load_hw
+    from simulator.kernels.collectives import inherits_allreduce
+    from simulator.hardware.spec import load_hw
 
     assert inherits_allreduce(load_hw("h200"))       # same NVSwitch topology as the fitted H100
     assert not inherits_allreduce(load_hw("h100"))   # its own fit; its sibling (H200) has none

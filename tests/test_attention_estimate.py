@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator.errors import SimulatorError
+from simulator.core.errors import SimulatorError
 
 A100 = "a100-sxm4-80gb"
 
@@ -93,7 +93,7 @@ def test_cpu_spec_is_refused():
 
 
 def test_held_out_attention_classes_on_a100_meet_ten_percent():
-    from simulator import validation
+    from simulator.truth import validation
 
     result = validation.validate(A100)
     got = {c["class"]: c for c in result["classes"]}

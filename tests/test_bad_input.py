@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.paths import data_root
+from simulator.core.errors import SimulatorError
+from simulator.core.paths import data_root
 
 ERR, OK, EITHER = "error", "ok", "either"
 SECONDS = 10
@@ -303,7 +303,7 @@ def test_every_numeric_flag(base, flag, value):
 
 
 def _kv_cases():
-    from simulator.kvcache import KV_METHODS
+    from simulator.methods.kvcache import KV_METHODS
 
     for name, cls in sorted(KV_METHODS.items()):
         for key, param in cls.params.items():
@@ -315,7 +315,7 @@ def _kv_cases():
 def _dynamic_cases():
     from dataclasses import fields
 
-    from simulator.dynamic import REGISTRY
+    from simulator.methods.dynamic import REGISTRY
 
     for name, cls in REGISTRY.items():
         for f in fields(cls):
@@ -382,8 +382,8 @@ def test_repeated_m_adds_shapes(capsys):
 
 
 def test_h2o_budget_is_split_equally_between_heavy_hitters_and_recent_tokens():
-    from simulator.kvcache import parse_kv_method
-    from simulator.llm import estimate_model
+    from simulator.methods.kvcache import parse_kv_method
+    from simulator.model.llm import estimate_model
 
     # budget=0.3 is heavy 0.15 + recent 0.15 (H2O's equal split): the same pipeline and the same numbers
     assert parse_kv_method("h2o:budget=0.3").role("select").ratios == (0.15, 0.15)
@@ -451,7 +451,7 @@ MODEL_API = {
 
 @pytest.mark.parametrize("name", sorted(MODEL_API))
 def test_estimate_model_refuses_bad_arguments_by_name(name):
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     kwargs = {"phase": "decode", "batch": 1, "context": 4096, **MODEL_API[name]}
     with pytest.raises(SimulatorError) as info:
@@ -464,12 +464,12 @@ def test_estimate_model_refuses_bad_arguments_by_name(name):
 def _parsers():
     import argparse
 
-    from simulator.cliutil import _finite, _int_list, _whole
-    from simulator.dtypes import check_dtype
-    from simulator.dynamic import parse_dynamic
-    from simulator.kvcache import parse_kv_method
-    from simulator.llm import parse_recipe, parse_weights
-    from simulator.sparsity import parse_sparsity
+    from simulator.cli.util import _finite, _int_list, _whole
+    from simulator.core.dtypes import check_dtype
+    from simulator.methods.dynamic import parse_dynamic
+    from simulator.methods.kvcache import parse_kv_method
+    from simulator.model.llm import parse_recipe, parse_weights
+    from simulator.formats.sparsity import parse_sparsity
 
     return {
         "sparsity": parse_sparsity, "recipe": parse_recipe, "kv-method": parse_kv_method,
@@ -517,7 +517,7 @@ def test_a_libyaml_that_refuses_deep_nesting_itself_says_so(tmp_path, monkeypatc
     # sparsim's depth check runs; the clean-venv CI got one. The message must be the same either way.
     import yaml
 
-    from simulator import datafiles
+    from simulator.core import datafiles
 
     def refuse(text):
         raise yaml.YAMLError("while parsing a flow node: exceeded maximum nesting depth")

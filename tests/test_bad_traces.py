@@ -2,8 +2,8 @@
 
 import pytest
 
-from simulator.errors import SimulatorError
-from simulator.validation import read_trace_file
+from simulator.core.errors import SimulatorError
+from simulator.truth.validation import read_trace_file
 
 HEADER = "hw,kernel_class,dtype,m,n,k,status,time_s_median\n"
 GOOD = "a100-sxm4-80gb,dense,fp16,16,4096,4096,ok,3.1e-05\n"

@@ -128,7 +128,7 @@ def test_tour_runs_and_quotes_the_course(capsys, tmp_path):
     assert "42 ms" in out and "does not fit" in out and "56.3%" in out
     assert (tmp_path / "roofline-h100.png").exists() and (tmp_path / "ledger-slide.png").exists()
     # the measured-truth section quotes the held-out errors `sparsim validate` computes
-    from simulator.validation import validate
+    from simulator.truth.validation import validate
 
     dense = next(c for c in validate("epyc-zen4-vm-2vcpu")["classes"] if c["class"] == "dense")
     assert "(calibrated) median APE by class:" in out and f"dense {dense['median_ape']:.1%}" in out
@@ -141,12 +141,12 @@ def test_console_script_entry_point():
 
 
 def test_anchors_command_reports_every_anchor_and_its_calibration_state(capsys):
-    from simulator.workloads import load_gemm_anchors, load_model_anchors
+    from simulator.truth.workloads import load_gemm_anchors, load_model_anchors
 
     assert main(["anchors", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["gemm"]) == len(load_gemm_anchors()) and len(result["model"]) == len(load_model_anchors())
-    from simulator.hardware import hwspecs_dir, load_hw
+    from simulator.hardware.spec import hwspecs_dir, load_hw
 
     for row in result["gemm"] + result["model"]:
         spec = load_hw(row["hw"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.gemm import estimate_gemm
-from simulator.hardware import load_hw
+from simulator.kernels.gemm import estimate_gemm
+from simulator.hardware.spec import load_hw
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = yaml.safe_load((ROOT / "workloads" / "course" / "claims.yaml").read_text())["claims"]
@@ -65,7 +65,7 @@ def test_24_never_exceeds_the_claimed_2x():
 # ---- model-level claims (issue 4) --------------------------------------------------------------
 
 def _weights(model, **kw):
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     return estimate_model(model, "h100", "decode", 1, 1024, dtype="fp16", with_ops=False, **kw).summary
 
@@ -99,8 +99,8 @@ def test_24_storage_fraction_slide_arithmetic_is_off():
 
 
 def test_minitron_depth_and_naee_mixtral():
-    from simulator.llm import estimate_model
-    from simulator.models import load_model
+    from simulator.model.llm import estimate_model
+    from simulator.formats.models import load_model
 
     assert load_model("llama-3.1-minitron-4b-depth").layers == BY_ID["l2-d2-minitron-depth-16"]["value"]
     # NAEE: Mixtral with 6 of 8 experts fits one 80 GB GPU; the original needs two.

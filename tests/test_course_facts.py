@@ -71,7 +71,7 @@ def test_csr_breakeven_in_batch1_decode_is_set_by_bytes():
     # With the A100's calibrated hbm (0.7469, fitted on Vidur's GEMMs) and csr_memory 0.60 (spec
     # default): 1-s = (0.8033 x 33,570,816 - 16,388 - 16,384) / 100,663,296 = 0.26757 -> s = 0.7324,
     # and crossover_sparsity's 0.001 grid gives the first winner 0.733.
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     eff = load_hw("a100").efficiency
     one_minus_s = ((eff.csr_memory.value / eff.hbm.value) * 33_570_816 - 16_388 - 16_384) / 100_663_296
@@ -96,7 +96,7 @@ def test_24_int8_speedup_at_large_k_is_capped_by_sparse_kernel_efficiency():
     # tiles, + 4 + 4 us (launch + torch's extra sparse kernel): 0.976 ms. Speed-up 1.52x: below the
     # 2 x 0.60 / 0.772 = 1.55x efficiency cap (the fixed per-tile time does not halve), not the
     # slide's ~2x.
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     hw = load_hw("a100")
     eff = hw.efficiency

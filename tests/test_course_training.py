@@ -6,8 +6,8 @@ import math
 import pytest
 
 from simulator.course import ledger
-from simulator.hardware import load_hw
-from simulator.models import load_model
+from simulator.hardware.spec import load_hw
+from simulator.formats.models import load_model
 
 
 def _row(claim_id):

@@ -29,7 +29,7 @@ def test_readme_names_both_commands():
 
 
 def test_anchor_doc_quotes_current_errors():
-    from simulator.workloads import anchor_table
+    from simulator.truth.workloads import anchor_table
 
     doc = (ROOT / "docs" / "anchors.md").read_text()
     for row in anchor_table().itertuples():
@@ -38,7 +38,7 @@ def test_anchor_doc_quotes_current_errors():
 
 
 def test_anchor_doc_quotes_current_kernel_speedups():
-    from simulator.workloads import speedup_anchor_table
+    from simulator.truth.workloads import speedup_anchor_table
 
     doc = (ROOT / "docs" / "anchors.md").read_text()
     for row in speedup_anchor_table().itertuples():
@@ -47,7 +47,7 @@ def test_anchor_doc_quotes_current_kernel_speedups():
 
 
 def test_llm_doc_quotes_current_anchor_errors():
-    from simulator.workloads import model_anchor_table
+    from simulator.truth.workloads import model_anchor_table
 
     doc = (ROOT / "docs" / "llm.md").read_text()
     for row in model_anchor_table().itertuples():
@@ -110,7 +110,7 @@ def test_every_command_in_the_docs_runs(capsys, monkeypatch, tmp_path, doc, comm
 
 
 def test_llm_doc_quotes_the_current_course_decode_number():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     s = estimate_model("llama-2-70b", "h100", "decode", 1, 4096, dtype="fp16", with_ops=False).summary
     doc = (ROOT / "docs" / "llm.md").read_text()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from simulator.dynamic import REGISTRY, ROLES, DejaVu, Naee, Teal, parse_dynamic, union_keep
-from simulator.errors import SimulatorError
-from simulator.models import load_model
+from simulator.methods.dynamic import REGISTRY, ROLES, DejaVu, Naee, Teal, parse_dynamic, union_keep
+from simulator.core.errors import SimulatorError
+from simulator.formats.models import load_model
 
 
 def test_union_of_tokens_by_hand():
@@ -69,7 +69,7 @@ def test_bad_parameters_are_one_line(text, message):
 # ---- through the whole-model estimate ----------------------------------------------------------
 
 def _decode(model, hw, dynamic=None, batch=1, **kw):
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     return estimate_model(model, hw, "decode", batch, 1024, dynamic=dynamic, with_ops=False, **kw).summary
 
@@ -84,7 +84,7 @@ def test_teal_speeds_up_batch_one_decode_but_not_batch_sixteen():
 
 
 def test_teal_does_nothing_for_prefill():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     a = estimate_model("llama-2-7b", "a100", "prefill", 1, 2048, with_ops=False).summary
     b = estimate_model("llama-2-7b", "a100", "prefill", 1, 2048, dynamic="teal", with_ops=False).summary
@@ -92,7 +92,7 @@ def test_teal_does_nothing_for_prefill():
 
 
 def test_dejavu_adds_predictors_and_reads_fewer_weights():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     est = estimate_model("opt-6.7b", "a100", "decode", 1, 1024, dynamic="dejavu")
     ops = est.ops
@@ -123,12 +123,12 @@ def test_cli_dynamic_flag(capsys):
 def test_sweep_with_dynamic_column_equals_single_estimates():
     import pandas as pd
 
-    from simulator.llm import sweep
+    from simulator.model.llm import sweep
 
     points = pd.DataFrame({"model": "llama-2-7b", "hw": "h100", "phase": ["decode", "decode", "prefill"],
                            "batch": [1, 4, 1], "context": [512, 4096, 256], "dynamic": ["teal", "dejavu", "teal"]})
     result = sweep(points)
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     for row in result.itertuples():
         s = estimate_model("llama-2-7b", "h100", row.phase, row.batch, row.context, dynamic=row.dynamic,
@@ -137,7 +137,7 @@ def test_sweep_with_dynamic_column_equals_single_estimates():
 
 
 def test_powerinfer_splits_ffn_between_gpu_and_cpu():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     base = estimate_model("opt-6.7b", "rtx-4090", "decode", 1, 512, dtype="fp16")
     est = estimate_model("opt-6.7b", "rtx-4090", "decode", 1, 512, dtype="fp16", dynamic="powerinfer:gpu_fraction=0.3")
@@ -153,7 +153,7 @@ def test_powerinfer_splits_ffn_between_gpu_and_cpu():
 
 def test_flash_loads_new_neurons_and_bundling_helps():
     def run(spec):
-        from simulator.llm import estimate_model
+        from simulator.model.llm import estimate_model
 
         return estimate_model("opt-6.7b", "rtx-4090", "decode", 1, 512, dtype="fp16", dynamic=spec,
                               with_ops=False).summary
@@ -172,7 +172,7 @@ def test_kernel_efficiency_slows_only_the_sparse_reads():
     real = _decode("llama-2-7b", "a100", "teal:sparsity=0.5,kernel_efficiency=0.8")
     dense = _decode("llama-2-7b", "a100")
     assert ideal["time_s"] < real["time_s"] < dense["time_s"]
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     ops = {spec: estimate_model("llama-2-7b", "a100", "decode", 1, 1024, dynamic=spec).ops.set_index("op")
            for spec in ("teal", "teal:kernel_efficiency=0.8")}
@@ -187,7 +187,7 @@ def test_kernel_efficiency_slows_only_the_sparse_reads():
 def test_offload_wait_of_a_token_group_counts_only_its_own_ffn():
     # LazyLLM's first stage processes the whole prompt, so its per-layer offload wait must equal
     # the wait without LazyLLM; it once subtracted the FFN time of every later stage as well.
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     plain = estimate_model("llama-2-7b", "a100", "prefill", 1, 512, dynamic="powerinfer").ops
     staged = estimate_model("llama-2-7b", "a100", "prefill", 1, 512, kv_method="lazyllm", dynamic="powerinfer").ops

@@ -14,13 +14,13 @@ import scipy.sparse as sp
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from simulator.deep_compression import (
+from simulator.kernels.deep_compression import (
     compression_table,
     fillers_per_nonzero,
     index_entropy_bits,
     network_summary,
 )
-from simulator.eie import (
+from simulator.kernels.eie import (
     PAPER_HEADLINE,
     comparison_table,
     entry_counts,
@@ -33,7 +33,7 @@ from simulator.eie import (
     simulate_layers,
     synthetic_matrix,
 )
-from simulator.errors import SimulatorError
+from simulator.core.errors import SimulatorError
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["alex-6", "alex-7", "alex-8", "vgg-6", "vgg-7", "vgg-8", "nt-we", "nt-wd", "nt-lstm"]
@@ -151,7 +151,7 @@ def test_lnzd_quadtree_units():
 
 
 def test_gpu_cpu_loader_points_to_sparsim_eie():
-    from simulator.hardware import list_hw, load_hw
+    from simulator.hardware.spec import list_hw, load_hw
 
     with pytest.raises(SimulatorError, match="sparsim eie"):
         load_hw("eie-64pe")
@@ -442,7 +442,7 @@ def test_invalid_input_is_one_clear_error(call, message):
 # ---- baselines and the comparison ------------------------------------------------------------------
 
 def test_baselines_use_estimate_gemm_with_eies_size_convention(comparison):
-    from simulator.gemm import estimate_gemm
+    from simulator.kernels.gemm import estimate_gemm
 
     row = comparison[(comparison["layer"] == "alex-6") & (comparison["platform"] == "gpu")
                      & (comparison["model"] == "dense")].iloc[0]
@@ -515,7 +515,7 @@ def test_deep_compression_rejects_unknown_network():
 
 def run_eie(capsys, *argv):
     from simulator.cli import _Parser
-    from simulator.eie_cli import add_parser
+    from simulator.cli.eie import add_parser
 
     parser = _Parser(prog="sparsim")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
@@ -613,7 +613,7 @@ def test_docs_quote_the_current_nine_layer_numbers(nine):
 
 
 def test_eie_import_stays_light():
-    code = ("import sys, simulator.eie, simulator.deep_compression, simulator.eie_cli; "
+    code = ("import sys, simulator.kernels.eie, simulator.kernels.deep_compression, simulator.cli.eie; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

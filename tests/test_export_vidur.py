@@ -10,11 +10,11 @@ import pytest
 
 import simulator
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.llm import estimate_model
-from simulator.export_vidur import (all_reduce_table, attention_table, mlp_table, vidur_attention_grid,
+from simulator.core.errors import SimulatorError
+from simulator.model.llm import estimate_model
+from simulator.truth.export_vidur import (all_reduce_table, attention_table, mlp_table, vidur_attention_grid,
                                     vidur_token_grid, write_mlp_csv, write_profiles)
-from simulator.importers import vidur_mlp
+from simulator.truth.importers import vidur_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDUR = ROOT.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
@@ -88,7 +88,7 @@ def test_layer_groups_average_to_the_models_total():
     # of the groups' kernel times (count-weighted mean), at every token count
     table = mlp_table("llama-3.1-70b", "h200", tp=[8], recipe="owl:0.7:bitmap", max_tokens=64)
     groups = {}
-    for count, sparsity in simulator.llm.parse_recipe("owl:0.7:bitmap").layer_groups(80):
+    for count, sparsity in simulator.model.llm.parse_recipe("owl:0.7:bitmap").layer_groups(80):
         groups[sparsity] = groups.get(sparsity, 0) + count
     m = table["num_tokens"].to_numpy()
     total = sum(count * simulator.estimate_gemm("h200", m, 1280, 8192, "fp16", sparsity)["kernel_time_s"].to_numpy()
@@ -148,7 +148,7 @@ def test_vidur_simulator_runs_on_the_export(tmp_path):
     attention, all_reduce = shared / "a100" / "attention.csv", shared / "network" / "a100_dgx" / "all_reduce.csv"
     if not (attention.is_file() and all_reduce.is_file()):
         pytest.skip("shared Vidur data not present")
-    from simulator.export_vidur import run_vidur
+    from simulator.truth.export_vidur import run_vidur
 
     decode = {}
     for recipe in ("dense", "2:4"):
@@ -237,7 +237,7 @@ def test_vidur_runs_a_16_replica_h200_cluster_on_sparsim_profiles_alone(tmp_path
     # Optional ([serving] extra). Every profile from sparsim (no measured file), H200 added to Vidur's
     # device registry from sparsim's spec: 16 replicas of 2:4 LLaMA-3.1-70B at TP 2 under Poisson load.
     pytest.importorskip("vidur")
-    from simulator.export_vidur import run_vidur, vidur_device_for
+    from simulator.truth.export_vidur import run_vidur, vidur_device_for
 
     paths = write_profiles(tmp_path / "export", "llama-3.1-70b", "h200", tp=[2], recipe="2:4", max_batch_size=64)
     device = vidur_device_for("h200")

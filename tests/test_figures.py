@@ -9,8 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from simulator.cli import main  # noqa: E402
-from simulator.errors import SimulatorError  # noqa: E402
-from simulator.figures import FIGURE_NAMES, HEIGHT_PX, WIDTH_PX, cjk_font, write_figures  # noqa: E402
+from simulator.core.errors import SimulatorError  # noqa: E402
+from simulator.report.figures import FIGURE_NAMES, HEIGHT_PX, WIDTH_PX, cjk_font, write_figures  # noqa: E402
 
 
 def _check_png(path):
@@ -70,7 +70,7 @@ def test_chinese_labels(tmp_path):
 
 
 def test_zh_without_a_cjk_font_is_one_line_naming_the_package(tmp_path, monkeypatch):
-    import simulator.figures as figures
+    import simulator.report.figures as figures
 
     monkeypatch.setattr(figures, "cjk_font", lambda: None)
     with pytest.raises(SimulatorError, match="fonts-noto-cjk") as err:
@@ -86,6 +86,6 @@ def test_glyph_check_names_what_a_font_lacks():
 
 
 def figures_missing(path, text):
-    from simulator.figures import missing_glyphs
+    from simulator.report.figures import missing_glyphs
 
     return missing_glyphs(path, text)

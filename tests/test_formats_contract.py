@@ -5,8 +5,8 @@ exactly the dense values, more sparsity never adds bytes, and its byte count mat
 import numpy as np
 import pytest
 
-from simulator.gemm import estimate_gemm
-from simulator.sparsity import FORMATS, Block, Dense, NM, Structured, Unstructured, parse_sparsity
+from simulator.kernels.gemm import estimate_gemm
+from simulator.formats.sparsity import FORMATS, Block, Dense, NM, Structured, Unstructured, parse_sparsity
 
 # One instance per family at zero sparsity (NM has none: its density is fixed by N:M),
 # and the string that parses to the same format.

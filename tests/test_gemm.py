@@ -4,10 +4,10 @@ checks, and agreement between the vectorized path and a scalar loop."""
 import numpy as np
 import pytest
 
-from simulator.errors import SimulatorError
-from simulator.gemm import crossover_sparsity, estimate_gemm, gemm_columns
-from simulator.hardware import load_hw
-from simulator.workloads import anchor_table, load_layerset
+from simulator.core.errors import SimulatorError
+from simulator.kernels.gemm import crossover_sparsity, estimate_gemm, gemm_columns
+from simulator.hardware.spec import load_hw
+from simulator.truth.workloads import anchor_table, load_layerset
 
 
 def test_flop_is_two_per_mac():
@@ -115,7 +115,7 @@ def test_wave_quantization_cliff_by_hand():
     # 3 waves: +3% of N costs +50% of compute time. The calibrated wave_tail t prices the last
     # wave's idle 94% at t of a wave: 2.06 + t x 0.94 waves. Split-K 1 either way (more splits only
     # add waves, tile fixed times and a reduction).
-    from simulator.calibration_file import with_parameters
+    from simulator.hardware.calibration_file import with_parameters
 
     spec = _single_tile("h100", (128, 128))
     tail = spec.efficiency.wave_tail.value
@@ -153,7 +153,7 @@ def test_vectorized_equals_scalar_loop():
 
 
 def test_sweep_broadcasts_sparsity_arrays():
-    from simulator.sparsity import Unstructured
+    from simulator.formats.sparsity import Unstructured
 
     grid = np.array([0.0, 0.5, 0.9])
     df = estimate_gemm("a100", 1, 4096, 4096, "fp16", Unstructured(sparsity=grid, storage="bitmap"))
@@ -213,7 +213,7 @@ def test_tiny_24_gemm_is_slower_than_dense():
     # M=1, 1024x1024 bf16 on H100: ~2 MB moves in < 1 us, so fixed costs dominate (the launch and
     # the calibrated memory ramp, a streaming kernel's start-up time); torch's 2:4 path adds a
     # kernel (sparse_kernel_extra_us), so 2:4 loses: small M can be slower than dense.
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     ramp = load_hw("h100").memory_ramp_s
     dense = estimate_gemm("h100", 1, 1024, 1024, "bf16").iloc[0]
@@ -250,7 +250,7 @@ def test_weight_only_efficiencies_apply_to_dequantizing_kernels_only():
     # weight_only_int4_memory = hbm / 2 halves the memory rate of int4-weight kernels, so a GEMV's
     # memory time doubles exactly; weight_only_int4_compute = dense_matrix / 4 quadruples the
     # compute time of a large GEMM; bf16 weights are untouched.
-    from simulator.hardware import Sourced, load_hw
+    from simulator.hardware.spec import Sourced, load_hw
 
     base = load_hw("a100")
     # without the per-tile fixed time (which no efficiency scales) the MMA time is all of compute
@@ -293,7 +293,7 @@ def test_16_bit_csr_multiplies_at_the_fp32_rate():
 
 
 def test_speedup_anchors_average_the_model_over_their_shape_set():
-    from simulator.workloads import load_speedup_anchors, speedup_anchor_table
+    from simulator.truth.workloads import load_speedup_anchors, speedup_anchor_table
 
     table = speedup_anchor_table().set_index("anchor")
     anchor = next(a for a in load_speedup_anchors() if a.id == "flash-llm-80pct")
@@ -315,7 +315,7 @@ def test_speedup_anchors_quote_the_published_rows():
     import csv
     from pathlib import Path
 
-    from simulator.workloads import load_speedup_anchors
+    from simulator.truth.workloads import load_speedup_anchors
 
     path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "published-anchors.csv"
     if not path.is_file():
@@ -373,9 +373,9 @@ def test_bad_groups_is_one_line(groups, message):
 def test_split_k_shortcut_and_chunking_change_no_result():
     # _tiled_compute skips split-K candidates only where a lower bound proves they cannot tie or win,
     # and prices shapes in chunks; both must give exactly what pricing every candidate at once gives
-    import simulator.gemm as gemm_module
-    from simulator.gemm import SPLIT_K_CHOICES, _tiled_chunk, _tiled_compute
-    from simulator.hardware import load_hw
+    import simulator.kernels.gemm as gemm_module
+    from simulator.kernels.gemm import SPLIT_K_CHOICES, _tiled_chunk, _tiled_compute
+    from simulator.hardware.spec import load_hw
 
     rng = np.random.default_rng(7)
     size = 3 * gemm_module.CHUNK_SHAPES + 17  # several chunks and a ragged last one

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 import simulator
-from simulator import calibration, validation
-from simulator.errors import SimulatorError
-from simulator.importers import published, vidur_mlp
+from simulator.truth import calibration, validation
+from simulator.core.errors import SimulatorError
+from simulator.truth.importers import published, vidur_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDUR = ROOT.parent / "shared" / "data" / "vidur" / "data" / "profiling" / "compute"
@@ -50,7 +50,7 @@ def test_committed_traces_are_what_the_importer_writes(tmp_path):
     path = VIDUR / "h100" / "microsoft" / "phi-2" / "mlp.csv"
     if not path.is_file():
         pytest.skip("shared Vidur data not present")
-    from simulator.cli_traces import import_files
+    from simulator.cli.traces import import_files
 
     (target, count), = import_files("vidur", [path], "h100-sxm5-80gb", out_dir=tmp_path)
     committed = ROOT / "hwspecs" / "h100-sxm5-80gb" / "traces" / target.name
@@ -72,7 +72,7 @@ def test_published_rows_map_to_their_devices():
 
 def test_published_rows_are_read_as_what_they_time(tmp_path):
     # The committed traces are the importer's output on the shared table: re-importing gives them back.
-    from simulator.cli_traces import import_files
+    from simulator.cli.traces import import_files
 
     src = ROOT.parent / "shared" / "reference" / "sparse-kernels-given.csv"
     if not src.is_file():
@@ -105,8 +105,8 @@ def test_an_ffn_row_is_both_gemms_and_the_two_element_wise_kernels():
     row = pd.DataFrame([{"kernel_class": "2:4", "dtype": "fp8e4m3", "m": 64.0, "n": 8192.0, "k": 8192.0,
                          "structure": "ffn", "n2": 4096.0, "k2": 8192.0, "timing_method": "published"}])
     got = validation.predict(hw, row)[0]
-    from simulator.gemm import gemm_columns
-    from simulator.ops import memory_op_columns
+    from simulator.kernels.gemm import gemm_columns
+    from simulator.kernels.ops import memory_op_columns
 
     one = lambda n, k: gemm_columns(hw, np.array([64.0]), np.array([n]), np.array([k]), "fp8", "2:4")["time_s"][0]
     # element-wise: read bf16 (2 B) and write fp8 (1 B) per element, one fp32 scale per row:
@@ -214,7 +214,7 @@ PROFILING = VIDUR.parent  # shared/data/vidur/data/profiling
 
 def test_vidur_attention_rows_per_gpu():
     # attention.csv: n_embd 8192, 64 q heads, 8 KV heads at TP 2 -> 32 q heads, 4 KV heads, head_dim 8192/64 = 128.
-    from simulator.importers import vidur_attention
+    from simulator.truth.importers import vidur_attention
 
     path = PROFILING / "a100" / "attention.csv"
     if not path.is_file():
@@ -233,7 +233,7 @@ def test_vidur_attention_rows_per_gpu():
 
 
 def test_vidur_allreduce_topologies_from_the_folder():
-    from simulator.importers import vidur_allreduce
+    from simulator.truth.importers import vidur_allreduce
 
     dgx = PROFILING / "network" / "a100_dgx" / "all_reduce.csv"
     pairs = PROFILING / "network" / "a100_pairwise_nvlink" / "all_reduce.csv"
@@ -248,7 +248,7 @@ def test_vidur_allreduce_topologies_from_the_folder():
 
 
 def test_committed_attention_and_allreduce_traces_are_what_the_importer_writes(tmp_path):
-    from simulator.cli_traces import import_files
+    from simulator.cli.traces import import_files
 
     cases = [(PROFILING / "network" / "h100_dgx" / "all_reduce.csv", "h100-sxm5-80gb"),
              (PROFILING / "a100" / "attention.csv", "a100-sxm4-80gb")]
@@ -261,7 +261,7 @@ def test_committed_attention_and_allreduce_traces_are_what_the_importer_writes(t
 
 
 def test_vidur_layout_is_told_by_columns_not_the_name(tmp_path):
-    from simulator.cli_traces import import_files
+    from simulator.cli.traces import import_files
 
     src = PROFILING / "network" / "a100_pairwise_nvlink" / "all_reduce.csv"
     if not src.is_file():

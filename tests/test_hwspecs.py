@@ -3,8 +3,8 @@
 import pytest
 from _util import swap
 
-from simulator.errors import SimulatorError
-from simulator.hardware import hwspecs_dir, list_hw, load_hw
+from simulator.core.errors import SimulatorError
+from simulator.hardware.spec import hwspecs_dir, list_hw, load_hw
 
 EXPECTED_IDS = {
     "a100-sxm4-40gb", "a100-sxm4-80gb", "a100-pcie-80gb", "h100-sxm5-80gb", "h100-pcie-80gb",
@@ -145,7 +145,7 @@ def test_missing_spec_file():
 
 
 def test_every_spec_id_matches_its_file_name():
-    from simulator.hardware import _spec_files
+    from simulator.hardware.spec import _spec_files
 
     paths = _spec_files()
     assert len(paths) >= len(EXPECTED_IDS)
@@ -178,8 +178,8 @@ def test_a_same_silicon_calibration_carries_compute_parameters_only(tmp_path, mo
 
     import yaml
 
-    from simulator import calibration
-    from simulator.hardware import hwspecs_dir
+    from simulator.truth import calibration
+    from simulator.hardware.spec import hwspecs_dir
 
     root = tmp_path / "hwspecs"
     shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))

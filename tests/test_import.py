@@ -51,7 +51,7 @@ def test_notebooks_and_docs_import_only_the_facade():
 
 
 def test_no_public_name_is_a_submodule():
-    # `import simulator.plan` sets the package attribute `plan` to the module: a facade name equal
+    # `import simulator.capacity.plan` sets the package attribute `plan` to the module: a facade name equal
     # to a submodule's would change meaning with import order.
     from pathlib import Path
 

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.errors import SimulatorError
-from simulator.kv_analysis import kv_anchor_table, load_kv_anchors, method_comparison
-from simulator.kvcache import (
+from simulator.core.errors import SimulatorError
+from simulator.capacity.kv_analysis import kv_anchor_table, load_kv_anchors, method_comparison
+from simulator.methods.kvcache import (
     KV_METHODS,
     KVEnv,
     parse_kv_method,
 )
-from simulator.llm import estimate_model, estimate_request, sweep
-from simulator.models import load_model
+from simulator.model.llm import estimate_model, estimate_request, sweep
+from simulator.formats.models import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 GIB = 2**30
@@ -81,8 +81,8 @@ def test_split_kv_takes_the_fastest_split_count():
     # an H100 (132 SMs): unsplit, one SM streams all 32 tiles at the per-SM feed; with 32 splits
     # 32 SMs stream one tile each, 32x the bandwidth, far below the HBM roof. The fastest split is
     # 32 (more would not be allowed: never more splits than KV tiles).
-    from simulator.hardware import load_hw
-    from simulator.kvcache import attention_columns
+    from simulator.hardware.spec import load_hw
+    from simulator.methods.kvcache import attention_columns
 
     hw = load_hw("h100")
     bytes_per_head = 4096 * 2 * 128 * 2  # K and V, 128 dims, bf16
@@ -121,7 +121,7 @@ def test_short_contexts_do_not_saturate_bandwidth():
         row = ops.loc[ops.op == "attention"].iloc[0]
         return row["bytes"] / (row["time_s"] - row["overhead_s"])
 
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     hw = load_hw("h100")
     roof = hw.memory_bandwidth_bytes_per_s * hw.efficiency.hbm.value

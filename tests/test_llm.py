@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.llm import OP_COLUMNS, estimate_model, estimate_request, parse_recipe, sweep
-from simulator.models import load_model
+from simulator.core.errors import SimulatorError
+from simulator.model.llm import OP_COLUMNS, estimate_model, estimate_request, parse_recipe, sweep
+from simulator.formats.models import load_model
 
 GIB = 2**30
 

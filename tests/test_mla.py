@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.llm import estimate_model, sweep
-from simulator.models import load_model, models_dir
+from simulator.core.errors import SimulatorError
+from simulator.model.llm import estimate_model, sweep
+from simulator.formats.models import load_model, models_dir
 from tests._util import swap
 
 # DeepSeek-V3's dimensions (https://huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/config.json;
@@ -157,7 +157,7 @@ def test_token_level_kv_methods_on_an_mla_cache_keep_whole_latents():
     # H2O at its 20% budget, plus its fp32 accumulated scores (one per query head and held token)
     h2o = estimate_model("deepseek-v3", "h200", "decode", 16, 32768, kv_method="h2o", **kw).summary
     assert 0.2 < h2o["kv_cache_bytes"] / full["kv_cache_bytes"] < 0.3
-    from simulator.kvcache import KV_METHODS
+    from simulator.methods.kvcache import KV_METHODS
 
     assert {n for n, c in KV_METHODS.items() if c.on_mla} == {"h2o", "snapkv", "streamingllm", "pyramidkv", "lazyllm"}
 

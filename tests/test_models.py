@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.errors import SimulatorError
-from simulator.models import PARTS, list_models, load_model, models_dir
+from simulator.core.errors import SimulatorError
+from simulator.formats.models import PARTS, list_models, load_model, models_dir
 from tests._util import swap
 
 EXPECTED_IDS = {
@@ -115,7 +115,7 @@ def test_llama_2_7b_exact():
 
 
 def test_llama_2_70b_exact_and_equal_to_the_layer_set():
-    from simulator.workloads import load_layerset
+    from simulator.truth.workloads import load_layerset
 
     # per layer: q 8192^2 + k,v 2 x 8192 x 1024 + o 8192^2 = 150,994,944
     #   + 3 x 8192 x 28672 = 704,643,072 + 2 x 8192 = 16,384 -> 855,654,400; x 80 = 68,452,352,000;

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.errors import SimulatorError
-from simulator.llm import estimate_model, expected_experts_touched
-from simulator.models import load_model, models_dir
+from simulator.core.errors import SimulatorError
+from simulator.model.llm import estimate_model, expected_experts_touched
+from simulator.formats.models import load_model, models_dir
 from tests._util import swap
 
 
@@ -142,7 +142,7 @@ def test_llm_doc_moe_example_quotes_current_numbers():
 # ---- expert parallelism ---------------------------------------------------------------------------
 
 def test_busiest_rank_experts_by_hand():
-    from simulator.llm import busiest_rank_experts
+    from simulator.model.llm import busiest_rank_experts
     # DeepSeek-V3 routing (E 256, top 8), one token, 8 GPUs of 32 experts: an expert is hit with
     # p = 8/256 = 1/32, a GPU's count ~ Binomial(32, 1/32) with CDF F(0) = (31/32)^32 = 0.3621,
     # F(1) = 0.7358, F(2) = 0.9226, F(3) = 0.9829, F(4) = 0.9970, F(5) = 0.99962;
@@ -156,7 +156,7 @@ def test_busiest_rank_experts_by_hand():
 @given(st.sampled_from([(8, 2), (64, 8), (128, 8), (256, 8)]), st.sampled_from([2, 4, 8]),
        st.integers(1, 100_000))
 def test_busiest_rank_between_the_mean_and_its_share(moe, ranks, tokens):
-    from simulator.llm import busiest_rank_experts
+    from simulator.model.llm import busiest_rank_experts
     experts, k = moe
     touched = float(expected_experts_touched(experts, k, tokens))
     busiest = float(busiest_rank_experts(experts, k, tokens, ranks))
@@ -191,8 +191,8 @@ def test_expert_parallel_at_batch_one_waits_for_the_busiest_gpu():
 def test_serving_and_sweep_carry_expert_parallel():
     import pandas as pd
 
-    from simulator.llm import sweep
-    from simulator.serving import serve
+    from simulator.model.llm import sweep
+    from simulator.capacity.serving import serve
     one = estimate_model("qwen3-30b-a3b", "h100", "decode", 16, 2048, tp=2, expert_parallel=True, with_ops=False)
     swept = sweep(pd.DataFrame([dict(model="qwen3-30b-a3b", hw="h100", phase="decode", batch=16, context=2048,
                                      tp=2, expert_parallel=True)]))
@@ -211,8 +211,8 @@ def test_expert_parallel_refusals(model, tp, message):
 
 
 def test_plan_searches_expert_parallel_and_its_answer_rederives():
-    from simulator.plan import plan_serving
-    from simulator.serving import serve
+    from simulator.capacity.plan import plan_serving
+    from simulator.capacity.serving import serve
     table = plan_serving("qwen3-30b-a3b", 4096, 256, hws=("h100",), tps=(1, 2), max_tpot_s=0.03,
                          expert_parallel=(False, True))
     # TP 1 with and without EP is one deployment: priced once
@@ -250,8 +250,8 @@ def test_dp_attention_holds_attention_whole_experts_split_and_its_own_kv():
 
 
 def test_dp_attention_all_to_all_by_hand():
-    from simulator.collectives import topologies
-    from simulator.hardware import load_hw
+    from simulator.kernels.collectives import topologies
+    from simulator.hardware.spec import load_hw
 
     hw = load_hw("h200")
     dp = estimate_model("deepseek-v3", hw, batch=16, tp=8, dp_attention=True, **DP).ops.set_index("op")
@@ -286,7 +286,7 @@ def test_dp_attention_pays_off_at_large_batch_and_fits_where_tensor_parallel_doe
 def test_dp_attention_time_never_falls_as_the_batch_grows(batch):
     import pandas as pd
 
-    from simulator.llm import sweep
+    from simulator.model.llm import sweep
     rows = sweep(pd.DataFrame(dict(model="qwen3-30b-a3b", hw="h100", phase="decode", batch=[batch, batch + 1],
                                    context=2048, tp=4, dp_attention=True)))
     assert rows["time_s"].iloc[1] >= rows["time_s"].iloc[0] * (1 - 1e-12)

@@ -1,4 +1,4 @@
-"""Capacity planning (simulator/plan.py, `sparsim plan`): every row agrees with `sparsim model` at
+"""Capacity planning (simulator/capacity/plan.py, `sparsim plan`): every row agrees with `sparsim model` at
 its own point, the largest batch is the largest that fits, a TPOT target is honoured, and
 deployments the model refuses are rows with a reason, not crashes."""
 
@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.hardware import load_hw
-from simulator.llm import estimate_model
-from simulator.models import load_model
-from simulator.plan import plan
+from simulator.core.errors import SimulatorError
+from simulator.hardware.spec import load_hw
+from simulator.model.llm import estimate_model
+from simulator.formats.models import load_model
+from simulator.capacity.plan import plan
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_the_tpot_batch_is_the_largest_within_the_target_even_where_time_dips():
     # quantization), so a 13.615 ms target is met at 25 but not at 23 or 24: the answer is the
     # largest batch within the target over all batches, not the last before the first crossing.
     row = plan("mixtral-8x7b", 1024, hws=("h200",), tps=(2,), max_tpot_s=13.615e-3).iloc[0]
-    from simulator.llm import sweep
+    from simulator.model.llm import sweep
 
     batches = np.arange(1, int(row.max_batch) + 1)
     every = sweep(pd.DataFrame(dict(model="mixtral-8x7b", hw="h200", tp=2, phase="decode", batch=batches,
@@ -184,7 +184,7 @@ def test_a_deployment_whose_prompt_cannot_be_prefilled_in_one_pass_is_served_in_
     # (docs/kv.md), so one prompt's prefill at once does not fit; chunked prefill needs a chunk's share
     # of it (chunk x prefix), which does. The serving plan prices the chunks.
     assert not plan("llama-3.1-8b", 131072, hws=("h100",), tps=(1,), kv_methods=("h2o:scores=eager",)).iloc[0].prefill_fits
-    from simulator.plan import plan_serving
+    from simulator.capacity.plan import plan_serving
 
     row = plan_serving("llama-3.1-8b", 131072, 512, hws=("h100",), tps=(1,), kv_methods=("h2o:scores=eager",)).iloc[0]
     assert row.fits and row.meets_targets
@@ -200,7 +200,7 @@ def test_cli_plan_when_nothing_is_served_is_one_line(capsys):
 
 
 def test_throughput_curves_run_from_batch_1_to_the_largest(table):
-    from simulator.plan import throughput_curves
+    from simulator.capacity.plan import throughput_curves
 
     curves = throughput_curves(table, "llama-2-70b", 32768)
     fitting = table[table["fits"].astype(bool)]
@@ -226,7 +226,7 @@ def test_cli_plan_plot(tmp_path, capsys):
 
 
 def test_a_memory_reserve_counts_against_capacity_everywhere():
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     kw = dict(recipe="2:4", kv_method="h2o", with_ops=False)
     bare = estimate_model("llama-3.1-70b", "h200", "decode", 1, 32768, **kw).summary
@@ -248,7 +248,7 @@ def test_a_memory_reserve_counts_against_capacity_everywhere():
 
 
 def test_longest_context_fits_and_a_little_more_does_not():
-    from simulator.plan import longest_context
+    from simulator.capacity.plan import longest_context
 
     kw = dict(recipe="2:4", kv_method="h2o", memory_reserve_bytes=10e9)
     found = longest_context("llama-3.1-70b", "h200", "decode", 8, **kw)
@@ -270,7 +270,7 @@ def test_cli_longest_context(capsys):
 
 
 def test_longest_context_says_when_nothing_runs_out_and_when_the_prefill_is_the_limit(capsys):
-    from simulator.plan import SEARCH_CEILING, longest_context
+    from simulator.capacity.plan import SEARCH_CEILING, longest_context
 
     # StreamingLLM holds a fixed window: decode memory stops growing, the search hits its ceiling
     flat = longest_context("llama-3.1-8b", "h100", kv_method="streamingllm")

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from simulator.gemm import estimate_gemm
-from simulator.hardware import load_hw
+from simulator.kernels.gemm import estimate_gemm
+from simulator.hardware.spec import load_hw
 
 dims = st.integers(min_value=1, max_value=1 << 16)
 k_dims = st.integers(min_value=1, max_value=1 << 14).map(lambda x: 4 * x)  # 2:4 needs K % 4 == 0
@@ -101,8 +101,8 @@ def test_vectorized_rows_equal_single_rows(m, n, k):
        phase=st.sampled_from(["decode", "prefill"]), batch=st.integers(1, 256), context=st.integers(16, 65536),
        grow=st.integers(1, 64), axis=st.sampled_from(["batch", "context"]))
 def test_more_batch_or_context_never_takes_less_time(model, device, tp, phase, batch, context, grow, axis):
-    from simulator.errors import SimulatorError
-    from simulator.llm import estimate_model
+    from simulator.core.errors import SimulatorError
+    from simulator.model.llm import estimate_model
 
     bigger = dict(batch=batch + grow if axis == "batch" else batch,
                   context=context + grow if axis == "context" else context)

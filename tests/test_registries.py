@@ -1,4 +1,4 @@
-"""One contract over every entry of every registry (simulator/registry.py): formats, KV methods,
+"""One contract over every entry of every registry (simulator/core/registry.py): formats, KV methods,
 dynamic methods and runtimes. Adding an entry without what it needs fails here."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator import dynamic, kvcache, runtimes, sparsity
-from simulator.errors import SimulatorError
-from simulator.registry import REGISTRIES, Registry, parse_options, to_number
+from simulator.methods import dynamic, kvcache
+
+from simulator.formats import runtimes, sparsity
+from simulator.core.errors import SimulatorError
+from simulator.core.registry import REGISTRIES, Registry, parse_options, to_number
 
 DOCS = {p.name: p.read_text() for p in (Path(__file__).resolve().parents[1] / "docs").glob("*.md")}
 

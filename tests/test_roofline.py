@@ -1,4 +1,4 @@
-"""The one roofline (simulator/roofline.py) every kernel family uses."""
+"""The one roofline (simulator/core/roofline.py) every kernel family uses."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator import estimate_gemm
-from simulator.roofline import KERNEL_BOUNDS, Bound, bound_categorical, bound_codes, bound_labels, roofline
+from simulator.core.roofline import KERNEL_BOUNDS, Bound, bound_categorical, bound_codes, bound_labels, roofline
 
 times = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 

@@ -1,4 +1,4 @@
-"""Steady-state serving (simulator/serving.py) and the serving plan (`sparsim plan`): the fluid
+"""Steady-state serving (simulator/capacity/serving.py) and the serving plan (`sparsim plan`): the fluid
 model against hand derivations and a step-by-step scheduler, `plan` and `model --output-tokens`
 agreeing by construction, targets honoured, strict JSON, one-line answers for the impossible."""
 
@@ -12,10 +12,10 @@ import pytest
 import simulator
 
 from simulator.cli import main
-from simulator.errors import SimulatorError
-from simulator.llm import estimate_model
-from simulator.plan import plan_serving
-from simulator.serving import decode_share, queue_wait, request_mix, serve
+from simulator.core.errors import SimulatorError
+from simulator.model.llm import estimate_model
+from simulator.capacity.plan import plan_serving
+from simulator.capacity.serving import decode_share, queue_wait, request_mix, serve
 
 # The issue's question: LLaMA-3.1-70B, 32k prompts, 2:4 + H2O on H200, 50 ms TPOT, 15 GB reserved.
 ISSUE = dict(model="llama-3.1-70b", context=32768, output_tokens=512, hws=("h200",), tps=(1, 2), recipes=("2:4",),
@@ -229,7 +229,7 @@ def test_objectives_rank_differently():
 
 
 def test_plan_plot_draws_the_pareto_front(tmp_path, capsys):
-    from simulator.plots import pareto_front
+    from simulator.report.plots import pareto_front
 
     # (1, 3) and (3, 1) and (2, 2) are on the front; (1, 1) is beaten by all
     assert sorted(pareto_front([1, 3, 2, 1], [3, 1, 2, 1]).tolist()) == [0, 1, 2]
@@ -239,8 +239,8 @@ def test_plan_plot_draws_the_pareto_front(tmp_path, capsys):
 
 
 def test_pipeline_stages_by_hand():
-    from simulator.hardware import load_hw
-    from simulator.models import load_model
+    from simulator.hardware.spec import load_hw
+    from simulator.formats.models import load_model
 
     flat = serve("llama-3.1-70b", "h100", 8192, 512, batch=16, tp=8)
     piped = serve("llama-3.1-70b", "h100", 8192, 512, batch=32, tp=8, pp=2)
@@ -272,7 +272,7 @@ def test_plan_prices_pipeline_stages_and_re_derives(capsys):
 
 
 def test_a_geforce_without_peer_to_peer_goes_through_host_memory():
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     # RTX 4090: PCIe Gen4 x16, 32 GB/s each way; without P2P each byte crosses it twice (to host, back),
     # 16 GB/s, at the collective's 70% bus efficiency: 1 MB to a peer takes 3 us + 1e6 / (16e9 x 0.7) = 92.3 us
@@ -284,7 +284,7 @@ def test_a_geforce_without_peer_to_peer_goes_through_host_memory():
 
 
 def test_a_ring_beyond_one_node_runs_at_the_network():
-    from simulator.hardware import load_hw
+    from simulator.hardware.spec import load_hw
 
     h = load_hw("h100")
     # 16 GPUs are two DGX nodes: the ring's slowest link is 400 Gb/s = 50 GB/s per GPU, not NVLink's 450 GB/s;
@@ -314,7 +314,7 @@ def test_chunked_prefill_attention_is_the_sum_of_its_chunk_kernels():
     import pandas as pd
 
     import simulator
-    from simulator.serving import _chunked_attention_ratio
+    from simulator.capacity.serving import _chunked_attention_ratio
 
     frame = pd.DataFrame({"hw": ["h200"], "tp": [2], "recipe": ["dense"], "weights": ["bf16"],
                           "kv_method": ["none"]})

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator import calibration
+from simulator.truth import calibration
 from simulator.cli import main
-from simulator.hardware import HardwareSpec, load_hw
-from simulator.validation import MODELLED_CLASSES, holdout_mask, load_traces, predict, validate
+from simulator.hardware.spec import HardwareSpec, load_hw
+from simulator.truth.validation import MODELLED_CLASSES, holdout_mask, load_traces, predict, validate
 
 DEV = "epyc-zen4-vm-2vcpu"
 
@@ -143,7 +143,7 @@ def test_validate_device_without_traces_is_one_line(capsys):
 
 def test_attention_and_layer_rows_are_predicted_by_the_op_models():
 
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     rows = pd.DataFrame([
         dict(kernel_class="attention-prefill", dtype="bf16", batch=1, heads=32, kv_heads=8, head_dim=128,
@@ -176,7 +176,7 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
 
     from simulator.capture.runner import COLUMNS, case_row, format_cell
     from simulator.capture.suites import build_suite
-    from simulator.hardware import hwspecs_dir
+    from simulator.hardware.spec import hwspecs_dir
 
     root = tmp_path / "hwspecs"
     shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))
@@ -216,7 +216,7 @@ def test_gpu_core_pipeline_end_to_end_on_synthetic_h200_traces(tmp_path, monkeyp
         assert result["parameters"][name]["value"] == pytest.approx(value, rel=0.1), name
     assert result["not_pinned"] == list(truth_unpinned)
     classes = {c["class"]: c for c in validate("h200")["classes"]}
-    from simulator.validation import check_targets
+    from simulator.truth.validation import check_targets
 
     targets = check_targets(validate("h200"), "gpu")
     assert {t["class"] for t in targets} >= {"dense", "2:4", "csr", "bsr", "layer"}
@@ -235,7 +235,7 @@ def test_import_script_copies_traces_and_runs_the_steps(tmp_path, monkeypatch):
 
     from simulator.capture.runner import COLUMNS, case_row, format_cell
     from simulator.capture.suites import build_suite
-    from simulator.hardware import hwspecs_dir
+    from simulator.hardware.spec import hwspecs_dir
 
     root = tmp_path / "hwspecs"
     shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))

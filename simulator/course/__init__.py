@@ -45,9 +45,9 @@ from typing import Callable, Literal, Optional, Union
 import pandas as pd
 from pydantic import Field, model_validator
 
-from simulator.datafiles import Strict, load_yaml
-from simulator.errors import SimulatorError
-from simulator.paths import workloads_path
+from simulator.core.datafiles import Strict, load_yaml
+from simulator.core.errors import SimulatorError
+from simulator.core.paths import workloads_path
 
 AGREES, NEAR = 0.10, 0.25
 ROUNDING = 1e-9  # floating-point slack at the band edges, not a tolerance
@@ -271,7 +271,7 @@ _NAMED_UNITS = ("B", "s", "B/s", "ratio", "fraction", "tokens/s", "count")  # fo
 
 def format_value(value, unit: str) -> str:
     """A claim's or sparsim's value in the claim's unit, for people ("1.53×", "140 GB", "42 ms")."""
-    from simulator.report import _DECIMAL, _scaled, fmt_bytes, fmt_time
+    from simulator.report.text import _DECIMAL, _scaled, fmt_bytes, fmt_time
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"  # not modelled (pandas holds a missing value as NaN)

@@ -13,9 +13,9 @@ for every claim of that slide (never chosen per claim), and the basis says which
 from __future__ import annotations
 
 from simulator.course import Check, Claim, evaluates
-from simulator.gemm import crossover_sparsity, estimate_gemm
-from simulator.hardware import load_hw
-from simulator.workloads import load_layerset
+from simulator.kernels.gemm import crossover_sparsity, estimate_gemm
+from simulator.hardware.spec import load_hw
+from simulator.truth.workloads import load_layerset
 
 # Claims of Parts A-D that name no device: the A100 80GB, the device of the measurements they cite.
 DEFAULT_HW = "a100"
@@ -199,7 +199,7 @@ def nm_14_theoretical(claim: Claim) -> Check:
 # ---- LLaMA-2-70B decode and intensity (Part C.1) -----------------------------------------------
 
 def _decode_floor(claim: Claim) -> tuple[float, str]:
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     s = claim.setup
     hw = load_hw(s["hw"])

@@ -1,7 +1,7 @@
 """Course claims about the KV cache and the KV-cache methods (area ``kv``, plus LazyLLM's prefill).
 
-Every number comes from ``simulator.llm.estimate_model`` (the ``sparsim model`` command) or from
-``simulator.kvcache``: the published-anchor points of ``workloads/anchors/kv.yaml`` (the table
+Every number comes from ``simulator.model.llm.estimate_model`` (the ``sparsim model`` command) or from
+``simulator.methods.kvcache``: the published-anchor points of ``workloads/anchors/kv.yaml`` (the table
 "model at the paper's setup" of docs/kv.md) price the method claims at the paper's setup, and
 the methods' own default settings answer the claims that are configuration constants. Each
 basis names the point so that ``sparsim model --model M --hw H --phase P --batch B --context C
@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 
 from simulator.course import Check, Claim, evaluates
-from simulator.kv_analysis import anchor_value, load_kv_anchors
-from simulator.kvcache import parse_kv_method
+from simulator.capacity.kv_analysis import anchor_value, load_kv_anchors
+from simulator.methods.kvcache import parse_kv_method
 
 
 def _summary(model, hw, phase="decode", batch=1, context=4096, dtype="fp16", kv_method=None, recipe="dense"):
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     return estimate_model(model, hw, phase, batch, context, dtype=dtype, recipe=recipe, kv_method=kv_method,
                           with_ops=False).summary
@@ -61,7 +61,7 @@ def kv_bytes_per_token(claim: Claim) -> Check:
     s = claim.setup
     context = 4096
     kv = _summary(s["model"], "h100", context=context, dtype=s["dtype"])["kv_cache_bytes"]
-    from simulator.models import load_model
+    from simulator.formats.models import load_model
 
     m = load_model(s["model"])
     return Check(kv / context, arithmetic=f"{m.layers} layers x 2 (K,V) x {m.kv_heads} KV heads x {m.head_dim} x 2 B = "
@@ -245,7 +245,7 @@ def minicache_compression(claim: Claim) -> Check:
 
 @evaluates("l3-b-lazyllm-prefill-2.3x")
 def lazyllm_ttft(claim: Claim) -> Check:
-    from simulator.models import load_model
+    from simulator.formats.models import load_model
 
     a, speedup = _anchor("lazyllm-ttft")
     kept = parse_kv_method(a.method).role("prune").keep_per_layer(load_model(a.model).layers).mean()

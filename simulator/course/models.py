@@ -1,6 +1,6 @@
 """Course claims about whole models and dynamic sparsity (areas ``model`` and ``dynamic``).
 
-Every number here comes from ``simulator.llm`` (``estimate_model`` / ``estimate_request``, i.e.
+Every number here comes from ``simulator.model.llm`` (``estimate_model`` / ``estimate_request``, i.e.
 ``sparsim model ...``) with the recipes of docs/llm.md and the dynamic methods of docs/dynamic.md;
 nothing re-prices an op. Where a claim leaves the setup open, the evaluator takes the cited
 paper's setup (or a stated representative one) and its basis says which; the choice is made
@@ -18,8 +18,8 @@ Conventions shared by the evaluators:
 from __future__ import annotations
 
 from simulator.course import Check, Claim, evaluates
-from simulator.hardware import load_hw
-from simulator.llm import estimate_model, estimate_request
+from simulator.hardware.spec import load_hw
+from simulator.model.llm import estimate_model, estimate_request
 
 GB = 1e9
 
@@ -162,7 +162,7 @@ def minitron_fp8_throughput(claim: Claim) -> Check:
     # over an ISL/OSL grid {128, 2048} x {128, 2048}, mean of the ratios. (NVIDIA's blog, which the
     # claim's note cites but we have not re-verified, ran TensorRT-LLM at fixed batches; the batch
     # sizes are not used here.)
-    from simulator.kv_analysis import max_batch
+    from simulator.capacity.kv_analysis import max_batch
 
     hw = claim.setup.get("hw", "h100-sxm5-80gb")
     ratios, batches = [], []

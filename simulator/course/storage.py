@@ -1,9 +1,9 @@
 """Course claims about weight storage and EIE (areas ``storage`` and ``eie``).
 
-Bytes come from the sparsity formats' own storage counts (simulator/sparsity.py), from
-``estimate_gemm``'s byte columns, from Deep Compression's stage model (simulator/deep_compression.py)
+Bytes come from the sparsity formats' own storage counts (simulator/formats/sparsity.py), from
+``estimate_gemm``'s byte columns, from Deep Compression's stage model (simulator/kernels/deep_compression.py)
 and from ``estimate_model``'s memory per GPU; EIE's speed-up and energy gains are the geometric
-means of ``sparsim eie --compare`` (simulator/eie.py). Shapes that the claims leave open use the
+means of ``sparsim eie --compare`` (simulator/kernels/eie.py). Shapes that the claims leave open use the
 course's own example, a 4096 x 4096 weight (slide D.3), or a batch-1 decode GEMV of it.
 """
 
@@ -13,8 +13,8 @@ import functools
 import math
 
 from simulator.course import Check, Claim, evaluates
-from simulator.errors import SimulatorError
-from simulator.sparsity import NM, Dense, Unstructured, parse_sparsity
+from simulator.core.errors import SimulatorError
+from simulator.formats.sparsity import NM, Dense, Unstructured, parse_sparsity
 
 ROWS = COLS = 4096  # the course's example weight (slide D.3: R x C = 4096 x 4096)
 GEMV_HW = "a100"    # a device with 2:4 sparse tensor cores, for "what a GEMV reads" claims
@@ -41,7 +41,7 @@ def _storage(spec, dtype: str, rows: int = ROWS, cols: int = COLS) -> tuple[floa
 @functools.lru_cache(maxsize=8)
 def _gemv_read_fraction(spec: str, dtype: str) -> tuple[float, str]:
     """Weight + metadata bytes a batch-1 GEMV reads in ``spec``, over the dense GEMV's weight bytes."""
-    from simulator.gemm import estimate_gemm
+    from simulator.kernels.gemm import estimate_gemm
 
     sparse = estimate_gemm(GEMV_HW, 1, ROWS, COLS, dtype, spec).iloc[0]
     dense = estimate_gemm(GEMV_HW, 1, ROWS, COLS, dtype, "dense").iloc[0]
@@ -144,9 +144,9 @@ def unstructured_bytes_fraction(claim: Claim) -> Check:
 
 @evaluates("l1-c4-sparse-index-bits")
 def unstructured_index_bytes(claim: Claim) -> Check:
-    from simulator.eie import load_eie
+    from simulator.kernels.eie import load_eie
 
-    from simulator.sparsity import INDEX_BYTES
+    from simulator.formats.sparsity import INDEX_BYTES
 
     # The slide's quantity is the position index each stored element carries: CSR's column index.
     # The row pointers are per row, not per element (the basis gives their share).
@@ -164,7 +164,7 @@ def unstructured_index_bytes(claim: Claim) -> Check:
 
 @evaluates("l1-b2-deepcompression-32to5bit")
 def dc_weight_bits_ratio(claim: Claim) -> Check:
-    from simulator.deep_compression import FP32_BYTES, load_networks
+    from simulator.kernels.deep_compression import FP32_BYTES, load_networks
 
     net = load_networks()[claim.setup["model"]]
     prefix = claim.setup.get("layers", "fc")
@@ -179,7 +179,7 @@ def dc_weight_bits_ratio(claim: Claim) -> Check:
 
 @functools.lru_cache(maxsize=1)
 def _dc_summary():
-    from simulator.deep_compression import network_summary
+    from simulator.kernels.deep_compression import network_summary
 
     return network_summary("measured").set_index("network")
 
@@ -199,7 +199,7 @@ LLM_MODEL = "llama-2-7b"  # LLaMA-7B and LLaMA-2-7B share the architecture (6.74
 
 
 def _weight_bytes(model: str, **kw) -> float:
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     return estimate_model(model, "h100", "decode", 1, 1024, dtype="fp16", with_ops=False,
                           **kw).summary["weight_bytes_per_gpu"]
@@ -211,7 +211,7 @@ def _two_bit_bytes() -> tuple[float, float, float]:
 
     sparsim has no 2-bit dtype: the 2-bit size is the int4:g128 estimate with every linear
     weight's value bytes halved (4 -> 2 bit) and its g128 scale/zero bytes kept."""
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
     est = estimate_model(LLM_MODEL, "h100", "decode", 1, 1024, dtype="fp16", weights="int4:g128")
     gemms = est.ops[est.ops["kind"] == "gemm"]
@@ -261,9 +261,9 @@ def outlier_mixed_bits(claim: Claim) -> Check:
 
 @evaluates("l3-a5-flash-8gb-7b")
 def flash_memory(claim: Claim) -> Check:
-    from simulator.llm import estimate_model
+    from simulator.model.llm import estimate_model
 
-    from simulator.dynamic import parse_dynamic
+    from simulator.methods.dynamic import parse_dynamic
 
     # context 512: the LLM-in-a-Flash setup of docs/dynamic.md; the device only prices time, not memory
     model, dtype, context, method = claim.setup["model"], claim.setup["dtype"], 512, parse_dynamic("flash")
@@ -278,7 +278,7 @@ def flash_memory(claim: Claim) -> Check:
 # ---- EIE ---------------------------------------------------------------------------------------
 
 def _eie_spec():
-    from simulator.eie import load_eie
+    from simulator.kernels.eie import load_eie
 
     return load_eie()  # eie-64pe: the built 45 nm, 800 MHz design the slide's results are for
 
@@ -302,13 +302,13 @@ def eie_codebook_bits(claim: Claim) -> Check:
 
 @functools.lru_cache(maxsize=4)
 def _eie_gains(layers: tuple, baselines: tuple):
-    from simulator.eie import comparison_table, headline_gains
+    from simulator.kernels.eie import comparison_table, headline_gains
 
     return headline_gains(comparison_table(layers=list(layers), baselines=list(baselines), seed=0))
 
 
 def _eie_row(claim: Claim):
-    from simulator.eie import load_baselines
+    from simulator.kernels.eie import load_baselines
 
     setup = claim.setup
     hw = str(setup["baseline_hw"])

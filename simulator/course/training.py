@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 from simulator.course import Check, Claim, evaluates
-from simulator.hardware import load_hw
-from simulator.models import load_model
+from simulator.hardware.spec import load_hw
+from simulator.formats.models import load_model
 
 TRAINING_MFU = 0.40        # Llama 3 paper (arXiv:2407.21783) Table 4: 38-43% BF16 MFU on H100
 TRAINING_HW = "h100"       # the slides' training claims name H100s

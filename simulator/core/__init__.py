@@ -1,0 +1,1 @@
+"""core: what every layer uses — the one user-facing error, argument checks, where the data lives, dtypes, the strict data-file reader, the roofline and its Bound enum, and the registry of pluggable axes. Imports nothing of sparsim's."""

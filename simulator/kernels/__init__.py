@@ -1,0 +1,1 @@
+"""kernels: the cost of one kernel family each — GEMMs in every format, FlashAttention, NCCL collectives, element-wise ops, the EIE PE array, Deep Compression's storage — vectorized numpy over arrays of shapes."""

@@ -1,0 +1,1 @@
+"""report: text, plots, the course's figures and the tour."""
