@@ -10,6 +10,7 @@ import pytest
 from simulator.methods import dynamic, kvcache
 
 from simulator.formats import runtimes, sparsity
+from simulator.kernels import families
 from simulator.core.errors import SimulatorError
 from simulator.core.registry import REGISTRIES, Registry, parse_options, to_number
 
@@ -22,6 +23,7 @@ BUILD = {
     "--kv-method": kvcache.parse_kv_method,
     "--dynamic": dynamic.parse_dynamic,
     "--runtime": runtimes.load_runtime,
+    "kernel": families.KERNEL_FAMILIES.lookup,  # a format names its family; not user input
 }
 FORMAT_EXAMPLES = {"dense": "dense", "nm": "2:4", "unstructured": "unstructured:0.5:bitmap",
                    "block": "block:16:0.5", "structured": "structured:0.3:k"}
@@ -51,12 +53,15 @@ def test_every_entry_builds_from_its_name_and_is_documented(flag, name):
                f"{fmt(built.decode_kernel_launch_us.value)} | {fmt(built.step_us.value)} | "
                f"{fmt(built.per_sequence_us.value)} |")
         assert row in DOCS["llm.md"], f"docs/llm.md's runtime table lacks or misquotes {name}"
+    elif flag == "kernel":  # every family says what it is and is priced by its own resolve
+        assert built.name == name and built.description and callable(built.resolve) and built.series
+        assert f"`{name}`" in DOCS["cost-models.md"], f"docs/cost-models.md does not name kernel family {name}"
     elif flag == "--kv-method":  # a pipeline of one method (adakv brings the SnapKV it spreads)
         assert [m for m in built.methods if m.name == name] and isinstance(built.methods[0], kvcache.KVMethod)
         assert any(isinstance(m, entry) for m in built.methods)
     else:
         assert built.name == name and isinstance(built, entry)
-    if flag != "--runtime":
+    if flag not in ("--runtime", "kernel"):
         # documented where users read about the axis
         doc = {"--sparsity": "cost-models.md", "--kv-method": "kv.md", "--dynamic": "dynamic.md"}[flag]
         word = FORMAT_EXAMPLES[name].split(":")[0] if flag == "--sparsity" else name
@@ -109,3 +114,9 @@ def test_option_values_are_refused_alike(value, kind, message):
 
 def test_option_keys_match_without_regard_to_case():
     assert parse_options("--flag", "m:Budget=0.5", "m", "Budget=0.5", ["budget"]) == {"budget": "0.5"}
+
+
+def test_every_format_runs_on_a_registered_kernel_family():
+    specs = list(FORMAT_EXAMPLES.values()) + [f"unstructured:0.5:{s}" for s in sparsity.UNSTRUCTURED_STORAGES]
+    for spec in specs:
+        assert sparsity.parse_sparsity(spec).kernel in families.KERNEL_FAMILIES, spec

@@ -33,10 +33,10 @@ from simulator.core.checks import as_numbers, as_whole, broadcast
 from simulator.core.errors import SimulatorError
 from simulator.hardware.spec import HardwareSpec, load_hw
 from simulator.core.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
-from simulator.formats.sparsity import NM, SparsityFormat, Unstructured, parse_sparsity
+from simulator.formats.sparsity import SparsityFormat, Unstructured, parse_sparsity
+from simulator.kernels.families import KERNEL_FAMILIES
 
-TILED_KERNELS = ("dense", "masked-dense", "sparse-tc", "nm-whatif", "bitmap-tc", "tiled-csl-tc")
-KERNELS = TILED_KERNELS + ("csr-spmm", "bsr-tc")
+KERNELS = tuple(KERNEL_FAMILIES)  # simulator/kernels/families.py: one entry per family
 BOUNDS = tuple(bound_labels(KERNEL_BOUNDS))  # ("compute", "memory", "overhead")
 
 # Rows of a warp/CTA group whose slowest row sets the pace in a CSR SpMM (one warp = 32 rows).
@@ -46,78 +46,14 @@ CSR_ROWS_PER_GROUP = 32
 # candidate pays its waves, its K slice and its reduction; the fastest is taken.
 SPLIT_K_CHOICES = (1, 2, 4, 8, 16)
 
-_NATIVE_PATTERNS = {"2:4": (2, 4, False), "1:2": (1, 2, False), "4:8-pairwise": (4, 8, True)}
-
-
 def _as_dims(name: str, value) -> np.ndarray:
     return as_whole(name, value)
 
 
 def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.ndarray):
-    """Pick the kernel family and (peak FLOP/s, compute efficiency, memory efficiency)."""
-    eff = hw.efficiency
-    kernel = fmt.kernel
-    matrix_dense = hw.matrix_peak_flop_per_s(dtype)
-    vector = hw.vector_peak_flop_per_s(dtype)
-    matrix_eff = eff.matrix(dtype)  # dense tensor-core efficiency of this dtype
-    dtype_ratio = matrix_eff / eff.dense_matrix.value  # sparse kernels of the dtype scale alike
-    if kernel in ("dense", "masked-dense"):
-        if matrix_dense is not None:
-            return kernel, matrix_dense, matrix_eff, eff.hbm.value
-        if vector is not None:
-            return kernel, vector, eff.vector.value, eff.hbm.value
-        raise SimulatorError(
-            f"dtype: {hw.id} cannot multiply {dtype}; it supports {', '.join(hw.compute_dtypes())}"
-        )
-    if kernel == "sparse-tc":
-        assert isinstance(fmt, NM)
-        pattern = hw.sparse_pattern(dtype)
-        if pattern is None:
-            sparse_dtypes = [d for d in (hw.matrix.peaks if hw.matrix else {}) if hw.sparse_pattern(d)]
-            raise SimulatorError(
-                f"sparsity {fmt.label}: {hw.id} has no sparse tensor-core mode for {dtype} "
-                f"(sparse dtypes: {', '.join(sparse_dtypes) or 'none'})"
-            )
-        if np.any(k % fmt.m):
-            bad = int(k[(k % fmt.m) != 0].flat[0])
-            raise SimulatorError(f"k: {fmt.label} needs K to be a multiple of {fmt.m}, got {bad}")
-        if (fmt.n, fmt.m, fmt.pairwise) == _NATIVE_PATTERNS[pattern]:
-            return ("sparse-tc", hw.matrix_peak_flop_per_s(dtype, sparse=True),
-                    min(1.0, eff.sparse_matrix.value * dtype_ratio), eff.hbm.value)
-        # What-if: a tensor core that skips all pruned positions of this N:M pattern, i.e. runs
-        # M/N times the dense rate, with the sparse kernels' efficiency and PTX-style metadata.
-        return "nm-whatif", matrix_dense * fmt.m / fmt.n, min(1.0, eff.sparse_matrix.value * dtype_ratio), eff.hbm.value
-    if kernel == "csr-spmm":
-        if vector is None:
-            raise SimulatorError(
-                f"dtype: CSR kernels run on {hw.id}'s vector units, which have no {dtype} peak; "
-                f"use one of {', '.join(hw.vector.peaks_TFLOPS)}"
-            )
-        if dtype in ("fp16", "bf16") and hw.vector_peak_flop_per_s("fp32") is not None:
-            # 16-bit values are multiplied and accumulated in fp32: cuSPARSE's generic SpMM has
-            # only 32-bit compute types for CUDA_R_16F/16BF data (nvmath.sparse.ComputeType lists
-            # CUDA_R_32F, CUDA_R_64F and complex), Sputnik's half kernels accumulate in float,
-            # and torch's CPU CSR kernel uses float opmath; packed half2 rates never apply.
-            vector = hw.vector_peak_flop_per_s("fp32")
-        return kernel, vector, eff.csr_compute.value, eff.csr_memory.value
-    if kernel in ("bitmap-tc", "tiled-csl-tc"):
-        # load-as-sparse, compute-as-dense (SpInfer's bitmap, Flash-LLM's Tiled-CSL): one kernel
-        # family, one pair of efficiencies; the formats differ in the bytes they load
-        if matrix_dense is None:
-            raise SimulatorError(
-                f"sparsity {fmt.label}: the {fmt.storage} kernel decodes into tensor-core tiles, and "
-                f"{hw.id} has no {dtype} tensor cores"
-            )
-        return kernel, matrix_dense, matrix_eff * eff.bitmap_compute.value, eff.bitmap_memory.value
-    if kernel == "bsr-tc":
-        block = fmt.block
-        block_eff = block / (block + eff.bsr_half_block.value)
-        if matrix_dense is not None:
-            return kernel, matrix_dense, matrix_eff * block_eff, eff.hbm.value
-        if vector is not None:
-            return kernel, vector, eff.vector.value * block_eff, eff.hbm.value
-        raise SimulatorError(f"dtype: {hw.id} cannot multiply {dtype}")
-    raise AssertionError(f"kernel {kernel!r} has no cost model")  # our bug, not the user's
+    """Pick the kernel family and (peak FLOP/s, compute efficiency, memory efficiency): the
+    family's own ``resolve`` (simulator/kernels/families.py)."""
+    return KERNEL_FAMILIES[fmt.kernel].resolve(hw, dtype, fmt, k)
 
 
 CHUNK_SHAPES = 4096  # shapes per pass of the tile model: its (candidates x shapes) arrays stay in cache
@@ -313,6 +249,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         g = np.broadcast_to(g, m.shape).astype(float)
 
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
+    family = KERNEL_FAMILIES[kernel]
     if kernel == "bsr-tc" and (np.any(n < fmt.block) or np.any(k < fmt.block)):
         small = int(min(n.min(), k.min()))
         raise SimulatorError(f"sparsity {fmt.label}: {fmt.block}x{fmt.block} blocks do not fit a weight (or its "
@@ -341,9 +278,9 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
 
     flops = 2.0 * g * m * n * k  # the work the layer represents (dense-equivalent)
     zeros = np.zeros_like(m)
-    if kernel in TILED_KERNELS:
+    if family.tiled:
         flops_executed = 2.0 * g * m * n_eff * k_eff
-        if kernel in ("sparse-tc", "nm-whatif"):
+        if family.skips_zeros:
             flops_executed = flops_executed * density
         # dense-equivalent work over a dense-equivalent peak
         work_shape_n = n_eff
@@ -373,7 +310,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
     # What a profiler sums for the call: the kernels' own durations (torch's 2:4 path runs extra
     # kernels, which count), no launch latency; time_s is what the caller waits.
     kernel_time = roof
-    if kernel in ("sparse-tc", "nm-whatif"):
+    if family.sparse_extra:
         overhead = overhead + hw.sparse_kernel_extra_s
         kernel_time = roof + hw.sparse_kernel_extra_s
     time = roof + overhead

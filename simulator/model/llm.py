@@ -39,6 +39,7 @@ from simulator.core.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.methods.dynamic import DynamicMethod, parse_dynamic
 from simulator.core.checks import as_whole, broadcast
 from simulator.core.errors import SimulatorError
+from simulator.kernels.families import KERNEL_FAMILIES
 from simulator.kernels.gemm import gemm_columns
 from simulator.hardware.spec import load_hw
 from simulator.methods.kvcache import KV_METHODS, KVEnv, attention_columns, extra_op_columns, parse_kv_method
@@ -240,6 +241,12 @@ def _one_valid_point(phase, batch, context, generated) -> bool:
         if type(value) not in (int, float) or not (low <= value < 2 ** 53 and value == math.floor(value)):
             return False
     return not (phase == "prefill" and generated > 0) and generated < context
+
+
+def _sparse_extra(kernel) -> bool:
+    """Whether an op's overhead holds its kernel family's sparse-path extra kernels."""
+    family = KERNEL_FAMILIES.get(kernel) if isinstance(kernel, str) else None
+    return bool(family and family.sparse_extra)
 
 
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
@@ -500,7 +507,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         launch_s = profile.launch_s(hw, prefill)
         for o in ops:
             reprice_launches(o["columns"], launch_s, hw,
-                             sparse_extra=o["columns"].get("kernel") in ("sparse-tc", "nm-whatif"))
+                             sparse_extra=_sparse_extra(o["columns"].get("kernel")))
 
     # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group
     # (the base DynamicMethod offloads nothing: no need for the model copy).

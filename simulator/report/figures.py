@@ -201,7 +201,7 @@ def roofline_axes(ax, hw, df=None, dtype: str = "bf16", lang: str = "en", sparse
         raise SimulatorError(f"roofline: {hw.id} has no {dtype} peak")
     sparse_peak = hw.matrix_peak_flop_per_s(dtype, sparse=True)
     if sparse_roof is None:
-        sparse_roof = df is not None and len(df) and (df["kernel"] == "sparse-tc").any()
+        sparse_roof = df is not None and len(df) and (df["kernel"] == "sparse-tc").any()  # native 2:4 only
     roofs = [(dense_peak, f"{_t('dense peak', lang)} {dense_peak / 1e12:.4g} TFLOP/s", "-", OKABE_ITO["black"])]
     if sparse_roof and sparse_peak:
         roofs.append((sparse_peak, f"{_t('2:4 sparse peak', lang)} {sparse_peak / 1e12:.4g} TFLOP/s", "--",
@@ -220,15 +220,15 @@ def roofline_axes(ax, hw, df=None, dtype: str = "bf16", lang: str = "en", sparse
         ax.plot(ridge, np.full_like(ridge, peak / 1e12), color=colour, ls=style,
                 label=f"{label}; {_t('ridge', lang)} {peak / bw:.0f} FLOP/B")
     if df is not None and len(df):
-        looks = {"dense": SERIES["dense"], "sparse-tc": SERIES["2:4"], "csr-spmm": SERIES["csr"],
-                 "bitmap-tc": SERIES["bitmap"], "tiled-csl-tc": SERIES["tiled-csl"], "masked-dense": SERIES["masked"],
-                 "bsr-tc": SERIES["block"], "nm-whatif": SERIES["structured"]}
-        names = {"dense": _t("dense", lang), "sparse-tc": _t("2:4 sparse", lang)}
+        from simulator.kernels.families import KERNEL_FAMILIES
+
         for kernel, group in df.groupby("kernel", observed=True, sort=False):
-            colour, marker, _, _ = looks.get(kernel, SERIES["dense"])
+            family = KERNEL_FAMILIES.get(kernel)
+            colour, marker, _, _ = SERIES[family.series if family else "dense"]
+            name = _t(family.label, lang) if family and family.label else kernel
             ax.scatter(group["arithmetic_intensity_flop_per_byte"], group["flop_per_s"] / 1e12, s=110, zorder=4,
                        color=colour, marker=marker, edgecolor="white", linewidth=0.8,
-                       label=f"{names.get(kernel, kernel)} (model)")
+                       label=f"{name} (model)")
             if label_points and len(df) <= 16:
                 for r in group.itertuples():
                     phase = _t("decode", lang) if r.m <= 64 else _t("prefill", lang)

@@ -8,10 +8,6 @@ import pandas as pd
 
 from simulator.hardware.spec import load_hw
 
-KERNEL_COLORS = {
-    "dense": "tab:blue", "masked-dense": "tab:gray", "sparse-tc": "tab:red", "nm-whatif": "tab:pink",
-    "csr-spmm": "tab:orange", "bitmap-tc": "tab:green", "tiled-csl-tc": "tab:olive", "bsr-tc": "tab:purple",
-}
 
 
 def roofline_figure(hw, df=None, dtype: str = "bf16", lang: str = "en"):

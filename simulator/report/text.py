@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from simulator.hardware.spec import HardwareSpec
+from simulator.kernels.families import KERNEL_FAMILIES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,16 +42,6 @@ def fmt_rate(flop_per_s: float) -> str:
     return _scaled(flop_per_s, "FLOP/s", _DECIMAL)
 
 
-KERNEL_TEXT = {
-    "dense": "dense GEMM (cuBLAS-like)",
-    "masked-dense": "masked dense: zeros stored and multiplied, nothing skipped",
-    "sparse-tc": "sparse tensor cores (cuSPARSELt/CUTLASS-like)",
-    "nm-whatif": "WHAT-IF N:M tensor core: M/N x dense math, PTX-style metadata (no such hardware)",
-    "csr-spmm": "CSR SpMM on CUDA cores / SIMD (cuSPARSE-like)",
-    "bitmap-tc": "compressed load, dense tensor-core compute (SpInfer-like bitmap)",
-    "tiled-csl-tc": "compressed load, dense tensor-core compute (Flash-LLM's Tiled-CSL)",
-    "bsr-tc": "block-sparse (BSR) on tensor cores over the kept blocks",
-}
 
 
 def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None" = None) -> str:
@@ -64,7 +55,7 @@ def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None"
         lines.append(f"  pruned shape  W {int(row.n_eff)}x{int(row.k_eff)} (structured pruning keeps "
                      f"{row.density:.0%})")
     lines += [
-        f"  kernel        {row.kernel}: {KERNEL_TEXT[row.kernel]}",
+        f"  kernel        {row.kernel}: {KERNEL_FAMILIES[row.kernel].description}",
         f"  work          {fmt_flops(row.flops)} dense-equivalent, {fmt_flops(row.flops_executed)} executed",
         f"  bytes         {fmt_bytes(row.bytes)} = weights {fmt_bytes(row.bytes_weight)}"
         f" + metadata {fmt_bytes(row.bytes_metadata)} + act in {fmt_bytes(row.bytes_act_in)}"
@@ -90,7 +81,7 @@ def explain_gemm(row: pd.Series, hw: HardwareSpec, dense_row: "pd.Series | None"
         f"  compute       {fmt_time(row.compute_time_s)} (floor at datasheet peak {fmt_time(row.compute_floor_s)}{why})",
         f"  memory        {fmt_time(row.memory_time_s)} (floor at datasheet bandwidth {fmt_time(row.memory_floor_s)})",
         f"  overhead      {fmt_time(row.overhead_s)} (kernel launch"
-        + (", plus the sparse path's extra kernels)" if row.kernel in ("sparse-tc", "nm-whatif") else ")"),
+        + (", plus the sparse path's extra kernels)" if KERNEL_FAMILIES[row.kernel].sparse_extra else ")"),
         f"  time          {fmt_time(row.time_s)}: {row.bound}-bound, {fmt_rate(row.flop_per_s)} effective",
     ]
     if dense_row is not None and row['format'] != "dense":
