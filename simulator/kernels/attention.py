@@ -285,7 +285,10 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
                          longest * CTAS_PER_SM)
     hbm_time = (col(base_bytes) + col(partial_bytes) * (s > 1) * 2.0 * s) / hbm
     combine = params["combine_us"] * 1e-6 * (s > 1)
-    cost = np.maximum(sm_time, hbm_time) + combine
+    # the split the caller waits least for: a split also launches the combine kernel, so that launch
+    # counts in the choice, as in attention_columns (choosing by kernel time alone, one more sequence
+    # could drop the split and its second launch and make the step faster)
+    cost = np.maximum(sm_time, hbm_time) + combine + hw.launch_overhead_s * (s > 1)
     best = np.argmin(cost, axis=1)
     pick = lambda a: a[np.arange(a.shape[0]), best]
     splits = best + 1.0
