@@ -139,12 +139,16 @@ def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_
     columns = np.arange(m.size)
     tile, split_index = best // n_splits, best % n_splits
 
-    def per_tile(a):
-        a = np.broadcast_to(a, (n_tiles, 1, m.size))[:, 0]
-        return a[tile, columns]
+    zero = np.zeros(m.size, dtype=np.intp)
 
     def per_candidate(a):
-        return np.broadcast_to(a, (n_tiles, n_splits, m.size)).reshape(shape)[best, columns]
+        """The chosen candidate's value of ``a`` (shape (T or 1, S or 1, shapes or 1)), per shape:
+        indexed where a dimension is full, index 0 where it is 1 (no broadcast copy)."""
+        a = np.asarray(a, dtype=float).reshape((-1, 1, 1) if np.ndim(a) == 0 else np.shape(a))
+        return a[tile if a.shape[0] > 1 else zero, split_index if a.shape[1] > 1 else zero,
+                 columns if a.shape[2] > 1 else zero]
+
+    per_tile = per_candidate  # a per-tile array has a split dimension of 1
 
     return {
         "compute": compute[best, columns],
