@@ -266,36 +266,33 @@ def ledger(area: "str | None" = None, ids: "list[str] | None" = None) -> pd.Data
 
 # ---- formatting at the edge (CLI, docs) ---------------------------------------------------------
 
-_NAMED_UNITS = ("B", "s", "B/s", "ratio", "fraction", "tokens/s", "count")  # formatted specially below
+def _unit_formats() -> dict:
+    """The units written specially, each with its formatter (every other unit: "4.2 GPU-days")."""
+    from simulator.report.text import _DECIMAL, _scaled, fmt_bytes, fmt_time
+
+    return {
+        "B": fmt_bytes,
+        "s": fmt_time,
+        "B/s": lambda v: _scaled(v, "B/s", _DECIMAL),
+        "ratio": lambda v: f"{v:,.0f}×" if v >= 1000 else f"{v:.3g}×",
+        "fraction": lambda v: f"{v * 100:.3g}%",
+        "tokens/s": lambda v: f"{v:.3g} tok/s",
+        "count": lambda v: f"{v:,.0f}" if v == round(v) else f"{v:,.4g}",
+    }
 
 
 def format_value(value, unit: str) -> str:
     """A claim's or sparsim's value in the claim's unit, for people ("1.53×", "140 GB", "42 ms")."""
-    from simulator.report.text import _DECIMAL, _scaled, fmt_bytes, fmt_time
-
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"  # not modelled (pandas holds a missing value as NaN)
+    formats = _unit_formats()
     if isinstance(value, (list, tuple)):
-        if unit not in _NAMED_UNITS:  # "100 – 500 GPU-days": a plain unit is written once
+        if unit not in formats:  # "100 – 500 GPU-days": a plain unit is written once
             return f"{float(value[0]):.4g} – {float(value[1]):.4g} {unit}"
         low, high = (format_value(v, unit) for v in value)
         return f"{low} – {high}"
     value = float(value)
-    if unit == "B":
-        return fmt_bytes(value)
-    if unit == "s":
-        return fmt_time(value)
-    if unit == "B/s":
-        return _scaled(value, "B/s", _DECIMAL)
-    if unit == "ratio":
-        return f"{value:,.0f}×" if value >= 1000 else f"{value:.3g}×"
-    if unit == "fraction":
-        return f"{value * 100:.3g}%"
-    if unit == "tokens/s":
-        return f"{value:.3g} tok/s"
-    if unit == "count":
-        return f"{value:,.0f}" if value == round(value) else f"{value:,.4g}"
-    return f"{value:.4g} {unit}"
+    return formats[unit](value) if unit in formats else f"{value:.4g} {unit}"
 
 
 def bound_text(compare: str, slide, unit: str) -> str:
