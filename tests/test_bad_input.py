@@ -212,7 +212,8 @@ TABLE = [
     ("export vidur --model deepseek-v3 --hw h100 --out {d}/export", ERR, "mixture of experts"),
     ("model --model llama-2-7b --hw h100 --tp 2 --dp-attention", ERR, "not a mixture of experts"),
     ("model --model qwen3-30b-a3b --hw h100 --dp-attention", ERR, "needs --tp 2 or more"),
-    ("model --model qwen3-30b-a3b --hw h100 --tp 2 --dp-attention --output-tokens 64", ERR, "not modelled yet"),
+    ("model --model qwen3-30b-a3b --hw h100 --tp 2 --dp-attention --output-tokens 64 --pp 2", ERR,
+     "pipeline stages of data-parallel attention groups are not modelled"),
     ("model --model qwen3-30b-a3b --hw h100 --tp 2 --dp-attention --longest-context", ERR, "not with --dp-attention"),
     # EIE
     ("eie --scaling --scaling-pes 1:65535:+1", ERR, "slots"),

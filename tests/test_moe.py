@@ -314,3 +314,41 @@ def test_llm_doc_placement_table_quotes_current_numbers():
             cells.append(f"{s['time_s'] * 1e3:.3g} ({s['memory_bytes_per_gpu'] / 1e9:.0f} GB"
                          f"{'' if s['fits'] else ', does not fit'})")
         assert f"| {batch:<5} | " + " | ".join(cells) + " |" in doc, (batch, cells)
+
+
+def test_dp_attention_serving_steps_are_the_groups_decode_steps():
+    # each of 2 GPUs schedules half the sequences; a step without a prompt chunk is the decode step
+    # of the whole group (both GPUs' sequences), interpolated between whole batches per GPU
+    import math
+
+    from simulator.capacity.serving import decode_share, request_mix, serve
+
+    r = serve("qwen3-30b-a3b", "h100", 2048, 256, batch=64, tp=2, dp_attention=True)
+    d, _, _, _, _ = decode_share(64 / 2, 2048, 256, 2048)
+    d = float(d)
+    assert r["decode_sequences"] == pytest.approx(2 * d, rel=1e-12)
+    mix = request_mix(2048, 256)
+    ctx = int(round(mix.decode_context_mean))
+    gen = min(ctx - 1, int(round(mix.decode_context_mean - 2048)))
+    lo, hi = max(1, math.floor(d)), max(1, math.ceil(d))
+    step = lambda b: estimate_model("qwen3-30b-a3b", "h100", "decode", 2 * b, ctx, tp=2, dp_attention=True,  # noqa: E731
+                                    generated=gen, with_ops=False).summary["time_s"]
+    w = d - lo if hi > lo else 0.0
+    assert r["step_without_chunk_s"] == pytest.approx(step(lo) * (1 - w) + step(hi) * w, rel=1e-9)
+    assert r["output_tokens_per_s"] == pytest.approx(r["decode_sequences"] / r["tpot_s"], rel=1e-12)
+    assert r["output_tokens_per_s_per_gpu"] == pytest.approx(r["output_tokens_per_s"] / 2, rel=1e-12)
+
+
+def test_serving_doc_quotes_current_dp_attention_numbers():
+    from pathlib import Path
+
+    from simulator.capacity.serving import serve
+
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text().split())
+    kw = dict(batch=256, tp=8, dtype="fp8")
+    dp = serve("deepseek-v3", "h200", 4096, 512, dp_attention=True, **kw)
+    ep = serve("deepseek-v3", "h200", 4096, 512, expert_parallel=True, **kw)
+    assert (f"{dp['tpot_s'] * 1e3:.1f} ms TPOT, {dp['output_tokens_per_s']:,.0f} output tokens/s and "
+            f"{dp['memory_bytes_per_gpu'] / 1e9:.0f} GB per GPU") in doc
+    assert (f"{ep['tpot_s'] * 1e3:.1f} ms, {ep['output_tokens_per_s']:,.0f} tokens/s and "
+            f"{ep['memory_bytes_per_gpu'] / 1e9:.0f} GB") in doc

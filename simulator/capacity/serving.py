@@ -44,6 +44,11 @@ NVLink inside a node or the spec's internode network between nodes), and the rep
 ``pp`` of them per such step. Each GPU holds ``1/pp`` of the weights and, for its layers, every
 micro-batch's KV cache. Stages are taken as balanced (no bubble).
 
+Data-parallel attention (``dp_attention``, MoE models, docs/llm.md): each of the ``tp`` GPUs runs
+the fluid model above for its own ``batch / tp`` sequences with its own token budget, in lockstep
+(the MoE all-to-alls join the GPUs every layer); a step is the group's step with every GPU's
+tokens, and the group finishes ``tp`` times one GPU's sequences per step. Not with ``pp`` > 1.
+
 Queueing under an arrival rate (``rate``, requests/s per replica): the replica is one M/D/1
 server (Poisson arrivals, deterministic service ``1 / mu``, ``mu`` the sustained requests/s):
 mean wait ``rho / (2 mu (1 - rho))`` (Pollaczek-Khinchine), and at percentile ``q`` Kingman's
@@ -254,6 +259,16 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
         frame["expert_parallel"] = given["expert_parallel"].astype(bool)
     n = len(frame)
     pp = given["pp"].to_numpy().astype(np.int64) if "pp" in given else np.ones(n, dtype=np.int64)
+    # data-parallel attention (estimate_model's dp_attention): each of the tp GPUs schedules its own
+    # batch / tp sequences with its own token budget, in lockstep (the MoE all-to-alls join them)
+    ranks = np.ones(n, dtype=np.int64)
+    if "dp_attention" in given and given["dp_attention"].astype(bool).any():
+        dp = given["dp_attention"].astype(bool).to_numpy()
+        frame["dp_attention"] = dp
+        if np.any(dp & (pp > 1)):
+            raise SimulatorError("--dp-attention with --pp: pipeline stages of data-parallel attention groups are "
+                                 "not modelled")
+        ranks = np.where(dp, frame["tp"].to_numpy().astype(np.int64), 1)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), (n,)).copy()
     if n == 0:
         return frame.assign(batch=batch, pp=pp)
@@ -263,7 +278,7 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     p_mean, o_mean = mix.prompt_mean, mix.output_mean
     # pipeline parallelism: pp micro-batches in flight (vLLM's virtual engines), one per stage, each
     # holding batch / pp sequences and stepping through every stage in turn
-    d, chunk, fraction, held, cap = decode_share(batch / pp, p_mean, o_mean, s)
+    d, chunk, fraction, held, cap = decode_share(batch / (pp * ranks), p_mean, o_mean, s)
     lo = np.maximum(1.0, np.floor(d))
     hi = np.maximum(1.0, np.ceil(d))
     held_whole = np.ceil(held * (1 - 1e-9) - 1e-9).astype(np.int64)  # whole sequences held, past rounding
@@ -279,11 +294,14 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     index_of = {tuple(r): i for i, r in enumerate(uniq.itertuples(index=False, name=None))}
     which = np.array([index_of[tuple(r)] for r in frame.itertuples(index=False, name=None)])
     u = len(uniq)
-    parts = [uniq.assign(phase="decode", batch=s, context=dec_ctx, generated=dec_gen)]
+    # a data-parallel group's steps: every GPU's own tokens at once (sweep's batch is the group's)
+    uniq_ranks = (np.where(uniq["dp_attention"].to_numpy(bool), uniq["tp"].to_numpy(), 1) if "dp_attention" in uniq
+                  else np.ones(u, dtype=np.int64))
+    parts = [uniq.assign(phase="decode", batch=s * uniq_ranks, context=dec_ctx, generated=dec_gen)]
     parts += [uniq.assign(phase="prefill", batch=1, context=p, generated=0) for p in prompts]
-    parts += [frame.assign(phase="decode", batch=lo, context=dec_ctx, generated=dec_gen),
-              frame.assign(phase="decode", batch=hi, context=dec_ctx, generated=dec_gen),
-              frame.assign(phase="decode", batch=np.maximum(held_whole, 1), context=mem_prompt + mem_output,
+    parts += [frame.assign(phase="decode", batch=lo * ranks, context=dec_ctx, generated=dec_gen),
+              frame.assign(phase="decode", batch=hi * ranks, context=dec_ctx, generated=dec_gen),
+              frame.assign(phase="decode", batch=np.maximum(held_whole, 1) * ranks, context=mem_prompt + mem_output,
                            generated=mem_output)]
     priced = sweep(pd.concat(parts, ignore_index=True).assign(**common))
     # the runtime's host time is added once per step below, for the step's own sequences
@@ -332,15 +350,18 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     weights_gpu = priced["weight_bytes_per_gpu"].to_numpy()[at_mem]
     memory = priced["memory_bytes_per_gpu"].to_numpy()[at_mem] - weights_gpu * (1.0 - 1.0 / pp) + chunk_act
     capacity = np.array([load_hw(h).memory_capacity_bytes for h in frame["hw"]])
-    tokens_per_s = tokens_per_s * pp  # pp micro-batches finish a step in the time one crosses all stages
+    # pp micro-batches finish a step in the time one crosses all stages; a data-parallel group's
+    # ranks each finish their own
+    tokens_per_s = tokens_per_s * pp * ranks
     out = frame.assign(
-        pp=pp, batch=batch, token_budget=s, decode_sequences=d * pp, sequences_held=held * pp, chunk_tokens=chunk,
+        pp=pp, batch=batch, token_budget=s, decode_sequences=d * pp * ranks, sequences_held=held * pp * ranks,
+        chunk_tokens=chunk,
         chunk_step_fraction=fraction, step_with_chunk_s=step_chunk, step_without_chunk_s=step_plain,
         tpot_s=step_mean, itl_percentile_s=itl_q, ttft_s=ttft_mean, ttft_percentile_s=ttft_q,
         output_tokens_per_s=tokens_per_s, requests_per_s=tokens_per_s / o_mean,
         output_tokens_per_s_per_gpu=tokens_per_s / (frame["tp"].to_numpy() * pp),
         memory_bytes_per_gpu=memory, memory_capacity_bytes=capacity, fits=memory <= capacity,
-        shortfall_bytes=np.maximum(0.0, memory - capacity), budget_limited=batch / pp > np.floor(cap + 1.0),
+        shortfall_bytes=np.maximum(0.0, memory - capacity), budget_limited=batch / (pp * ranks) > np.floor(cap + 1.0),
         percentile=float(percentile), prompt_mean=p_mean, output_mean=o_mean, runtime=runtime_name(runtime))
     return out
 
@@ -426,7 +447,8 @@ def calibration_note(hw) -> str:
 def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1, dtype: str = "bf16",
           weights=None, recipe="dense", kv_method=None, token_budget: int = DEFAULT_TOKEN_BUDGET,
           memory_reserve_bytes: float = 0.0, percentile: float = DEFAULT_PERCENTILE, rate=None,
-          kv_dtype=None, dynamic=None, pp: int = 1, runtime=None, expert_parallel: bool = False) -> dict:
+          kv_dtype=None, dynamic=None, pp: int = 1, runtime=None, expert_parallel: bool = False,
+          dp_attention: bool = False) -> dict:
     """One deployment's steady state at ``batch`` sequences held (see the module docstring):
     a dict of SI numbers; with ``rate`` (requests/s to this replica) the M/D/1 wait is added to
     TTFT. ``prompt`` may be a RequestMix or mix text ('4096:256:0.7,32768:512:0.3')."""
@@ -436,7 +458,8 @@ def serve(model, hw, prompt=4096, output_tokens=512, batch: int = 1, tp: int = 1
     if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
         raise SimulatorError(f"--pp: must be a whole number >= 1, got {pp!r}")
     frame = pd.DataFrame([dict(hw=load_hw(hw).id, tp=int(tp), recipe=recipe, weights=weights, kv_method=kv_method,
-                               pp=int(pp), expert_parallel=bool(expert_parallel))])
+                               pp=int(pp), expert_parallel=bool(expert_parallel) or bool(dp_attention),
+                               dp_attention=bool(dp_attention))])
     row = serve_points(model, frame, [int(batch)], mix, dtype, token_budget, memory_reserve_bytes, percentile,
                        kv_dtype, dynamic, runtime).iloc[0].to_dict()
     row.update(model=model if isinstance(model, str) else model.id, mix=mix.describe(),

@@ -508,22 +508,20 @@ def cmd_model(args) -> int:
         raise SimulatorError(f"--phase {args.phase}: not with --output-tokens, which prices serving whole requests "
                              "(the prefill of --context, then the decode steps); drop one of them")
     args.phase = args.phase or "decode"
-    if args.dp_attention and (args.output_tokens is not None or args.mix):
-        raise SimulatorError("--dp-attention: serving whole requests with data-parallel attention is not modelled yet "
-                             "(each GPU schedules its own sequences and token budget); price one phase without "
-                             "--output-tokens")
     if args.output_tokens is not None or args.mix:
         from simulator.capacity.serving import serve
 
         r = serve(args.model, args.hw, args.mix or args.context, args.output_tokens, args.batch, args.tp, args.dtype,
                   args.weights, args.recipe, args.kv_method, args.token_budget, _reserve_bytes(args),
                   args.percentile, args.rate, args.kv_dtype, args.dynamic, args.pp, runtime=args.runtime,
-                  expert_parallel=args.ep)
+                  expert_parallel=args.ep, dp_attention=args.dp_attention)
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}, indent=2))
             return 0
         gpus = f"{args.tp} x {r['hw']}" if args.tp > 1 else r["hw"]
-        if args.ep and args.tp > 1:
+        if args.dp_attention:
+            gpus += " (experts parallel, attention data parallel)"
+        elif args.ep and args.tp > 1:
             gpus += " (experts parallel)"
         if args.pp > 1:
             gpus = f"{args.pp} stages x {gpus}"
@@ -759,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "experts/tp whole experts; attention stays tensor parallel; docs/llm.md)")
     p.add_argument("--dp-attention", action="store_true", help="MoE models: data-parallel attention with expert "
                    "parallelism over the --tp GPUs (each runs attention whole for batch/tp sequences, holds experts/tp "
-                   "experts; two all-to-alls per MoE layer; one phase only, not with --output-tokens; docs/llm.md)")
+                   "experts; two all-to-alls per MoE layer; each GPU schedules its own sequences; docs/llm.md)")
     p.add_argument("--rate", type=_finite(0.0, 1e9, low_open=True, what="a rate in requests/s"), metavar="R",
                    help="with --output-tokens: requests/s arriving at this replica (Poisson); adds the M/D/1 "
                         "queueing wait to TTFT")
