@@ -352,3 +352,20 @@ def test_serving_doc_quotes_current_dp_attention_numbers():
             f"{dp['memory_bytes_per_gpu'] / 1e9:.0f} GB per GPU") in doc
     assert (f"{ep['tpot_s'] * 1e3:.1f} ms, {ep['output_tokens_per_s']:,.0f} tokens/s and "
             f"{ep['memory_bytes_per_gpu'] / 1e9:.0f} GB") in doc
+
+
+def test_plan_searches_dp_attention_and_its_answer_rederives():
+    from simulator.capacity.plan import plan_serving
+    from simulator.capacity.serving import serve
+
+    table = plan_serving("qwen3-30b-a3b", 4096, 256, hws=("h100",), tps=(1, 2), max_tpot_s=0.03,
+                         expert_parallel=(False, True, "dp"))
+    assert len(table[table["tp"] == 1]) == 1  # one GPU: every placement is the same deployment
+    row = table[(table["tp"] == 2) & table["dp_attention"]].iloc[0]
+    assert row["expert_parallel"] and "--dp-attention" in row["model_command"]
+    again = serve("qwen3-30b-a3b", "h100", 4096, 256, batch=int(row["batch"]), tp=2, dp_attention=True)
+    assert again["tpot_s"] == pytest.approx(row["tpot_s"], rel=1e-9)
+    assert again["output_tokens_per_s"] == pytest.approx(row["output_tokens_per_s"], rel=1e-9)
+    assert again["fits"] and row["batch"] <= row["max_batch"]
+    # the search's largest batch fits (its memory line is per pair of sequences, one per GPU)
+    assert serve("qwen3-30b-a3b", "h100", 4096, 256, batch=int(row["max_batch"]), tp=2, dp_attention=True)["fits"]

@@ -338,7 +338,7 @@ OBJECTIVES = ("cost", "throughput", "gpus", "latency")
 SERVING_EXHAUSTIVE_POINTS = 20_000  # candidate batches priced one by one up to this many in all
 SERVING_GRID_POINTS = 64
 MAX_REPLICAS = 1_000_000
-SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "expert_parallel", "recipe", "weights", "kv_method", "batch",
+SERVING_COLUMNS = ("hw", "gpus", "gpus_per_replica", "tp", "pp", "expert_parallel", "dp_attention", "recipe", "weights", "kv_method", "batch",
                    "max_batch", "replicas", "ttft_s", "ttft_percentile_s", "tpot_s", "itl_percentile_s",
                    "latency_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
                    "rate_per_replica", "price_per_gpu_hour", "cost_per_million_output_tokens", "limited_by",
@@ -411,7 +411,8 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     ``return_candidates``, also every (deployment, batch) priced, as serve_points rows. ``runtime``:
     the runtime profile every step is priced with (simulator/formats/runtimes.py; default eager), in
     ``table.attrs["runtime"]``. ``expert_parallel``: the MoE placements searched, (False,) (experts
-    split by width over TP, the default) and/or True (whole experts per GPU; estimate_model)."""
+    split by width over TP, the default), True (whole experts per GPU, attention tensor parallel)
+    and/or "dp" (whole experts per GPU, attention data parallel: estimate_model's dp_attention)."""
     from simulator.formats.runtimes import runtime_name
     from simulator.capacity.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
                                    check_percentile, decode_share, request_mix, serve_points)
@@ -446,20 +447,24 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
             raise SimulatorError(f"--pp: must be whole numbers >= 1, got {pp!r}")
     reserve = float(memory_reserve_bytes)
-    eps = tuple(dict.fromkeys(bool(e) for e in _as_tuple(expert_parallel, "--ep")))
-    if True in eps and cfg.moe is None:
+    eps = tuple(dict.fromkeys("dp" if e == "dp" else bool(e) for e in _as_tuple(expert_parallel, "--ep")))
+    if (True in eps or "dp" in eps) and cfg.moe is None:
         raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
     rows, valid = [], []
     for hw, tp, pp, recipe, weight, kv, ep in itertools.product(devices, tps, pps, recipes, weights, kv_methods, eps):
         if ep and tp == 1 and False in eps:
             continue  # one GPU per stage holds every expert either way: the same deployment
+        dp = ep == "dp"
         key = dict(hw=hw, tp=int(tp), pp=int(pp), recipe=recipe, weights=_none(weight), kv_method=_none(kv),
-                   expert_parallel=ep)
+                   expert_parallel=bool(ep), dp_attention=dp)
         try:
             _check_stages(cfg, hw, int(tp), int(pp))
+            if dp and pp > 1:
+                raise SimulatorError("--dp-attention with --pp: pipeline stages of data-parallel attention groups "
+                                     "are not modelled")
             estimate_model(cfg, hw, "decode", 1, longest_prompt + longest_output, int(tp), dtype, key["weights"],
                            recipe, kv_method=key["kv_method"], generated=longest_output, with_ops=False,
-                           memory_reserve_bytes=reserve, expert_parallel=ep)
+                           memory_reserve_bytes=reserve, expert_parallel=bool(ep), dp_attention=dp)
         except SimulatorError as err:
             rows.append({**key, "gpus": int(tp) * int(pp), "gpus_per_replica": int(tp) * int(pp), "fits": False,
                          "meets_targets": False, "limited_by": "invalid", "note": str(err)})
@@ -473,7 +478,9 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         n = len(frame)
         # memory is affine in the sequences held (per micro-batch, pp of them): batches pp and 2 pp
         # give it, and the batch where it runs out
-        stages = frame["pp"].to_numpy().astype(np.int64)
+        # (a data-parallel attention group: per tp sequences, one per GPU)
+        group = np.where(frame["dp_attention"].to_numpy(bool), frame["tp"].to_numpy(), 1).astype(np.int64)
+        stages = frame["pp"].to_numpy().astype(np.int64) * group
         two = serve_points(model, pd.concat([frame, frame], ignore_index=True), np.r_[stages, 2 * stages], mix, **kw)
         m1, m2 = two["memory_bytes_per_gpu"].to_numpy()[:n], two["memory_bytes_per_gpu"].to_numpy()[n:]
         capacity = two["memory_capacity_bytes"].to_numpy()[:n]
@@ -484,7 +491,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         top_mem = np.where(m1 <= capacity, np.maximum(top_mem, 1), 0)
         _, _, _, _, cap_d = decode_share(1, mix.prompt_mean, mix.output_mean, token_budget)
         # more sequences than this change nothing (per micro-batch: x pp stages)
-        top_budget = (int(math.floor(cap_d + 1.0)) + 1) * frame["pp"].to_numpy().astype(np.int64)
+        top_budget = (int(math.floor(cap_d + 1.0)) + 1) * stages
         top = np.minimum(top_mem + 1, top_budget)  # one past the memory limit, to see it fail
         index = np.arange(n)
         if int(top.sum()) <= SERVING_EXHAUSTIVE_POINTS:
@@ -673,7 +680,9 @@ def _model_command(model, d, batch, context, output_tokens, dtype, reserve, toke
     parts = ["sparsim model", f"--model {model}", f"--hw {d['hw']}", f"--tp {d['tp']}"]
     if d.get("pp", 1) > 1:
         parts.append(f"--pp {d['pp']}")
-    if d.get("expert_parallel"):
+    if d.get("dp_attention"):
+        parts.append("--dp-attention")
+    elif d.get("expert_parallel"):
         parts.append("--ep")
     if isinstance(context, str):
         parts.append(f"--mix {context}")

@@ -266,7 +266,7 @@ def cmd_plan(args) -> int:
                          args.weights or [None], args.kv_method or [None], args.dtype, _ms(args.max_ttft_ms),
                          _ms(args.max_tpot_ms), args.rate, args.price, args.objective, _reserve_bytes(args),
                          args.token_budget, args.percentile, return_candidates=True, runtime=args.runtime,
-                         expert_parallel=(False, True) if args.ep else (False,))
+                         expert_parallel=(False, True, "dp") if args.ep else (False,))
     met = table[table["meets_targets"].astype(bool)]
     targets = [f"TTFT p{table.attrs['percentile']:g} <= {args.max_ttft_ms:g} ms" if args.max_ttft_ms else None,
                f"TPOT <= {args.max_tpot_ms:g} ms" if args.max_tpot_ms else None,
@@ -320,7 +320,7 @@ def cmd_plan(args) -> int:
     for r in met.head(args.top).itertuples():
         cost = "-" if r.cost_per_million_output_tokens is None or math.isnan(r.cost_per_million_output_tokens) \
             else f"${r.cost_per_million_output_tokens:,.2f}"
-        cells.append([f"{r.gpus}", f"{r.replicas}", f"{r.tp}" + (" EP" if r.expert_parallel else ""), f"{r.pp}", r.hw, r.recipe, r.weights, r.kv_method,
+        cells.append([f"{r.gpus}", f"{r.replicas}", f"{r.tp}" + (" EP+DP" if r.dp_attention else " EP" if r.expert_parallel else ""), f"{r.pp}", r.hw, r.recipe, r.weights, r.kv_method,
                       f"{r.batch}", fmt_time(r.ttft_percentile_s), fmt_time(r.tpot_s), _rate(r.output_tokens_per_s),
                       _rate(r.output_tokens_per_s_per_gpu), cost, fmt_bytes(r.memory_bytes_per_gpu), r.limited_by])
     header = ["GPUs", "replicas", "TP", "PP", "device", "recipe", "weights", "KV method", "batch",
@@ -342,7 +342,9 @@ def cmd_plan(args) -> int:
             print(f"  ... {len(missed) - args.top} more")
     best = met.iloc[0]
     stages = f" x {best.pp} stages" if best.pp > 1 else ""
-    if best.expert_parallel and best.tp > 1:
+    if best.dp_attention:
+        stages += ", experts parallel, attention data parallel"
+    elif best.expert_parallel and best.tp > 1:
         stages += ", experts parallel"
     print(f"recommended ({args.objective}): {best.replicas} replica(s) of {best.tp} x {best.hw}{stages} ({best.recipe}, "
           f"{best.weights} weights, KV {best.kv_method}) at batch {best.batch}: {_rate(best.output_tokens_per_s)} "
@@ -785,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pp", action="append", help="pipeline stages, comma-separated or repeated (default 1): stages "
                    "over NVLink inside a node, over the spec's internode network between nodes")
     p.add_argument("--ep", action="store_true", help="MoE models: also try expert parallelism over each TP group "
-                   "(whole experts per GPU; shown as 'TP 8 EP'; docs/llm.md)")
+                   "(whole experts per GPU; shown as 'TP 8 EP'), and with data-parallel attention ('TP 8 EP+DP'; "
+                   "docs/llm.md)")
     p.add_argument("--recipe", action="append", help="pruning recipe to compare, repeat for several (default dense)")
     p.add_argument("--weights", action="append",
                    help="weight storage to compare (int8, int4:g128, fp8, ...), repeat for several (default: --dtype)")
