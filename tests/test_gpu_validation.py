@@ -291,3 +291,11 @@ def test_validate_reports_attention_and_allreduce_classes():
     names = {row["class"] for row in validation.validate("a100-sxm4-80gb")["classes"]}
     assert {"attention-prefill", "attention-decode", "allreduce nvswitch >=8MiB", "allreduce nvswitch <1MiB",
             "allreduce infiniband >=8MiB"} <= names
+
+
+def test_an_exclusions_file_without_reasons_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / "published-exclusions.yaml"
+    bad.write_text("source: notes\nrows:\n  PT90119a-01: 3\n")
+    monkeypatch.setattr(published, "EXCLUSIONS", bad)
+    with pytest.raises(SimulatorError, match="published-exclusions.yaml"):
+        published.exclusions()

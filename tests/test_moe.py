@@ -369,3 +369,28 @@ def test_plan_searches_dp_attention_and_its_answer_rederives():
     assert again["fits"] and row["batch"] <= row["max_batch"]
     # the search's largest batch fits (its memory line is per pair of sequences, one per GPU)
     assert serve("qwen3-30b-a3b", "h100", 4096, 256, batch=int(row["max_batch"]), tp=2, dp_attention=True)["fits"]
+
+
+def test_dp_attention_all_to_all_across_two_nodes_by_hand():
+    # 16 H200 = two 8-GPU nodes: each GPU sends 7/16 of its bytes over NVSwitch (an all-to-all of 8
+    # on the 8/16 share it keeps in the node) and 8/16 through its 400 Gb/s NIC (50 GB/s) at once;
+    # the slower part sets the time (here NVSwitch's, whose fitted per-call latency is the larger)
+    from simulator.hardware.spec import load_hw
+    from simulator.kernels.collectives import alltoall_kernel_time, topologies
+
+    hw = load_hw("h200")
+    row = estimate_model("deepseek-v3", hw, batch=512, tp=16, dp_attention=True, **DP).ops.set_index("op").loc[
+        "all_to_all"]
+    message = 32 * 8 * 7168 * 1  # 512 / 16 sequences x 8 experts x 7168 channels x 1 B (fp8)
+    net = hw.interconnect.internode
+    between = net.latency_us * 1e-6 + message * 8 / 16 / (net.per_gpu_Gbps * 1e9 / 8)
+    node = max(topologies(hw).values(), key=lambda t: t.max_gpus)
+    inside = float(alltoall_kernel_time(node, message * 8 / 16, 8))
+    assert row["time_s"] == pytest.approx(max(between, inside) + hw.launch_overhead_s, rel=1e-12)
+
+
+def test_plan_refuses_an_unknown_placement():
+    from simulator.capacity.plan import plan_serving
+
+    with pytest.raises(SimulatorError, match="placement 'bogus'; allowed"):
+        plan_serving("qwen3-30b-a3b", 4096, 256, hws=("h100",), tps=(2,), expert_parallel=("bogus",))

@@ -415,7 +415,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     and/or "dp" (whole experts per GPU, attention data parallel: estimate_model's dp_attention)."""
     from simulator.formats.runtimes import runtime_name
     from simulator.capacity.serving import (DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, calibration_note, check_budget,
-                                   check_percentile, decode_share, request_mix, serve_points)
+                                   check_percentile, decode_share, dp_group, request_mix, serve_points)
 
     token_budget = check_budget(DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget)
     percentile = check_percentile(DEFAULT_PERCENTILE if percentile is None else percentile)
@@ -447,7 +447,12 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         if not isinstance(pp, (int, np.integer)) or isinstance(pp, bool) or pp < 1:
             raise SimulatorError(f"--pp: must be whole numbers >= 1, got {pp!r}")
     reserve = float(memory_reserve_bytes)
-    eps = tuple(dict.fromkeys("dp" if e == "dp" else bool(e) for e in _as_tuple(expert_parallel, "--ep")))
+    placements = _as_tuple(expert_parallel, "--ep")
+    bad = [e for e in placements if not (isinstance(e, (bool, np.bool_)) or e == "dp")]
+    if bad:
+        raise SimulatorError(f"--ep: placement {bad[0]!r}; allowed: False (experts split by width), True (whole "
+                             "experts, attention tensor parallel), 'dp' (whole experts, attention data parallel)")
+    eps = tuple(dict.fromkeys("dp" if e == "dp" else bool(e) for e in placements))
     if (True in eps or "dp" in eps) and cfg.moe is None:
         raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
     rows, valid = [], []
@@ -479,8 +484,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
         # memory is affine in the sequences held (per micro-batch, pp of them): batches pp and 2 pp
         # give it, and the batch where it runs out
         # (a data-parallel attention group: per tp sequences, one per GPU)
-        group = np.where(frame["dp_attention"].to_numpy(bool), frame["tp"].to_numpy(), 1).astype(np.int64)
-        stages = frame["pp"].to_numpy().astype(np.int64) * group
+        stages = frame["pp"].to_numpy().astype(np.int64) * dp_group(frame)
         two = serve_points(model, pd.concat([frame, frame], ignore_index=True), np.r_[stages, 2 * stages], mix, **kw)
         m1, m2 = two["memory_bytes_per_gpu"].to_numpy()[:n], two["memory_bytes_per_gpu"].to_numpy()[n:]
         capacity = two["memory_capacity_bytes"].to_numpy()[:n]

@@ -244,6 +244,14 @@ def _prefill_is_flash(cfg, hw, key, prompt, dtype, kv_dtype, dynamic) -> bool:
     return not kernels.empty and bool((kernels == "flash-attention").all())
 
 
+def dp_group(frame: pd.DataFrame) -> np.ndarray:
+    """Per deployment row, the GPUs of its data-parallel attention group (``tp`` where the row's
+    ``dp_attention`` is set, else 1): the factor between one GPU's sequences and the group's."""
+    if "dp_attention" not in frame:
+        return np.ones(len(frame), dtype=np.int64)
+    return np.where(frame["dp_attention"].to_numpy(bool), frame["tp"].to_numpy(), 1).astype(np.int64)
+
+
 def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf16",
                  token_budget: int = DEFAULT_TOKEN_BUDGET, memory_reserve_bytes: float = 0.0,
                  percentile: float = DEFAULT_PERCENTILE, kv_dtype=None, dynamic=None,
@@ -261,14 +269,12 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     pp = given["pp"].to_numpy().astype(np.int64) if "pp" in given else np.ones(n, dtype=np.int64)
     # data-parallel attention (estimate_model's dp_attention): each of the tp GPUs schedules its own
     # batch / tp sequences with its own token budget, in lockstep (the MoE all-to-alls join them)
-    ranks = np.ones(n, dtype=np.int64)
     if "dp_attention" in given and given["dp_attention"].astype(bool).any():
-        dp = given["dp_attention"].astype(bool).to_numpy()
-        frame["dp_attention"] = dp
-        if np.any(dp & (pp > 1)):
-            raise SimulatorError("--dp-attention with --pp: pipeline stages of data-parallel attention groups are "
-                                 "not modelled")
-        ranks = np.where(dp, frame["tp"].to_numpy().astype(np.int64), 1)
+        frame["dp_attention"] = given["dp_attention"].astype(bool).to_numpy()
+    ranks = dp_group(frame)
+    if np.any((ranks > 1) & (pp > 1)):
+        raise SimulatorError("--dp-attention with --pp: pipeline stages of data-parallel attention groups are "
+                             "not modelled")
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), (n,)).copy()
     if n == 0:
         return frame.assign(batch=batch, pp=pp)
@@ -295,9 +301,7 @@ def serve_points(model, deployments: pd.DataFrame, batch, mix, dtype: str = "bf1
     which = np.array([index_of[tuple(r)] for r in frame.itertuples(index=False, name=None)])
     u = len(uniq)
     # a data-parallel group's steps: every GPU's own tokens at once (sweep's batch is the group's)
-    uniq_ranks = (np.where(uniq["dp_attention"].to_numpy(bool), uniq["tp"].to_numpy(), 1) if "dp_attention" in uniq
-                  else np.ones(u, dtype=np.int64))
-    parts = [uniq.assign(phase="decode", batch=s * uniq_ranks, context=dec_ctx, generated=dec_gen)]
+    parts = [uniq.assign(phase="decode", batch=s * dp_group(uniq), context=dec_ctx, generated=dec_gen)]
     parts += [uniq.assign(phase="prefill", batch=1, context=p, generated=0) for p in prompts]
     parts += [frame.assign(phase="decode", batch=lo * ranks, context=dec_ctx, generated=dec_gen),
               frame.assign(phase="decode", batch=hi * ranks, context=dec_ctx, generated=dec_gen),

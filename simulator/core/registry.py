@@ -1,8 +1,10 @@
 """One registry for every pluggable axis, and the one ``name:key=value,...`` parser.
 
-KV-cache methods (``--kv-method``), input-dependent weight sparsity (``--dynamic``) and runtimes
-(``--runtime``) are each a :class:`Registry`: name -> entry (a class, or a profile read from data),
-filled by :meth:`Registry.register` at import and read-only after. An unknown name is one line
+Sparsity formats (``--sparsity``), GEMM kernel families (``kernel``, named by a format, not by
+the user), KV-cache methods (``--kv-method``), input-dependent weight sparsity (``--dynamic``) and
+runtimes (``--runtime``) are each a :class:`Registry`: name -> entry (a class, a family record, or
+a runtime name whose profile is data), filled by :meth:`Registry.register` at import and
+read-only after. An unknown name is one line
 that lists the known ones; ``tests/test_registries.py`` runs one contract over every entry of every
 registry (``REGISTRIES``).
 
@@ -25,7 +27,7 @@ class Registry(Mapping):
     """Name -> entry for one pluggable axis.
 
     ``what`` names an entry in messages ("method", "runtime"); ``flag`` is the CLI flag the axis is
-    given by. Names are lower case; :meth:`lookup` takes any case."""
+    given by (or, for an axis users never name, what messages call it). Names are lower case; :meth:`lookup` takes any case."""
 
     def __init__(self, what: str, flag: str):
         self.what, self.flag = what, flag

@@ -81,9 +81,12 @@ def alltoall_columns(hw: HardwareSpec, message_bytes, ranks: int):
         if ic is None or ic.internode is None or ic.gpus_per_node is None or not found:
             raise SimulatorError(f"--tp {ranks}: {hw.id}'s spec cannot price an all-to-all over {ranks} GPUs "
                                  "(no topology spans them and no interconnect.internode group)")
+        # each GPU sends (per node - 1)/ranks of its bytes over the node's fabric (an all-to-all of
+        # per-node GPUs on that share) and (ranks - per node)/ranks through its NIC, at once
+        per_node = ic.gpus_per_node
         node = max(found.values(), key=lambda t: t.max_gpus)
-        inside = alltoall_kernel_time(node, message_bytes * min(ranks, node.max_gpus) / ranks, min(ranks, node.max_gpus))
-        off_node = (ranks - ic.gpus_per_node) / ranks * message_bytes
+        inside = alltoall_kernel_time(node, message_bytes * per_node / ranks, per_node)
+        off_node = (ranks - per_node) / ranks * message_bytes
         between = ic.internode.latency_us * 1e-6 + off_node / (ic.internode.per_gpu_Gbps * 1e9 / 8.0)
         comm = np.maximum(np.asarray(inside, float), between)
     return {

@@ -268,21 +268,18 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     if np.ndim(tp) != 0:
         raise SimulatorError(f"--tp: one tensor-parallel degree per call, got {tp!r}")
     tp = int(as_whole("--tp", tp, 1, 65536))
-    if expert_parallel and cfg.moe is None:
-        raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
-    if expert_parallel and cfg.moe.experts % tp:
-        raise SimulatorError(f"--ep with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not place "
-                             f"whole and evenly on {tp} GPUs")
     ranks = 1  # GPUs of a data-parallel attention group (dp_attention), else 1
-    if dp_attention:
+    if expert_parallel or dp_attention:  # whole experts placed on the tp GPUs
+        flag = "--dp-attention" if dp_attention else "--ep"
         if cfg.moe is None:
-            raise SimulatorError(f"--dp-attention: {cfg.id} is not a mixture of experts; data-parallel attention "
-                                 "pairs with expert parallelism, which needs experts to place")
-        if tp < 2:
+            raise SimulatorError(f"{flag}: {cfg.id} is not a mixture of experts; expert parallelism needs experts "
+                                 "to place")
+        if dp_attention and tp < 2:
             raise SimulatorError("--dp-attention: needs --tp 2 or more (the GPUs that share the batch and the experts)")
         if cfg.moe.experts % tp:
-            raise SimulatorError(f"--dp-attention with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not "
-                                 f"place whole and evenly on {tp} GPUs")
+            raise SimulatorError(f"{flag} with --tp {tp}: {cfg.id}'s {cfg.moe.experts} routed experts do not place "
+                                 f"whole and evenly on {tp} GPUs")
+    if dp_attention:
         # each GPU runs attention and the dense parts whole (no tensor parallelism) for its share of
         # the sequences, and holds experts/ranks whole experts; tokens meet their experts by all-to-all
         ranks, tp, expert_parallel = tp, 1, True

@@ -264,9 +264,11 @@ def _ffn_rest(hw, rows, dtype, fmt) -> np.ndarray:
         return out
     m, n, k, n2, k2 = (rows[c].to_numpy(float)[ffn] for c in ("m", "n", "k", "n2", "k2"))
     second = gemm_columns(hw, m, n2, k2, dtype, fmt)["time_s"]
+    read = BYTES_PER_ELEMENT["bf16"]  # the FFN's input and hidden state arrive in bf16 (torchao's rows)
     written = BYTES_PER_ELEMENT[dtype]
-    quantize_input = memory_op_columns(hw, m * k * (2.0 + written) + 4.0 * m)["time_s"]
-    activation = memory_op_columns(hw, m * n * (2.0 + written) + 4.0 * m)["time_s"]
+    scale = BYTES_PER_ELEMENT["fp32"]  # one rowwise scale per token
+    quantize_input = memory_op_columns(hw, m * k * (read + written) + scale * m)["time_s"]
+    activation = memory_op_columns(hw, m * n * (read + written) + scale * m)["time_s"]
     out[ffn] = second + quantize_input + activation
     return out
 

@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pydantic import Field
+
+from simulator.core.datafiles import Strict, load_yaml
 from simulator.core.errors import SimulatorError
 from simulator.core.paths import workloads_path
 
@@ -43,15 +46,14 @@ FFN_TEXT = re.compile(r"FFN:\s*Linear\((\d+)\s*->\s*(\d+)\)\s*\+\s*(\w+)\s*\+\s*
 EXCLUSIONS = workloads_path("validation", "published-exclusions.yaml")
 
 
+class _Exclusions(Strict):
+    source: str = Field(min_length=3)
+    rows: dict[str, str] = Field(min_length=1)  # row id -> why it is not scored
+
+
 def exclusions() -> dict[str, str]:
     """Row id -> why it is not scored (workloads/validation/published-exclusions.yaml)."""
-    from simulator.core.datafiles import read_yaml
-
-    data = read_yaml(EXCLUSIONS)
-    rows = data.get("rows") if isinstance(data, dict) else None
-    if not isinstance(rows, dict) or not all(isinstance(v, str) and v for v in rows.values()):
-        raise SimulatorError(f"{EXCLUSIONS}: rows: expected a mapping of row id -> reason (text)")
-    return {str(k): v for k, v in rows.items()}
+    return dict(load_yaml(EXCLUSIONS, _Exclusions).rows)
 
 
 def _structure(notes) -> "tuple[str, float, float, str]":
