@@ -55,3 +55,12 @@ def broadcast(**arrays) -> list[np.ndarray]:
         shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items())
         raise SimulatorError(f"{', '.join(arrays)}: arrays of shapes that do not broadcast together ({shapes}); "
                              "give equal lengths, or scalars") from None
+
+
+def along(value, like: np.ndarray) -> np.ndarray:
+    """``value`` broadcast to ``like``'s shape as a new float array (what
+    ``np.broadcast_to(value, like.shape).astype(float)`` gives, at a fraction of its cost on the
+    small arrays of one estimate)."""
+    out = np.empty(like.shape)
+    out[...] = value
+    return out

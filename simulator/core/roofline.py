@@ -46,18 +46,25 @@ def bound_labels(bounds=tuple(Bound)) -> list[str]:
 def bound_codes(compute_s, memory_s, overhead_s) -> np.ndarray:
     """Bound code per element (COMPUTE, MEMORY or OVERHEAD) of kernels with these time terms."""
     compute_s, memory_s, overhead_s = (np.asarray(x, float) for x in (compute_s, memory_s, overhead_s))
-    roof = np.maximum(compute_s, memory_s)
+    return _codes(compute_s, memory_s, overhead_s, np.maximum(compute_s, memory_s))
+
+
+def _codes(compute_s, memory_s, overhead_s, roof):
     return np.where(overhead_s > roof, int(Bound.OVERHEAD),
                     np.where(compute_s >= memory_s, int(Bound.COMPUTE), int(Bound.MEMORY)))
 
 
 def roofline(compute_s, memory_s, overhead_s) -> dict:
     """The roofline of kernels with these time terms (arrays broadcast): ``roof_s`` (the
-    overlapped compute/memory part), ``time_s`` (roof + overhead) and ``bound_code``."""
-    compute_s, memory_s, overhead_s = np.broadcast_arrays(*(np.asarray(x, float)
-                                                            for x in (compute_s, memory_s, overhead_s)))
+    overlapped compute/memory part), ``time_s`` (roof + overhead) and ``bound_code``, each an
+    array of the broadcast shape."""
+    compute_s, memory_s, overhead_s = (np.asarray(x, float) for x in (compute_s, memory_s, overhead_s))
     roof = np.maximum(compute_s, memory_s)
-    return {"roof_s": roof, "time_s": roof + overhead_s, "bound_code": bound_codes(compute_s, memory_s, overhead_s)}
+    time = roof + overhead_s
+    codes = _codes(compute_s, memory_s, overhead_s, roof)
+    if not (roof.shape == time.shape == codes.shape):  # a scalar term with array ones: every part full
+        roof, time, codes = np.broadcast_arrays(roof, time, codes)
+    return {"roof_s": roof, "time_s": time, "bound_code": codes}
 
 
 def bound_categorical(codes, bounds=KERNEL_BOUNDS) -> "pd.Categorical":

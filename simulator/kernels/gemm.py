@@ -29,7 +29,7 @@ from simulator.core.dtypes import (
     SCALE_BYTES_PER_ELEMENT,
     check_dtype,
 )
-from simulator.core.checks import as_numbers, as_whole, broadcast
+from simulator.core.checks import along, as_numbers, as_whole, broadcast
 from simulator.core.errors import SimulatorError
 from simulator.hardware.spec import HardwareSpec, load_hw
 from simulator.core.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
@@ -56,11 +56,12 @@ def _resolve_kernel(hw: HardwareSpec, dtype: str, fmt: SparsityFormat, k: np.nda
     return KERNEL_FAMILIES[fmt.kernel].resolve(hw, dtype, fmt, k)
 
 
+ONE_PASS_SHAPES = 64  # up to this many shapes, _tiled_compute(compute_only=True) prices every candidate at once
 CHUNK_SHAPES = 4096  # shapes per pass of the tile model: its (candidates x shapes) arrays stay in cache
 
 
 def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
-                   other_bytes, memory_rate, groups=1.0):
+                   other_bytes, memory_rate, groups=1.0, compute_only=False):
     """Tile + wave + split-K model; returns the candidate with the lowest total time.
 
     Two exact shortcuts, neither of which changes a result:
@@ -70,9 +71,16 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
       above the best split-1 candidate's total time, no split can tie or win, and the split-1
       choice is the answer. Elsewhere (skinny and latency-bound shapes) every candidate is priced.
     - shapes are priced in chunks of CHUNK_SHAPES (the candidates multiply every array by up to
-      25; in chunks they stay in cache), each chunk independently."""
+      25; in chunks they stay in cache), each chunk independently.
+    ``compute_only``: return only ``compute`` (the chosen candidate's time); up to ONE_PASS_SHAPES
+    shapes are then priced in one pass over every candidate (the same choice: see the shortcut)."""
     arrays = list(np.broadcast_arrays(m, n, k, weight_bytes_per_el, other_bytes, groups))
     splits = tuple(s for s in SPLIT_K_CHOICES if s <= hw.tiling.split_k_max)
+    if compute_only and arrays[0].size <= ONE_PASS_SHAPES:
+        # a few shapes (one model's GEMMs): every candidate in one pass costs less than the
+        # shortcut's two, and only the chosen compute time is wanted
+        return {"compute": _tiled_chunk(hw, *arrays[:3], peak, compute_eff, act_bytes_per_el, arrays[3], arrays[4],
+                                        memory_rate, arrays[5], splits, compute_only=True)}
 
     def run(subset, choices):
         mm, nn, kk, wb, ob, gg = subset
@@ -99,7 +107,7 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
 
 
 def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
-                 other_bytes, memory_rate, groups, split_choices):
+                 other_bytes, memory_rate, groups, split_choices, compute_only=False):
     """The tile model for 1-D arrays of shapes: every candidate (tile shape T x split-K S) priced,
     laid out (T, S, shapes) so that what depends only on the tile or only on the split is computed
     once per tile or per split."""
@@ -137,6 +145,8 @@ def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_
     tied = score <= score.min(axis=0) * (1.0 + 1e-12)
     best = np.argmin(np.where(tied, compute, np.inf), axis=0)
     columns = np.arange(m.size)
+    if compute_only:
+        return compute[best, columns]
     tile, split_index = best // n_splits, best % n_splits
 
     zero = np.zeros(m.size, dtype=np.intp)
@@ -251,7 +261,16 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         if bad.any():
             raise SimulatorError(f"groups: must be a finite number >= 1, got {g[bad][0]}")
         g = np.broadcast_to(g, m.shape).astype(float)
+    return gemm_priced(hw, m, n, k, density, g, dtype, fmt, weight_dtype, weight_group_size, weight_zero_point_bytes,
+                       numeric_only, plain_labels)
 
+
+def gemm_priced(hw: HardwareSpec, m, n, k, density, g, dtype: str, fmt: SparsityFormat, weight_dtype: str,
+                weight_group_size: "int | None" = None, weight_zero_point_bytes: "float | None" = None,
+                numeric_only: bool = True, plain_labels: bool = False) -> dict:
+    """``gemm_columns`` after its checks, for cost models that have made them (llm's op graph):
+    ``m``, ``n``, ``k``, ``density`` and ``g`` (groups) equally long 1-D float arrays of valid
+    values, ``fmt`` a format, ``dtype`` and ``weight_dtype`` checked dtype names."""
     kernel, peak, compute_eff, memory_eff = _resolve_kernel(hw, dtype, fmt, k)
     family = KERNEL_FAMILIES[kernel]
     if kernel == "bsr-tc" and (np.any(n < fmt.block) or np.any(k < fmt.block)):
@@ -263,12 +282,10 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
                              f"in one 32-bit word (Flash-LLM); {weight_dtype} weights do not fit it "
                              "(use unstructured:S:bitmap or :csr)")
     n_eff, k_eff = fmt.effective_shape(n, k, density)
-    n_eff = np.broadcast_to(n_eff, m.shape).astype(float)
-    k_eff = np.broadcast_to(k_eff, m.shape).astype(float)
+    n_eff, k_eff = along(n_eff, m), along(k_eff, m)
 
     act_el = BYTES_PER_ELEMENT[dtype] + SCALE_BYTES_PER_ELEMENT.get(dtype, 0.0)
-    w_values, w_meta = (np.broadcast_to(a, m.shape).astype(float)
-                        for a in fmt.weight_bytes(n, k, weight_dtype, density))
+    w_values, w_meta = (along(a, m) for a in fmt.weight_bytes(n, k, weight_dtype, density))
     if weight_dtype != dtype:  # weight-only quantization carries its scales and costs dequantization
         w_meta = w_meta + _quantization_scale_bytes(n_eff, k_eff, weight_dtype, weight_group_size,
                                                     weight_zero_point_bytes)
@@ -290,7 +307,7 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
         work_shape_n = n_eff
         weight_el = (w_values + w_meta) / (g * n_eff * k_eff)  # stored bytes per weight element
         tiled = _tiled_compute(hw, m, work_shape_n, k_eff, peak, compute_eff, act_el, weight_el,
-                               base_bytes, memory_rate, g)
+                               base_bytes, memory_rate, g, compute_only=numeric_only)
         compute_time = tiled["compute"]
         compute_floor = 2.0 * g * m * n_eff * k_eff / peak
     else:
@@ -309,16 +326,14 @@ def gemm_columns(hw, m, n, k, dtype: str = "bf16", sparsity="dense", weight_dtyp
 
     total_bytes = base_bytes
     memory_time = total_bytes / memory_rate + hw.memory_ramp_s  # bytes at bandwidth after the ramp
-    overhead = np.full_like(m, hw.launch_overhead_s)
-    roof = roofline(compute_time, memory_time, 0.0)["roof_s"]
+    overhead = along(hw.launch_overhead_s, m)
     # What a profiler sums for the call: the kernels' own durations (torch's 2:4 path runs extra
     # kernels, which count), no launch latency; time_s is what the caller waits.
-    kernel_time = roof
     if family.sparse_extra:
         overhead = overhead + hw.sparse_kernel_extra_s
-        kernel_time = roof + hw.sparse_kernel_extra_s
-    time = roof + overhead
-    bound_code = bound_codes(compute_time, memory_time, overhead)
+    rl = roofline(compute_time, memory_time, overhead)
+    roof, time, bound_code = rl["roof_s"], rl["time_s"], rl["bound_code"]
+    kernel_time = roof + hw.sparse_kernel_extra_s if family.sparse_extra else roof
 
     if numeric_only:
         return {

@@ -37,10 +37,10 @@ import pandas as pd
 
 from simulator.core.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.methods.dynamic import DynamicMethod, parse_dynamic
-from simulator.core.checks import as_whole, broadcast
+from simulator.core.checks import MAX_DIMENSION, along, as_whole, broadcast
 from simulator.core.errors import SimulatorError
 from simulator.kernels.families import KERNEL_FAMILIES
-from simulator.kernels.gemm import gemm_columns
+from simulator.kernels.gemm import gemm_columns, gemm_priced
 from simulator.hardware.spec import load_hw
 from simulator.methods.kvcache import KV_METHODS, KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.kernels.ops import allreduce_columns, alltoall_columns, layer_text, memory_op_columns
@@ -483,8 +483,11 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         n = _stacked([o["n"] for o, _ in group_ops], n_points)
         k = _stacked([o["k"] for o, _ in group_ops], n_points)
         groups = _stacked([1.0 if o.get("grouped") is None else o["grouped"] for o, _ in group_ops], n_points)
-        cols = gemm_columns(hw, m, n, k, dtype, _sparsity_format(sparsity), weight_dtype, group, numeric_only=True,
-                            groups=groups)
+        fmt = _sparsity_format(sparsity)
+        if _plain_gemms(m, n, k, groups, dtype, weight_dtype):
+            cols = gemm_priced(hw, m, n, k, along(fmt.density, m), groups, dtype, fmt, weight_dtype, group)
+        else:  # gemm_columns' checks name what is wrong
+            cols = gemm_columns(hw, m, n, k, dtype, fmt, weight_dtype, group, numeric_only=True, groups=groups)
         for j, (o, copies) in enumerate(group_ops):
             part = slice(j * n_points, (j + 1) * n_points)
             o["columns"] = {key: (value[part] if isinstance(value, np.ndarray) else value)
@@ -807,6 +810,15 @@ def _stacked(values, n_points: int) -> np.ndarray:
     return rows.ravel()
 
 
+def _plain_gemms(m, n, k, groups, dtype: str, weight_dtype: str) -> bool:
+    """Whether stacked GEMM shapes pass gemm_columns' checks (whole dimensions >= 1 and finite,
+    groups >= 1, weights no wider than the math), so that gemm_priced may take them as they are."""
+    dims = np.concatenate((m, n, k))
+    return bool(BYTES_PER_ELEMENT[weight_dtype] <= BYTES_PER_ELEMENT[dtype] and np.all(dims >= 1.0)
+                and np.all(dims <= MAX_DIMENSION) and np.all(dims == np.floor(dims)) and np.all(groups >= 1.0)
+                and np.all(np.isfinite(groups)))
+
+
 def _largest(value) -> float:
     """np.max(value) as a float, without np.max's overhead on a scalar."""
     return float(value.max()) if isinstance(value, np.ndarray) else float(value)
@@ -1089,18 +1101,20 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
             "kv_read_bytes_per_step", "weight_bytes_per_gpu", *[f"time_{c}_s" for c in TIME_CATEGORIES],
             *[f"time_{k}_ops_s" for k in OP_KINDS])}
     fits = np.zeros(len(frame), dtype=bool)
-    for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).groups.items():
+    # the per-point columns as arrays once (selecting a group's rows from the frame costs more
+    # than pricing them)
+    phase_all = frame["phase"].to_numpy(object)
+    batch_all, context_all, generated_all, reserve_all = (
+        frame[c].to_numpy(float) for c in ("batch", "context", "generated", "memory_reserve_bytes"))
+    for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).indices.items():
         model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime, ep, dp = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
-        rows = frame.loc[index]
+        idx = np.asarray(index)
         cfg = load_model(model) if isinstance(model, str) else model
         hw = load_hw(hw_name)
-        ops, info = _plan(cfg, hw, rows["phase"].to_numpy(object), rows["batch"].to_numpy(float),
-                          rows["context"].to_numpy(float), int(tp), dtype, weights, recipe, kv_dtype,
-                          pipelines[kv_text], rows["generated"].to_numpy(float), dynamic, runtime, bool(ep),
-                          bool(dp))
-        totals = _reserve(_totals(ops, info, hw), rows["memory_reserve_bytes"].to_numpy(float), hw)
-        idx = np.asarray(index)
+        ops, info = _plan(cfg, hw, phase_all[idx], batch_all[idx], context_all[idx], int(tp), dtype, weights, recipe,
+                          kv_dtype, pipelines[kv_text], generated_all[idx], dynamic, runtime, bool(ep), bool(dp))
+        totals = _reserve(_totals(ops, info, hw), reserve_all[idx], hw)
         out["time_s"][idx] = totals["time_s"]
         out["tokens_per_s"][idx] = info["tokens_out"] / totals["time_s"]
         out["memory_bytes_per_gpu"][idx] = totals["memory"]
