@@ -227,3 +227,35 @@ def test_sources_name_documents_a_reader_can_find():
              *(root / "workloads").rglob("*.yaml"), *(root / "simulator").rglob("*.py")]
     offenders = [str(f.relative_to(root)) for f in files if "hwspec-facts" in f.read_text() or "[FACTS]" in f.read_text()]
     assert not offenders, offenders
+
+
+def test_a_name_is_resolved_again_when_its_spec_or_calibration_changes(tmp_path, monkeypatch):
+    # load_hw keeps what a name resolved to for the process, checked against the files' stamps:
+    # an edit in place, a calibration file added or removed, each shows at the next load
+    import shutil
+    import time
+
+    import yaml
+
+    from simulator.hardware.spec import hwspecs_dir
+
+    root = tmp_path / "hwspecs"
+    shutil.copytree(hwspecs_dir(), root, ignore=shutil.ignore_patterns("traces", "calibration.yaml"))
+    monkeypatch.setenv("SPARSIM_HWSPECS", str(root))
+    first = load_hw("h100")
+    assert load_hw("h100") is first  # unchanged files: the same spec object
+    path = root / "h100-sxm5-80gb.yaml"
+    time.sleep(0.01)
+    path.write_text(path.read_text().replace("bandwidth_GBps: 3352", "bandwidth_GBps: 3000"))
+    assert load_hw("h100").memory_bandwidth_bytes_per_s == 3000e9
+    record = {"device": "h100-sxm5-80gb", "fitted_utc": "2099-01-01T00:00:00+00:00", "traces": ["t.csv"],
+              "split": "by shape (test record)", "loss": "test", "train_rows": 1, "holdout_rows": 1,
+              "converged": True, "parameters": {"hbm": {"value": 0.5, "prior": 0.8}},
+              "errors": {"holdout_after": [{"class": "dense", "median_ape": 0.04}]}}
+    (root / "h100-sxm5-80gb").mkdir(exist_ok=True)
+    calibration = root / "h100-sxm5-80gb" / "calibration.yaml"
+    calibration.write_text(yaml.safe_dump(record))
+    assert load_hw("h100").efficiency.hbm.value == 0.5
+    assert load_hw("h100", calibrated=False).efficiency.hbm.value != 0.5
+    calibration.unlink()
+    assert load_hw("h100").efficiency.hbm.value == load_hw("h100", calibrated=False).efficiency.hbm.value

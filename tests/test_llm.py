@@ -335,3 +335,32 @@ def test_recipe_scope_applies_the_format_to_some_linear_layers_only():
         decode(model="llama-2-7b", recipe="2:4@ffn")
     with pytest.raises(SimulatorError, match="not to width"):
         decode(model="llama-2-7b", recipe="width:0.2@mlp")
+
+
+def test_the_op_record_holds_every_op_over_every_point():
+    # the op graph's record (core.roofline.OpTable): one row per op, each numeric column an
+    # (ops, points) array; the estimate's time is count x time_s summed over its rows, per point,
+    # and the op table is its first point
+    from simulator.core.roofline import OP_NUMERIC, OpTable
+    from simulator.hardware.spec import load_hw
+    from simulator.model.llm import _plan, _totals
+
+    batch, context = np.array([1.0, 8.0, 64.0]), np.array([512.0, 4096.0, 2048.0])
+    phase = np.array(["decode", "decode", "prefill"], dtype=object)
+    hw = load_hw("h100")
+    table, info = _plan(load_model("llama-3.1-8b"), hw, phase, batch, context, 2, "bf16", None, "2:4", None,
+                        "h2o", np.zeros(3), None, "vllm")
+    assert isinstance(table, OpTable) and len(table) == len(table.op) == len(set(table.op))
+    assert all(getattr(table, name).shape == (len(table), 3) for name in OP_NUMERIC)
+    assert {"runtime", "allreduce", "attention", "lm_head"} <= set(table.op)
+    totals = _totals(table, info, hw)
+    np.testing.assert_allclose(totals["time_s"], (table.time_s * table.count).sum(axis=0), rtol=1e-12)
+    assert np.all(table.time_s >= np.maximum(table.compute_time_s, table.memory_time_s))
+    one = estimate_model("llama-3.1-8b", "h100", "decode", 8, 4096, tp=2, recipe="2:4", kv_method="h2o",
+                         runtime="vllm")
+    np.testing.assert_allclose(one.ops["time_s"], table.time_s[:, 1], rtol=1e-12)
+    assert list(one.ops["op"]) == list(table.op)
+    with pytest.raises(ValueError, match="every column must be"):
+        OpTable({name: getattr(table, name) for name in ("scope", "layer", "op", "kind", "kernel")},
+                {name: getattr(table, name)[:, :2] if name == "flops" else getattr(table, name)
+                 for name in OP_NUMERIC}, table.bound_code, table.resident_weight_bytes)

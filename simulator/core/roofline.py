@@ -75,3 +75,51 @@ def bound_categorical(codes, bounds=KERNEL_BOUNDS) -> "pd.Categorical":
     labels = bound_labels(bounds)
     assert [int(b) for b in bounds] == list(range(len(labels))), "bounds must be Bound's leading members"
     return pd.Categorical.from_codes(np.asarray(codes).astype(np.int8), categories=labels)
+
+
+# ---- the op record -----------------------------------------------------------------------------
+
+# The numeric columns of an op row. Work and bytes are per launch of the op (one layer's worth),
+# ``count`` how many times it runs per step; times in seconds. ``kernel_time_s`` is the kernel's
+# own duration, what a profiler measures: its model's where it gives one, else the roof (the
+# overlapped compute/memory part); a collective's is its communication time.
+OP_NUMERIC = ("count", "m", "n", "k", "flops", "bytes", "bytes_weight", "bytes_metadata", "bytes_kv",
+              "compute_time_s", "memory_time_s", "overhead_s", "comm_time_s", "time_s", "kernel_time_s")
+# Per-op labels: where the op sits (scope, which layers), what it is (op, kind) and which kernel
+# family prices it.
+OP_LABELS = ("scope", "layer", "op", "kind", "kernel")
+
+
+class OpTable:
+    """The op record: the rows of an op graph over a set of points, as arrays.
+
+    Every OP_NUMERIC column is an (ops, points) float array, ``bound_code`` an (ops, points) array
+    of Bound codes, ``resident_weight_bytes`` one number per op (the weights it keeps in memory, all
+    its copies), and every OP_LABELS column a tuple of one label per op (``layer`` None outside the
+    layers). A whole model's time is a few array operations over it, never a loop over ops."""
+
+    __slots__ = OP_LABELS + OP_NUMERIC + ("bound_code", "resident_weight_bytes")
+
+    def __init__(self, labels: dict, numeric: dict, bound_code, resident_weight_bytes):
+        for name in OP_LABELS:
+            setattr(self, name, tuple(labels[name]))
+        for name in OP_NUMERIC:
+            setattr(self, name, numeric[name])
+        if {numeric[name].shape for name in OP_NUMERIC} != {(len(self.op), self.time_s.shape[1])}:
+            raise ValueError(f"OpTable: every column must be (ops, points) = ({len(self.op)}, points)")
+        self.bound_code = bound_code
+        self.resident_weight_bytes = np.asarray(resident_weight_bytes, float)
+
+    def __len__(self) -> int:
+        return len(self.op)
+
+    @property
+    def n_points(self) -> int:
+        return self.time_s.shape[1]
+
+    def extended(self, other: "OpTable") -> "OpTable":
+        """This table with ``other``'s rows after its own (same points)."""
+        return OpTable({name: getattr(self, name) + getattr(other, name) for name in OP_LABELS},
+                       {name: np.concatenate((getattr(self, name), getattr(other, name))) for name in OP_NUMERIC},
+                       np.concatenate((self.bound_code, other.bound_code)),
+                       np.concatenate((self.resident_weight_bytes, other.resident_weight_bytes)))

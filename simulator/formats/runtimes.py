@@ -126,15 +126,16 @@ def runtime_name(name: "str | None") -> str:
     return DEFAULT_RUNTIME if name is None else str(name).strip().lower()
 
 
-def reprice_launches(columns: dict, launch_s, hw, sparse_extra: bool = False) -> None:
-    """Re-price an op's launch overhead in place: the spec's eager launch cost in ``overhead_s``
-    becomes ``launch_s`` per launch (an array over the points). ``sparse_extra``: the op's overhead
-    also holds the device's sparse-kernel extra (torch's 2:4 path's extra kernels), which is kernel
-    work and stays. Time and bound are recomputed."""
+def reprice_launches(columns: dict, launch_s, hw, sparse_extra=False) -> None:
+    """Re-price ops' launch overhead in place: the spec's eager launch cost in ``overhead_s``
+    becomes ``launch_s`` per launch (an array over the points). The columns are one op's arrays
+    over the points, or an op record's (ops, points) arrays. ``sparse_extra`` (one bool, or one per
+    op as an (ops, 1) array): the op's overhead also holds the device's sparse-kernel extra (torch's
+    2:4 path's extra kernels), which is kernel work and stays. Time and bound are recomputed."""
     overhead = np.asarray(columns["overhead_s"], float)
     if not np.any(overhead):
         return
-    extra = hw.sparse_kernel_extra_s if sparse_extra else 0.0
+    extra = hw.sparse_kernel_extra_s * np.asarray(sparse_extra, float)  # per op where an array
     launches = np.maximum(overhead - extra, 0.0) / hw.launch_overhead_s
     new_overhead = launches * launch_s + (overhead - np.maximum(overhead - extra, 0.0))
     time = np.asarray(columns["time_s"], float)

@@ -631,6 +631,44 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
         return load_hw_file(text)  # a user's own spec: no calibration is looked up
     key = text.strip().lower()
     folder = hwspecs_dir()
+    found = _RESOLVED.get((str(folder), key, calibrated))
+    if found is not None and _stamps(found[1]) == found[2]:
+        return found[0]
+    spec, direct = _resolve_hw(text, key, folder, calibrated)
+    # what decided the answer: the folders (a file added or removed: an alias, a calibration
+    # file) and the files read; any of them changed, the name is resolved again
+    paths = [str(folder), str(direct), str(folder / spec.id)]
+    sibling = spec.compute_calibration_from
+    if calibrated and sibling is not None:
+        paths.append(str(folder / sibling.device))
+    if calibrated:
+        paths += [p for p in (str(folder / spec.id / "calibration.yaml"),
+                              str(folder / sibling.device / "calibration.yaml") if sibling is not None else None)
+                  if p is not None]
+    if len(_RESOLVED) > 256:
+        _RESOLVED.clear()
+    _RESOLVED[(str(folder), key, calibrated)] = (spec, tuple(paths), _stamps(tuple(paths)))
+    return spec
+
+
+# (hwspecs folder, name, calibrated) -> (spec, paths it depends on, their stamps): a name is
+# resolved once per process while none of its files or folders changes (one os.stat each)
+_RESOLVED: dict = {}
+
+
+def _stamps(paths: tuple) -> tuple:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _resolve_hw(text: str, key: str, folder: Path, calibrated: bool) -> tuple[HardwareSpec, Path]:
+    """load_hw of a name: the spec and the file it was read from."""
     direct = folder / f"{key}.yaml"
     if not direct.is_file():
         index = _alias_index(folder, folder.stat().st_mtime_ns)
@@ -639,7 +677,7 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
     if direct.is_file():
         spec = load_hw_file(direct)
         if not calibrated:
-            return spec
+            return spec, direct
         # Layers, applied in order: a same-silicon sibling's compute side, then the device's own
         # fit (which wins where it pinned a parameter, and leaves the sibling's where it did not).
         layers = []
@@ -650,8 +688,8 @@ def load_hw(name: "str | Path | HardwareSpec", calibrated: bool = True) -> Hardw
             layers.append((folder / spec.id / "calibration.yaml", False))
         if layers:
             return _calibrated(direct, direct.stat().st_mtime,
-                               tuple((path, path.stat().st_mtime, compute_only) for path, compute_only in layers))
-        return spec
+                               tuple((path, path.stat().st_mtime, compute_only) for path, compute_only in layers)), direct
+        return spec, direct
     index = _alias_index(folder, folder.stat().st_mtime_ns)
     known = ", ".join(p.stem for p in _spec_files())
     aliases = ", ".join(sorted(index))

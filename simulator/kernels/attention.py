@@ -190,10 +190,28 @@ def attention_parameters(hw, overrides: "dict | None" = None) -> dict[str, float
     return values
 
 
+# (id of a spec object, section) -> (the spec, its section): read once per spec object (a spec
+# loaded again after its calibration file changed is a new object); the spec is held so that its
+# id is not reused while the entry lives
+_SECTIONS: dict = {}
+
+
 def _calibrated_section(hw, section: str) -> dict[str, float]:
-    """The named section of ``hw``'s own calibration.yaml (empty when ``hw`` is uncalibrated)."""
+    """The named section of ``hw``'s own calibration.yaml (empty when ``hw`` is uncalibrated), as
+    it was when first read for this spec object."""
     if getattr(hw, "calibration", None) is None or str(hw.calibration).startswith("INHERITED"):
         return {}
+    entry = _SECTIONS.get((id(hw), section))
+    if entry is not None and entry[0] is hw:
+        return dict(entry[1])
+    if len(_SECTIONS) > 256:
+        _SECTIONS.clear()
+    values = _read_calibrated_section(hw, section)
+    _SECTIONS[(id(hw), section)] = (hw, values)
+    return dict(values)
+
+
+def _read_calibrated_section(hw, section: str) -> dict[str, float]:
     from simulator.hardware.spec import hwspecs_dir
 
     path = hwspecs_dir() / hw.id / "calibration.yaml"
@@ -221,11 +239,12 @@ def _whole(name: str, value, low: int) -> np.ndarray:
 
 
 def _block_n(head_dim: np.ndarray) -> np.ndarray:
-    kernel = DEFAULT_ATTENTION_KERNEL
-    out = np.full(head_dim.shape, float(kernel.block_n_by_head_dim[-1][1]))
-    for limit, tokens in reversed(kernel.block_n_by_head_dim):
-        out = np.where(head_dim <= limit, float(tokens), out)
-    return out
+    """The kernel's K/V tile rows for each head dimension (the first table entry whose limit it
+    does not exceed; beyond every limit, the last entry's)."""
+    table = DEFAULT_ATTENTION_KERNEL.block_n_by_head_dim
+    limits = np.array([limit for limit, _ in table], dtype=float)
+    tokens = np.array([tokens for _, tokens in table] + [table[-1][1]], dtype=float)
+    return tokens[np.searchsorted(limits, head_dim, side="left")]
 
 
 def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, dtype: str,
@@ -287,18 +306,19 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     combine = params["combine_us"] * 1e-6 * (s > 1)
     cost = np.maximum(sm_time, hbm_time) + combine
     best = np.argmin(cost, axis=1)
-    pick = lambda a: a[np.arange(a.shape[0]), best]
+    at = (np.arange(cost.shape[0]), best)
     splits = best + 1.0
-    compute = pick(sm_time)
-    memory = pick(hbm_time)
+    compute = sm_time[at]
+    memory = hbm_time[at]
     fixed = params["fixed_us"] * 1e-6
-    kernel = fixed + np.maximum(compute, memory) + pick(np.broadcast_to(combine, cost.shape))
+    combined = params["combine_us"] * 1e-6 * (splits > 1)  # the chosen candidate's combine
+    kernel = fixed + np.maximum(compute, memory) + combined
     # One launch per call: with splits, the combine kernel is enqueued from C++ right behind the split
     # kernel while that one runs (its microseconds of work cover the enqueue), so the caller does not
     # wait for a second launch. (Counting one made a step faster when one more sequence dropped the
     # split: the caller's time must not fall as the batch grows.)
     launches = np.ones_like(splits)
-    bound = bound_codes(compute, memory, fixed + pick(np.broadcast_to(combine, cost.shape)))
+    bound = bound_codes(compute, memory, fixed + combined)
     return {"flops": flops, "bytes": base_bytes + partial_bytes * (splits > 1) * 2.0 * splits,
             "compute_time_s": compute, "memory_time_s": memory, "kernel_time_s": kernel,
             "time_s": kernel + hw.launch_overhead_s * launches, "splits": splits, "bound_code": bound}

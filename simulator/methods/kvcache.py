@@ -873,22 +873,8 @@ class KVPipeline:
         """Evaluate the pipeline on ``env``'s points: layer groups with their per-point token and
         byte counts, the extra ops, and the memory held and transient (per GPU)."""
         self.check(env)
-        layers = env.layers
         prune, select, merge, read, quant = (self.role(r) for r in ("prune", "select", "merge", "read", "quantize"))
-        keep = prune.keep_per_layer(layers) if prune else np.ones(layers)
-        merged = merge.merged_layers(layers) if merge else np.zeros(layers, dtype=bool)
-        selected = ~read.dense_mask(layers) if read else np.zeros(layers, dtype=bool)
-        bins = max([a.bins for a in self.allocators()] or [1])
-        depth = np.arange(layers) / max(layers - 1, 1)
-        depth_bin = np.minimum((np.arange(layers) * bins) // layers, bins - 1)
-        keys = list(zip(keep.tolist(), merged.tolist(), selected.tolist(), depth_bin.tolist()))
-        order = list(dict.fromkeys(keys))
-        groups = []
-        for index, key in enumerate(order):
-            members = np.array([k == key for k in keys])
-            label = "" if len(order) == 1 else f"[{index}]"
-            groups.append(KVGroup(count=float(members.sum()), keep=key[0], depth=float(depth[members].mean()),
-                                  merged=key[1], read_selected=key[2], label=label, layers=layer_text(members)))
+        groups = [KVGroup(**fields) for fields in _layer_groups(self, env.layers)]
 
         q, context = env.q_len, env.context
         held_total = np.zeros_like(context)
@@ -932,6 +918,29 @@ class KVPipeline:
                          for m in self.methods), np.zeros_like(context))
         return KVProfile(groups=groups, extra_ops=extra, held_bytes_per_gpu=held_total,
                          transient_bytes_per_gpu=transient)
+
+
+@functools.lru_cache(maxsize=256)
+def _layer_groups(pipeline: KVPipeline, layers: int) -> tuple:
+    """The layers of a model with ``layers`` layers grouped by what the pipeline does to them (the
+    prompt fraction kept, merged or not, read selectively or not, allocator depth bin), as KVGroup
+    fields per group, in order of first layer: the same for every point, so found once."""
+    prune, merge, read = (pipeline.role(r) for r in ("prune", "merge", "read"))
+    keep = prune.keep_per_layer(layers) if prune else np.ones(layers)
+    merged = merge.merged_layers(layers) if merge else np.zeros(layers, dtype=bool)
+    selected = ~read.dense_mask(layers) if read else np.zeros(layers, dtype=bool)
+    bins = max([a.bins for a in pipeline.allocators()] or [1])
+    depth = np.arange(layers) / max(layers - 1, 1)
+    depth_bin = np.minimum((np.arange(layers) * bins) // layers, bins - 1)
+    keys = list(zip(keep.tolist(), merged.tolist(), selected.tolist(), depth_bin.tolist()))
+    order = list(dict.fromkeys(keys))
+    groups = []
+    for index, key in enumerate(order):
+        members = np.array([k == key for k in keys])
+        label = "" if len(order) == 1 else f"[{index}]"
+        groups.append(dict(count=float(members.sum()), keep=key[0], depth=float(depth[members].mean()),
+                           merged=key[1], read_selected=key[2], label=label, layers=layer_text(members)))
+    return tuple(groups)
 
 
 NONE = KVPipeline()

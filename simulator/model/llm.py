@@ -44,7 +44,7 @@ from simulator.kernels.gemm import gemm_columns, gemm_priced
 from simulator.hardware.spec import load_hw
 from simulator.methods.kvcache import KV_METHODS, KVEnv, attention_columns, extra_op_columns, parse_kv_method
 from simulator.kernels.ops import allreduce_columns, alltoall_columns, layer_text, memory_op_columns
-from simulator.core.roofline import Bound, bound_codes, bound_labels, roofline
+from simulator.core.roofline import OP_NUMERIC, Bound, OpTable, bound_codes, bound_labels, roofline
 from simulator.formats.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
 from simulator.formats.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
 
@@ -342,7 +342,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         ``layer``: the layers the row stands for (layer_text); None outside the layers."""
         ops.append({"scope": scope, "op": op, "kind": kind, "count": count, "columns": columns,
                     "m": m, "n": n, "k": k, "resident_total": float(resident_total),
-                    "bytes_kv": columns.get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv, "layer": layer})
+                    "bytes_kv": (columns or {}).get("bytes_kv", 0.0) if bytes_kv is None else bytes_kv,
+                    "layer": layer})
 
     n_points = len(batch)
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
@@ -350,7 +351,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
 
     def memory_op(op, count, bytes_moved, scope="layers", resident_total=0.0, layer=None):
         """A memory-bound kernel (norm, activation, gather) moving ``bytes_moved``."""
-        add(op, "memory", count, {}, resident_total=resident_total, scope=scope, layer=layer)
+        add(op, "memory", count, None, resident_total=resident_total, scope=scope, layer=layer)
         pending_memory.append((ops[-1], bytes_moved))
 
     def gemm(op, m, n, k, count, sparsity, scope="layers", weight_copies=None, role=None, layer=None,
@@ -365,7 +366,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             n_keep, k_keep = dyn.keep(role, m)
             n = np.maximum(1.0, np.ceil(n * np.asarray(n_keep, float)))
             k = np.maximum(1.0, np.ceil(k * np.asarray(k_keep, float)))
-        add(op, "gemm", count, {}, m, n, k, 0.0, scope, layer=layer)
+        add(op, "gemm", count, None, m, n, k, 0.0, scope, layer=layer)
         ops[-1]["role"] = role
         ops[-1]["grouped"] = grouped
         copies = (count if weight_copies is None else weight_copies) * (dyn.resident_fraction(role) if role else 1.0)
@@ -472,11 +473,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
          weight_copies=0.0 if cfg.tied_embeddings else 1.0)  # tied: it reads the embedding table
 
     # memory_op_columns prices element by element: one call for all gives each op the numbers
-    # a call of its own would
-    cols = memory_op_columns(hw, _stacked([b for _, b in pending_memory], n_points))
-    for j, (o, _) in enumerate(pending_memory):
-        part = slice(j * n_points, (j + 1) * n_points)
-        o["columns"] = {key: value[part] for key, value in cols.items()}
+    # a call of its own would. Each batched call's result is a block of rows of the op table.
+    blocks = [([o for o, _ in pending_memory],
+               memory_op_columns(hw, _stacked([b for _, b in pending_memory], n_points)))]
     for sparsity in dict.fromkeys(sp for _, sp, _ in pending):
         group_ops = [(o, copies) for o, sp, copies in pending if sp == sparsity]
         m = _stacked([o["m"] for o, _ in group_ops], n_points)
@@ -488,29 +487,34 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             cols = gemm_priced(hw, m, n, k, along(fmt.density, m), groups, dtype, fmt, weight_dtype, group)
         else:  # gemm_columns' checks name what is wrong
             cols = gemm_columns(hw, m, n, k, dtype, fmt, weight_dtype, group, numeric_only=True, groups=groups)
+        stored = cols["stored_bytes_each"][::n_points]  # each op's, at its first point (per expert where grouped)
         for j, (o, copies) in enumerate(group_ops):
-            part = slice(j * n_points, (j + 1) * n_points)
-            o["columns"] = {key: (value[part] if isinstance(value, np.ndarray) else value)
-                            for key, value in cols.items()}
-            stored = o["columns"].pop("stored_bytes_each")[0]  # per expert where grouped
-            o["resident_total"] = float(stored * copies)
-            efficiency = dyn.read_efficiency(o["role"]) if o.get("role") else 1.0
-            if efficiency < 1.0:  # a sparse kernel that streams its selected weights less efficiently
-                c = o["columns"]
-                c["memory_time_s"] = c["memory_time_s"] / efficiency
-                roof = roofline(c["compute_time_s"], c["memory_time_s"], c["overhead_s"])
-                c["time_s"], c["bound_code"] = roof["time_s"], roof["bound_code"]
+            o["resident_total"] = float(stored[j] * copies)
+        blocks.append(([o for o, _ in group_ops], cols))
+    table = _table(ops, blocks, n_points)
+
+    # a sparse kernel that streams its selected weights less efficiently (a dynamic method's)
+    efficiency = np.array([dyn.read_efficiency(o["role"]) if o.get("role") else 1.0 for o in ops])
+    slow = np.flatnonzero(efficiency < 1.0)
+    if slow.size:
+        memory = table.memory_time_s[slow] / efficiency[slow, None]
+        roof = roofline(table.compute_time_s[slow], memory, table.overhead_s[slow])
+        table.memory_time_s[slow], table.time_s[slow], table.bound_code[slow] = memory, roof["time_s"], roof["bound_code"]
 
     # The runtime's launch path (simulator/formats/runtimes.py): each op's launches at the runtime's cost for
-    # its phase (eager: the spec's, nothing changes)
+    # its phase (eager: the spec's, nothing changes), all ops at once
     if profile.changes_launches:
         launch_s = profile.launch_s(hw, prefill)
-        for o in ops:
-            reprice_launches(o["columns"], launch_s, hw,
-                             sparse_extra=_sparse_extra(o["columns"].get("kernel")))
+        columns = {key: getattr(table, key) for key in ("overhead_s", "time_s", "bound_code", "compute_time_s",
+                                                         "memory_time_s")}
+        reprice_launches(columns, launch_s, hw,
+                         sparse_extra=np.array([_sparse_extra(kernel) for kernel in table.kernel])[:, None])
+        for key in ("overhead_s", "time_s", "bound_code"):
+            getattr(table, key)[...] = columns[key]
 
     # Offloaded FFN work (PowerInfer's CPU neurons, LLM in a Flash's loads), per token group
     # (the base DynamicMethod offloads nothing: no need for the model copy).
+    later = len(ops)  # rows added from here on join the table at the end
     if type(dyn).offload_seconds is not DynamicMethod.offload_seconds:
         offload_cfg = cfg.model_copy(update={"ffn": int(ffn_gpu), "hidden": int(hidden)})
         ends = [g[3] for g in ffn_groups[1:]] + [ffn_end]
@@ -519,8 +523,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             if extra is None:
                 continue
             # this token group's FFN GEMMs only (later groups' ops follow them in the list)
-            group_ops = [o for o in ops[start:end] if o.get("role") in ("mlp_in", "mlp_out")]
-            device_ffn = sum(o["columns"]["time_s"] * o["count"] for o in group_ops) / t_layers
+            rows = [i for i in range(start, end) if ops[i].get("role") in ("mlp_in", "mlp_out")]
+            device_ffn = sum(table.time_s[i] * table.count[i] for i in rows) / t_layers
             wait = np.maximum(0.0, extra - device_ffn) if dyn.overlaps_device else extra
             wait = np.broadcast_to(np.asarray(wait, float), (n_points,)).copy()
             zeros = np.zeros(n_points)
@@ -535,6 +539,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
             {"flops": zeros, "bytes": zeros, "compute_time_s": zeros, "memory_time_s": zeros,
              "overhead_s": host, "comm_time_s": zeros, "time_s": host, "bound_code": np.full(n_points, int(Bound.RUNTIME))},
             scope="host")
+    if len(ops) > later:
+        table = table.extended(_table(ops[later:], [], n_points))
 
     # Memory per GPU (weights do not depend on the point; KV and activations do).
     weights_gpu = sum(o["resident_total"] for o in ops)
@@ -554,7 +560,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         "tokens_out": np.where(prefill, batch_total * context, batch_total),
         "weights_gpu": weights_gpu, "kv_gpu": kv_gpu, "activations": activations,
     }
-    return ops, context_info
+    return table, context_info
 
 
 def expected_experts_touched(experts, top_k, tokens):
@@ -744,7 +750,8 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
     from simulator.kernels.attention import attention_parameters, flash_attention_columns
 
     shape = (n_points,)
-    as_points = lambda v: np.broadcast_to(np.asarray(v, float), shape).astype(float)
+    like = np.empty(shape)
+    as_points = lambda v: along(v, like)
     c = flash_attention_columns(hw, attention_parameters(hw), as_points(batch), as_points(g.new),
                                 as_points(g.read_tokens), as_points(heads_gpu), as_points(kv_heads_gpu),
                                 as_points(head_dim), dtype, np.ones(shape, dtype=bool))
@@ -801,6 +808,68 @@ def _layer_partition(keep: tuple, recipe_counts: tuple, dense_layers: "int | Non
 
 
 
+# The op record's columns a cost model prices (the rest, _OWN, are the op's own).
+_PRICED = tuple(key for key in OP_NUMERIC if key not in ("count", "m", "n", "k", "bytes_kv"))
+
+
+def _table(ops, blocks, n_points: int) -> OpTable:
+    """The op record of ``ops``: each op's own columns (count, m, n, k, bytes_kv, the resident
+    weights), and the priced ones from its cost model: ``blocks`` are (ops, columns) of one
+    batched call whose arrays hold those ops' points one op after the other; every other op
+    carries its own ``columns`` (arrays over the points, or scalars). A column a cost model
+    does not give is 0, but ``kernel_time_s``: the roof (a collective's: its communication time)."""
+    n_ops = len(ops)
+    own = np.empty((len(_OWN), n_ops, n_points))
+    for i, o in enumerate(ops):
+        for r, key in enumerate(_OWN):
+            value = o[key]
+            own[r, i] = np.nan if value is None else value
+    # the priced columns as one (column, op, point) array, filled a block of ops at a time
+    priced = np.zeros((len(_PRICED) + 1, n_ops, n_points))  # the last: bound codes
+    kernel = [o["kind"] for o in ops]
+    index = {id(o): i for i, o in enumerate(ops)}
+    for members, columns in blocks:
+        if not members:
+            continue
+        rows = [index[id(o)] for o in members]
+        zero = np.zeros(len(rows) * n_points)
+        priced[:, rows] = np.stack([columns.get(key, zero) for key in _PRICED_CODE]).reshape(
+            len(_PRICED_CODE), len(rows), n_points)
+        if "kernel_time_s" not in columns:
+            _default_kernel_time(priced, rows, "comm_time_s" in columns)
+        label = columns.get("kernel")
+        if label is not None:
+            for i in rows:
+                kernel[i] = label
+    for i, o in enumerate(ops):
+        columns = o["columns"]
+        if columns is None:
+            continue
+        for r, key in enumerate(_PRICED_CODE):
+            if key in columns:
+                priced[r, i] = columns[key]
+        if "kernel_time_s" not in columns:
+            _default_kernel_time(priced, [i], "comm_time_s" in columns)
+        kernel[i] = columns.get("kernel", kernel[i])
+    numeric = dict(zip(_OWN, own))
+    numeric.update(zip(_PRICED, priced))
+    labels = {"scope": [o["scope"] for o in ops], "layer": [o["layer"] for o in ops], "op": [o["op"] for o in ops],
+              "kind": [o["kind"] for o in ops], "kernel": kernel}
+    return OpTable(labels, numeric, priced[-1].astype(np.int64), [o["resident_total"] for o in ops])
+
+
+_OWN = ("count", "bytes_kv", "m", "n", "k")  # the op record's columns an op carries itself
+_PRICED_CODE = _PRICED + ("bound_code",)
+_KERNEL_TIME, _COMM, _COMPUTE, _MEMORY = (_PRICED.index(key) for key in
+                                          ("kernel_time_s", "comm_time_s", "compute_time_s", "memory_time_s"))
+
+
+def _default_kernel_time(priced, rows, collective: bool) -> None:
+    """kernel_time_s where a cost model gives none: a collective's communication time, else the roof."""
+    priced[_KERNEL_TIME, rows] = priced[_COMM, rows] if collective else np.maximum(priced[_COMPUTE, rows],
+                                                                                   priced[_MEMORY, rows])
+
+
 def _stacked(values, n_points: int) -> np.ndarray:
     """``values`` (scalars or arrays over the points) broadcast to ``n_points`` each and
     concatenated, as floats."""
@@ -824,18 +893,15 @@ def _largest(value) -> float:
     return float(value.max()) if isinstance(value, np.ndarray) else float(value)
 
 
-def _totals(ops, info, hw):
-    """Per-point sums over the op table: time, categories, memory, fit.
+def _totals(ops: OpTable, info, hw):
+    """Per-point sums over the op record: time, categories, memory, fit.
 
     Each sum adds the ops in table order, one after the other from 0.0, as a loop over the ops
     would (np.sum may pair terms up, which rounds differently): all sums at once, as one
     np.add.accumulate over a (quantity, op, point) array whose first op row is zeros."""
     n_ops, n_points = len(ops), len(info["batch"])
-    time, flops, bytes_, code = (_rows([o["columns"][key] for o in ops], n_points)
-                                 for key in ("time_s", "flops", "bytes", "bound_code"))
-    count = _rows([o["count"] for o in ops], n_points)
-    kv_read = _rows([o["bytes_kv"] for o in ops], n_points)
-    kind, by_code, applies = _kind_tables(tuple(o["kind"] for o in ops))
+    time, flops, bytes_, code, count, kv_read = ops.time_s, ops.flops, ops.bytes, ops.bound_code, ops.count, ops.bytes_kv
+    kind, by_code, applies = _kind_tables(ops.kind)
     # the category each op's time at each point goes to
     category = np.where(code == 0, by_code[0], np.where(code == 1, by_code[1],
                                                         np.where(code == 2, by_code[2], by_code[3])))
@@ -980,26 +1046,19 @@ OP_COLUMNS = ("phase", "scope", "layer", "op", "kind", "kernel", "count", "m", "
 
 _TEXT_COLUMNS = ("phase", "scope", "layer", "op", "kind", "kernel", "bound")
 
-# The op table's numeric columns but total_time_s (time_s x count), in OP_COLUMNS order, with where
-# each is read: the op itself (m, n, k, ...) or the cost model's columns ("c"), 0.0 where absent.
-_NUMERIC_SOURCES = (("count", "count", "op"), ("m", "m", "op"), ("n", "n", "op"), ("k", "k", "op"),
-                    ("flops", "flops", "c"), ("bytes", "bytes", "c"), ("bytes_weight", "bytes_weight", "c"),
-                    ("bytes_metadata", "bytes_metadata", "c"), ("bytes_kv", "bytes_kv", "op"),
-                    ("resident_weight_bytes", "resident_total", "op"), ("compute_time_s", "compute_time_s", "c"),
-                    ("memory_time_s", "memory_time_s", "c"), ("overhead_s", "overhead_s", "c"),
-                    ("comm_time_s", "comm_time_s", "c"), ("time_s", "time_s", "c"))
+# The op table's numeric columns but total_time_s (time_s x count), in OP_COLUMNS order: the op
+# record's columns of the same names.
+_NUMERIC_COLUMNS = tuple(name for name in OP_COLUMNS if name not in _TEXT_COLUMNS and name != "total_time_s")
 
 
-def _op_table(ops, phase: str) -> pd.DataFrame:
+def _op_table(ops: OpTable, phase: str) -> pd.DataFrame:
     """The op table of a one-point estimate: a row per op, OP_COLUMNS, at the first point.
     ``layer`` says which layers a row stands for (0-based among the kept layers: '0-79'); rows
     outside the layers (embedding, head) have none (NaN)."""
-    numeric = np.array([[_first(o[key] if where == "op" else o["columns"].get(key, 0.0)) for o in ops]
-                        for _, key, where in _NUMERIC_SOURCES])
-    bounds = tuple(_BOUNDS[int(_first(o["columns"]["bound_code"]))] for o in ops)
-    text = _text_columns(tuple((phase, o["scope"], o["layer"], o["op"], o["kind"],
-                                o["columns"].get("kernel", o["kind"])) for o in ops), bounds)
-    columns = dict(zip((name for name, _, _ in _NUMERIC_SOURCES), numeric))
+    columns = {name: ops.resident_weight_bytes.copy() if name == "resident_weight_bytes" else getattr(ops, name)[:, 0].copy()
+               for name in _NUMERIC_COLUMNS}
+    bounds = tuple(_BOUNDS[int(c)] for c in ops.bound_code[:, 0])
+    text = _text_columns(tuple(zip((phase,) * len(ops), ops.scope, ops.layer, ops.op, ops.kind, ops.kernel)), bounds)
     columns["total_time_s"] = columns["time_s"] * columns["count"]
     return pd.DataFrame({name: text[name].copy() if name in _TEXT_COLUMNS else columns[name]
                          for name in OP_COLUMNS}, copy=False)

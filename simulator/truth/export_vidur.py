@@ -149,15 +149,12 @@ def _per_layer_kernel_ms(ops, shape) -> dict:
     that stand for it (one per layer group), per launch."""
     total = {op: np.zeros(shape) for op in MLP_OPS}
     launches = {op: np.zeros(shape) for op in MLP_OPS}
-    for o in ops:
-        base = o["op"].split("[", 1)[0]
-        name = _SPARSIM_OPS.get(base)
+    for i, op in enumerate(ops.op):
+        name = _SPARSIM_OPS.get(op.split("[", 1)[0])
         if name is None:
             continue
-        c = o["columns"]
-        kernel = c["kernel_time_s"] if "kernel_time_s" in c else np.maximum(c["compute_time_s"], c["memory_time_s"])
-        count = np.broadcast_to(np.asarray(o["count"], float), shape)
-        total[name] = total[name] + np.broadcast_to(kernel, shape) * count
+        count = ops.count[i].reshape(shape)
+        total[name] = total[name] + ops.kernel_time_s[i].reshape(shape) * count
         launches[name] = launches[name] + count
     return {op: np.where(launches[op] > 0, total[op] / np.maximum(launches[op], 1e-300), 0.0) * 1e3
             for op in MLP_OPS}
@@ -277,11 +274,9 @@ def attention_table(model, hw, tp=None, dtype: str = "fp16", kv_dtype=None, kv_m
         ops, info = _plan(cfg, hw, np.full(b.shape, "decode", dtype=object), b, kv + 1.0, t, dtype, None, "dense",
                           kv_dtype, kv_method, np.zeros_like(b), None)
         per_layer = np.zeros(b.shape)
-        for o in ops:
-            if o["kind"] in ("attention", "kv-method"):
-                c = o["columns"]
-                kernel = c.get("kernel_time_s", np.maximum(c["compute_time_s"], c["memory_time_s"]))
-                per_layer = per_layer + np.broadcast_to(kernel, b.shape) * np.broadcast_to(np.asarray(o["count"], float), b.shape)
+        for i, kind in enumerate(ops.kind):
+            if kind in ("attention", "kv-method"):
+                per_layer = per_layer + ops.kernel_time_s[i].reshape(b.shape) * ops.count[i].reshape(b.shape)
         decode_ms = per_layer / info["layers"] * 1e3
         # prefill: one sequence, a chunk over a cached prefix, dense FlashAttention
         chunk = prefill["prefill_chunk_size"].to_numpy(float)
