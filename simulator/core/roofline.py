@@ -103,10 +103,12 @@ class OpTable:
     def __init__(self, labels: dict, numeric: dict, bound_code, resident_weight_bytes):
         for name in OP_LABELS:
             setattr(self, name, tuple(labels[name]))
+        shape = (len(self.op), np.shape(numeric["time_s"])[-1])
         for name in OP_NUMERIC:
-            setattr(self, name, numeric[name])
-        if {numeric[name].shape for name in OP_NUMERIC} != {(len(self.op), self.time_s.shape[1])}:
-            raise ValueError(f"OpTable: every column must be (ops, points) = ({len(self.op)}, points)")
+            value = numeric[name]
+            if value.shape != shape:
+                raise ValueError(f"OpTable: every column must be (ops, points) = {shape}; {name} is {value.shape}")
+            setattr(self, name, value)
         self.bound_code = bound_code
         self.resident_weight_bytes = np.asarray(resident_weight_bytes, float)
 

@@ -820,10 +820,13 @@ def _table(ops, blocks, n_points: int) -> OpTable:
     does not give is 0, but ``kernel_time_s``: the roof (a collective's: its communication time)."""
     n_ops = len(ops)
     own = np.empty((len(_OWN), n_ops, n_points))
-    for i, o in enumerate(ops):
-        for r, key in enumerate(_OWN):
-            value = o[key]
-            own[r, i] = np.nan if value is None else value
+    for r, key in enumerate(_OWN):
+        values = [np.nan if o[key] is None else o[key] for o in ops]
+        if all(type(v) is float for v in values):  # one number per op: one array call
+            own[r] = np.array(values)[:, None]
+            continue
+        for i, value in enumerate(values):
+            own[r, i] = value
     # the priced columns as one (column, op, point) array, filled a block of ops at a time
     priced = np.zeros((len(_PRICED) + 1, n_ops, n_points))  # the last: bound codes
     kernel = [o["kind"] for o in ops]
@@ -881,11 +884,12 @@ def _stacked(values, n_points: int) -> np.ndarray:
 
 def _plain_gemms(m, n, k, groups, dtype: str, weight_dtype: str) -> bool:
     """Whether stacked GEMM shapes pass gemm_columns' checks (whole dimensions >= 1 and finite,
-    groups >= 1, weights no wider than the math), so that gemm_priced may take them as they are."""
+    groups >= 1 and finite, weights no wider than the math), so that gemm_priced may take them as
+    they are (a NaN fails every comparison, so it fails here too)."""
     dims = np.concatenate((m, n, k))
-    return bool(BYTES_PER_ELEMENT[weight_dtype] <= BYTES_PER_ELEMENT[dtype] and np.all(dims >= 1.0)
-                and np.all(dims <= MAX_DIMENSION) and np.all(dims == np.floor(dims)) and np.all(groups >= 1.0)
-                and np.all(np.isfinite(groups)))
+    return bool(BYTES_PER_ELEMENT[weight_dtype] <= BYTES_PER_ELEMENT[dtype] and dims.min() >= 1.0
+                and dims.max() <= MAX_DIMENSION and (np.floor(dims) == dims).all() and groups.min() >= 1.0
+                and groups.max() < np.inf)
 
 
 def _largest(value) -> float:
