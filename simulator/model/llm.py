@@ -26,6 +26,7 @@ Over 600 lines: the op graph of one phase, its MoE and MLA pieces, the per-point
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -46,7 +47,7 @@ from simulator.methods.kvcache import KV_METHODS, KVEnv, attention_columns, extr
 from simulator.kernels.ops import allreduce_columns, alltoall_columns, layer_text, memory_op_columns
 from simulator.core.roofline import OP_NUMERIC, Bound, OpTable, bound_codes, bound_labels, roofline
 from simulator.formats.runtimes import DEFAULT_RUNTIME, load_runtime, reprice_launches, runtime_name
-from simulator.formats.sparsity import UNSTRUCTURED_STORAGES, parse_fraction, parse_sparsity
+from simulator.formats.sparsity import UNSTRUCTURED_STORAGES, Block, Unstructured, parse_fraction, parse_sparsity
 
 PHASES = ("prefill", "decode")
 STRUCTURED_AXES = {"width": "FFN channels (LLM-Pruner)", "heads": "attention heads, whole KV groups",
@@ -476,21 +477,28 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     # a call of its own would. Each batched call's result is a block of rows of the op table.
     blocks = [([o for o, _ in pending_memory],
                memory_op_columns(hw, _stacked([b for _, b in pending_memory], n_points)))]
-    for sparsity in dict.fromkeys(sp for _, sp, _ in pending):
-        group_ops = [(o, copies) for o, sp, copies in pending if sp == sparsity]
-        m = _stacked([o["m"] for o, _ in group_ops], n_points)
-        n = _stacked([o["n"] for o, _ in group_ops], n_points)
-        k = _stacked([o["k"] for o, _ in group_ops], n_points)
-        groups = _stacked([1.0 if o.get("grouped") is None else o["grouped"] for o, _ in group_ops], n_points)
-        fmt = _sparsity_format(sparsity)
+    for key in dict.fromkeys(_price_key(sp) for _, sp, _ in pending):
+        members = [(o, copies, sp) for o, sp, copies in pending if _price_key(sp) == key]
+        m, n, k, groups = (_stacked([value(o) for o, _, _ in members], n_points) for value in (
+            lambda o: o["m"], lambda o: o["n"], lambda o: o["k"],
+            lambda o: 1.0 if o.get("grouped") is None else o["grouped"]))
         if _plain_gemms(m, n, k, groups, dtype, weight_dtype):
-            cols = gemm_priced(hw, m, n, k, along(fmt.density, m), groups, dtype, fmt, weight_dtype, group)
-        else:  # gemm_columns' checks name what is wrong
-            cols = gemm_columns(hw, m, n, k, dtype, fmt, weight_dtype, group, numeric_only=True, groups=groups)
-        stored = cols["stored_bytes_each"][::n_points]  # each op's, at its first point (per expert where grouped)
-        for j, (o, copies) in enumerate(group_ops):
-            o["resident_total"] = float(stored[j] * copies)
-        blocks.append(([o for o, _ in group_ops], cols))
+            density = _stacked([_sparsity_format(sp).density for _, _, sp in members], n_points)
+            priced = [(members, gemm_priced(hw, m, n, k, density, groups, dtype, key, weight_dtype, group))]
+        else:  # gemm_columns' checks name what is wrong (one call per format, as given)
+            priced = []
+            for sparsity in dict.fromkeys(sp for _, _, sp in members):
+                sub = [member for member in members if member[2] == sparsity]
+                shapes = (_stacked([o[d] for o, _, _ in sub], n_points) for d in ("m", "n", "k"))
+                priced.append((sub, gemm_columns(hw, *shapes, dtype, _sparsity_format(sparsity), weight_dtype, group,
+                                                 numeric_only=True, groups=_stacked(
+                                                     [1.0 if o.get("grouped") is None else o["grouped"]
+                                                      for o, _, _ in sub], n_points))))
+        for sub, cols in priced:
+            stored = cols["stored_bytes_each"][::n_points]  # each op's, at its first point (per expert where grouped)
+            for j, (o, copies, _) in enumerate(sub):
+                o["resident_total"] = float(stored[j] * copies)
+            blocks.append(([o for o, _, _ in sub], cols))
     table = _table(ops, blocks, n_points)
 
     # a sparse kernel that streams its selected weights less efficiently (a dynamic method's)
@@ -773,6 +781,18 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
 def _parse_recipe_cached(text: str) -> Recipe:
     """parse_recipe for _plan: a recipe string is parsed once (Recipes are not modified)."""
     return parse_recipe(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _price_key(sparsity: str):
+    """The format a GEMM is priced with in the op graph's batched calls: formats that differ only in
+    their sparsity value (unstructured in one storage, block-sparse of one block size: their kernel,
+    efficiencies and byte counts read the value only as the density passed per shape) share one
+    call, under one representative; any other format is its own."""
+    fmt = _sparsity_format(sparsity)
+    if isinstance(fmt, (Unstructured, Block)):
+        return dataclasses.replace(fmt, sparsity=0.5)
+    return fmt
 
 
 # Sparsity strings parsed once for gemm_columns (the formats are frozen dataclasses); parsing
