@@ -84,16 +84,22 @@ class Recipe:
         """(number of layers, sparsity string) groups covering the kept layers."""
         if self.owl is None:
             return [(float(layers), self.sparsity)]
-        mean, lam, storage = self.owl
-        # OWL gives layers with more activation outliers less sparsity; outlier ratios fall with
-        # depth (OWL, Fig. 2), so the assumed profile is a linear ramp S - lambda -> S + lambda.
-        per_layer = np.clip(mean + lam * np.linspace(-1.0, 1.0, layers), 0.0, 0.99)
-        bins = np.minimum((np.arange(layers) * OWL_GROUPS) // layers, OWL_GROUPS - 1)
-        groups = []
-        for b in np.unique(bins):
-            members = per_layer[bins == b]
-            groups.append((float(len(members)), f"unstructured:{members.mean():.6f}:{storage}"))
-        return groups
+        return list(_owl_groups(self.owl, layers))
+
+
+@functools.lru_cache(maxsize=256)
+def _owl_groups(owl: tuple, layers: int) -> tuple:
+    """An OWL recipe's (number of layers, sparsity string) groups (found once per recipe and depth)."""
+    mean, lam, storage = owl
+    # OWL gives layers with more activation outliers less sparsity; outlier ratios fall with
+    # depth (OWL, Fig. 2), so the assumed profile is a linear ramp S - lambda -> S + lambda.
+    per_layer = np.clip(mean + lam * np.linspace(-1.0, 1.0, layers), 0.0, 0.99)
+    bins = np.minimum((np.arange(layers) * OWL_GROUPS) // layers, OWL_GROUPS - 1)
+    groups = []
+    for b in np.unique(bins):
+        members = per_layer[bins == b]
+        groups.append((float(len(members)), f"unstructured:{members.mean():.6f}:{storage}"))
+    return tuple(groups)
 
 
 # '@scope' after a sparsity format restricts it to some linear layers (the others stay dense).
@@ -252,7 +258,124 @@ def _sparse_extra(kernel) -> bool:
 
 def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
           dynamic=None, runtime=None, expert_parallel=False, dp_attention=False):
-    """The op table as a list of ops whose numeric columns are arrays over the points."""
+    """The op record of one configuration over its points (an OpTable) and what the sums need."""
+    return _plans([(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method, generated,
+                    dynamic, runtime, expert_parallel, dp_attention)])[0]
+
+
+def _plans(calls: list) -> list:
+    """``_plan`` for many configurations (``calls``: its arguments, each in order), with their
+    batched kernels priced together: every configuration's element-wise ops on a device in one
+    call, and every GEMM of one device, dtype, weight storage and format in one call, whatever
+    configuration it belongs to. Each op gets the numbers a call of its own would (the kernel
+    models price shape by shape)."""
+    graphs = [_graph(*call) for call in calls]
+    pendings = [next(graph) for graph in graphs]
+    results = []
+    for graph, blocks in zip(graphs, _price_pending(pendings)):
+        try:
+            graph.send(blocks)
+        except StopIteration as done:
+            results.append(done.value)
+    return results
+
+
+@dataclass
+class _Pending:
+    """The batched kernels one op graph waits for: element-wise ops (op, bytes moved), GEMMs (op,
+    sparsity, weight copies) and FlashAttention calls (op, _flash_inputs), with what prices them."""
+
+    hw: object
+    dtype: str
+    weight_dtype: str
+    group: "int | None"
+    n_points: int
+    memory: list
+    gemms: list
+    flash: list
+
+
+def _price_pending(pendings: list) -> list:
+    """The priced blocks of rows of each ``_Pending``: (ops, columns) per batched call, the columns
+    holding those ops' points one op after the other (one call serves many graphs; each gets its
+    slice). Resident weight bytes are set on each GEMM op."""
+    out = [[] for _ in pendings]
+    by_device = {}
+    for i, p in enumerate(pendings):
+        if p.memory:
+            by_device.setdefault(id(p.hw), []).append(i)
+    for members in by_device.values():
+        parts = [_stacked([b for _, b in pendings[i].memory], pendings[i].n_points) for i in members]
+        cols = memory_op_columns(pendings[members[0]].hw, np.concatenate(parts))
+        for i, piece in zip(members, _slices(cols, [part.size for part in parts])):
+            out[i].append(([o for o, _ in pendings[i].memory], piece))
+    flash = {}  # (device, dtype) -> [(graph, op, inputs)]
+    for i, p in enumerate(pendings):
+        for o, inputs in p.flash:
+            flash.setdefault((id(p.hw), p.dtype), []).append((i, o, inputs))
+    for (_, dtype), members in flash.items():
+        cols = _flash_priced(pendings[members[0][0]].hw, dtype,
+                             tuple(np.concatenate([inputs[a] for _, _, inputs in members]) for a in range(len(_FLASH_INPUTS))))
+        for (i, o, _), piece in zip(members, _slices(cols, [pendings[i].n_points for i, _, _ in members])):
+            out[i].append(([o], piece))
+    calls = {}  # (device, dtype, weight storage, group size, format) -> [(graph, op, copies, sparsity)]
+    for i, p in enumerate(pendings):
+        for o, sparsity, copies in p.gemms:
+            key = (id(p.hw), p.dtype, p.weight_dtype, p.group, _price_key(sparsity))
+            calls.setdefault(key, []).append((i, o, copies, sparsity))
+    for (_, dtype, weight_dtype, group, fmt), members in calls.items():
+        hw = pendings[members[0][0]].hw
+        # members come graph by graph (in order); each op's values broadcast to its graph's points
+        graphs = list(dict.fromkeys(i for i, _, _, _ in members))
+        per_graph = [[member for member in members if member[0] == i] for i in graphs]
+        ends = np.cumsum([pendings[i].n_points for i, _, _, _ in members]).tolist()
+        m, n, k, groups, density = (np.empty(ends[-1]) for _ in range(5))
+        start = 0
+        for (_, o, _, sparsity), end in zip(members, ends):
+            m[start:end], n[start:end], k[start:end] = o["m"], o["n"], o["k"]
+            groups[start:end] = 1.0 if o.get("grouped") is None else o["grouped"]
+            density[start:end] = _sparsity_format(sparsity).density
+            start = end
+        if _plain_gemms(m, n, k, groups, dtype, weight_dtype):
+            cols = {**gemm_priced(hw, m, n, k, density, groups, dtype, fmt, weight_dtype, group), "m": m, "n": n, "k": k}
+            priced = list(zip(per_graph, _slices(cols, [len(sub) * pendings[i].n_points
+                                                        for i, sub in zip(graphs, per_graph)])))
+        else:  # gemm_columns' checks name what is wrong (one call per graph and format, as given)
+            priced = []
+            for i, sub in zip(graphs, per_graph):
+                for sparsity in dict.fromkeys(sp for _, _, _, sp in sub):
+                    part = [member for member in sub if member[3] == sparsity]
+                    shapes = [_stacked([o[d] for _, o, _, _ in part], pendings[i].n_points) for d in ("m", "n", "k")]
+                    grouped = _stacked([1.0 if o.get("grouped") is None else o["grouped"] for _, o, _, _ in part],
+                                       pendings[i].n_points)
+                    priced.append((part, {**gemm_columns(hw, *shapes, dtype, _sparsity_format(sparsity), weight_dtype,
+                                                         group, numeric_only=True, groups=grouped),
+                                          **dict(zip(("m", "n", "k"), shapes))}))
+        for sub, piece in priced:
+            i = sub[0][0]
+            stored = piece["stored_bytes_each"][::pendings[i].n_points]  # each op's first point (per expert if grouped)
+            for j, (_, o, copies, _) in enumerate(sub):
+                o["resident_total"] = float(stored[j] * copies)
+            out[i].append(([o for _, o, _, _ in sub], piece))
+    return out
+
+
+def _slices(columns: dict, sizes: list) -> list:
+    """``columns`` (equally long arrays, or scalars) cut into consecutive pieces of ``sizes``."""
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append({key: value[start:start + size] if isinstance(value, np.ndarray) else value
+                       for key, value in columns.items()})
+        start += size
+    return pieces
+
+
+def _graph(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, kv_method=None, generated=0,
+           dynamic=None, runtime=None, expert_parallel=False, dp_attention=False, points_checked=False):
+    """_plan as a generator: builds the op graph, yields its batched kernels (a _Pending) to be
+    priced, takes back their blocks of rows (``send``) and returns (OpTable, what the sums need).
+    ``points_checked``: phase, batch, context and generated are _check_points' own output (sweep
+    checks all its points at once)."""
     profile = load_runtime(runtime)
     check_dtype(dtype)
     if hw.matrix_peak_flop_per_s(dtype) is None and hw.vector_peak_flop_per_s(dtype) is None:
@@ -285,7 +408,8 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
         # the sequences, and holds experts/ranks whole experts; tokens meet their experts by all-to-all
         ranks, tp, expert_parallel = tp, 1, True
     pipeline = parse_kv_method(kv_method)
-    phase, batch, context, generated = _check_points(phase, batch, context, generated)
+    if not points_checked:
+        phase, batch, context, generated = _check_points(phase, batch, context, generated)
     batch_total = batch
     if ranks > 1:  # the busiest GPU's sequences: the step waits for it, and its memory must fit
         batch = np.ceil(batch / ranks)
@@ -349,6 +473,7 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     n_points = len(batch)
     pending = []  # GEMMs are priced together, one vectorized call per sparsity format
     pending_memory = []  # and the element-wise kernels in one ops.memory_op_columns call
+    pending_flash = []  # and the FlashAttention calls in one
 
     def memory_op(op, count, bytes_moved, scope="layers", resident_total=0.0, layer=None):
         """A memory-bound kernel (norm, activation, gather) moving ``bytes_moved``."""
@@ -447,9 +572,12 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
     for g in kv.groups:
         shaped = _flash_shaped(g, env, n_points) if flash else np.zeros(n_points, dtype=bool)
-        if mla is None and shaped.all():
-            columns = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
-        elif mla is None:
+        if mla is None and shaped.all():  # priced with the other graphs' FlashAttention calls (_price_pending)
+            add("attention" + g.label, "attention", g.count, None, layer=g.layers,
+                bytes_kv=_flash_bytes_kv(g, batch, kv_heads_gpu, n_points))
+            pending_flash.append((ops[-1], _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points)))
+            continue
+        if mla is None:
             columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
                                         new_tokens=g.new, pairs=g.pairs, read_tokens=g.read_tokens + g.new,
                                         read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
@@ -473,32 +601,9 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
     gemm("lm_head", batch, cfg.vocab / tp, hidden, 1.0, "dense", scope="head",
          weight_copies=0.0 if cfg.tied_embeddings else 1.0)  # tied: it reads the embedding table
 
-    # memory_op_columns prices element by element: one call for all gives each op the numbers
-    # a call of its own would. Each batched call's result is a block of rows of the op table.
-    blocks = [([o for o, _ in pending_memory],
-               memory_op_columns(hw, _stacked([b for _, b in pending_memory], n_points)))]
-    for key in dict.fromkeys(_price_key(sp) for _, sp, _ in pending):
-        members = [(o, copies, sp) for o, sp, copies in pending if _price_key(sp) == key]
-        m, n, k, groups = (_stacked([value(o) for o, _, _ in members], n_points) for value in (
-            lambda o: o["m"], lambda o: o["n"], lambda o: o["k"],
-            lambda o: 1.0 if o.get("grouped") is None else o["grouped"]))
-        if _plain_gemms(m, n, k, groups, dtype, weight_dtype):
-            density = _stacked([_sparsity_format(sp).density for _, _, sp in members], n_points)
-            priced = [(members, gemm_priced(hw, m, n, k, density, groups, dtype, key, weight_dtype, group))]
-        else:  # gemm_columns' checks name what is wrong (one call per format, as given)
-            priced = []
-            for sparsity in dict.fromkeys(sp for _, _, sp in members):
-                sub = [member for member in members if member[2] == sparsity]
-                shapes = (_stacked([o[d] for o, _, _ in sub], n_points) for d in ("m", "n", "k"))
-                priced.append((sub, gemm_columns(hw, *shapes, dtype, _sparsity_format(sparsity), weight_dtype, group,
-                                                 numeric_only=True, groups=_stacked(
-                                                     [1.0 if o.get("grouped") is None else o["grouped"]
-                                                      for o, _, _ in sub], n_points))))
-        for sub, cols in priced:
-            stored = cols["stored_bytes_each"][::n_points]  # each op's, at its first point (per expert where grouped)
-            for j, (o, copies, _) in enumerate(sub):
-                o["resident_total"] = float(stored[j] * copies)
-            blocks.append(([o for o, _, _ in sub], cols))
+    # The batched kernels (element-wise ops, GEMMs) are priced by the caller, for this graph alone
+    # or together with others' (sweep): it sends back the priced blocks of rows.
+    blocks = yield _Pending(hw, dtype, weight_dtype, group, n_points, pending_memory, pending, pending_flash)
     table = _table(ops, blocks, n_points)
 
     # a sparse kernel that streams its selected weights less efficiently (a dynamic method's)
@@ -755,14 +860,31 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
     the points at once: ``g.new`` queries per sequence over ``g.read_tokens`` attended cached tokens,
     causal. Columns as attention_columns (the launches in ``overhead_s``; kernel_time_s the
     kernel's own time, its fixed time and split combine included)."""
+    columns = _flash_priced(hw, dtype, _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points))
+    columns["bytes_kv"] = _flash_bytes_kv(g, batch, kv_heads_gpu, n_points)
+    return columns
+
+
+_FLASH_INPUTS = ("batch", "q_tokens", "kv_tokens", "q_heads", "kv_heads", "head_dim")
+
+
+def _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points) -> tuple:
+    """A KV group's FlashAttention call per point, as arrays in _FLASH_INPUTS order."""
+    like = np.empty((n_points,))
+    return tuple(along(v, like) for v in (batch, g.new, g.read_tokens, heads_gpu, kv_heads_gpu, head_dim))
+
+
+def _flash_bytes_kv(g, batch, kv_heads_gpu, n_points) -> np.ndarray:
+    """The KV cache bytes a group's attention reads per point."""
+    return along(batch, np.empty((n_points,))) * kv_heads_gpu * np.asarray(g.read_bytes, float)
+
+
+def _flash_priced(hw, dtype, inputs: tuple) -> dict:
+    """_flash_columns' columns (but bytes_kv) for FlashAttention calls given as _flash_inputs arrays
+    (of one group, or many concatenated: the model prices point by point)."""
     from simulator.kernels.attention import attention_parameters, flash_attention_columns
 
-    shape = (n_points,)
-    like = np.empty(shape)
-    as_points = lambda v: along(v, like)
-    c = flash_attention_columns(hw, attention_parameters(hw), as_points(batch), as_points(g.new),
-                                as_points(g.read_tokens), as_points(heads_gpu), as_points(kv_heads_gpu),
-                                as_points(head_dim), dtype, np.ones(shape, dtype=bool))
+    c = flash_attention_columns(hw, attention_parameters(hw), *inputs, dtype, np.ones(inputs[0].shape, dtype=bool))
     overhead = c["time_s"] - c["kernel_time_s"]  # the launches: one, and the combine's where split
     roof = c["kernel_time_s"]
     # the launches decide where they exceed the kernel; inside the kernel its fixed part does not
@@ -772,8 +894,7 @@ def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_poi
     bound = np.where(overhead > roof, int(Bound.OVERHEAD), inner)
     return {"flops": c["flops"], "bytes": c["bytes"], "compute_time_s": c["compute_time_s"],
             "memory_time_s": c["memory_time_s"], "overhead_s": overhead, "time_s": c["time_s"],
-            "kernel_time_s": c["kernel_time_s"], "bound_code": bound,
-            "bytes_kv": as_points(batch) * kv_heads_gpu * np.asarray(g.read_bytes, float), "splits": c["splits"],
+            "kernel_time_s": c["kernel_time_s"], "bound_code": bound, "splits": c["splits"],
             "kernel": "flash-attention"}
 
 
@@ -828,38 +949,39 @@ def _layer_partition(keep: tuple, recipe_counts: tuple, dense_layers: "int | Non
 
 
 
-# The op record's columns a cost model prices (the rest, _OWN, are the op's own).
+# The op record's columns a kernel model prices (count, bytes_kv and the shapes are the op's own).
 _PRICED = tuple(key for key in OP_NUMERIC if key not in ("count", "m", "n", "k", "bytes_kv"))
 
 
 def _table(ops, blocks, n_points: int) -> OpTable:
-    """The op record of ``ops``: each op's own columns (count, m, n, k, bytes_kv, the resident
-    weights), and the priced ones from its cost model: ``blocks`` are (ops, columns) of one
-    batched call whose arrays hold those ops' points one op after the other; every other op
-    carries its own ``columns`` (arrays over the points, or scalars). A column a cost model
-    does not give is 0, but ``kernel_time_s``: the roof (a collective's: its communication time)."""
+    """The op record of ``ops``: each op's own columns (count, bytes_kv, the resident weights), and
+    the priced ones from its cost model: ``blocks`` are (ops, columns) of one batched call whose
+    arrays hold those ops' points one op after the other (a GEMM block carries the shapes, m, n,
+    k); every other op carries its own ``columns`` (arrays over the points, or scalars). A column
+    a cost model does not give is 0 (m, n, k: NaN), but ``kernel_time_s``: the roof (a
+    collective's: its communication time)."""
     n_ops = len(ops)
-    own = np.empty((len(_OWN), n_ops, n_points))
-    for r, key in enumerate(_OWN):
-        values = [np.nan if o[key] is None else o[key] for o in ops]
-        if all(type(v) is float for v in values):  # one number per op: one array call
-            own[r] = np.array(values)[:, None]
-            continue
+    # every numeric column and the bound codes as one (column, op, point) array
+    table = np.zeros((len(_COLUMNS), n_ops, n_points))
+    table[_SHAPES] = np.nan
+    for r, key in ((_COUNT, "count"), (_BYTES_KV, "bytes_kv")):
+        values = [o[key] for o in ops]
+        table[r] = np.array([v if type(v) is float else 0.0 for v in values])[:, None]
         for i, value in enumerate(values):
-            own[r, i] = value
-    # the priced columns as one (column, op, point) array, filled a block of ops at a time
-    priced = np.zeros((len(_PRICED) + 1, n_ops, n_points))  # the last: bound codes
+            if type(value) is not float:  # an array over the points (or an int)
+                table[r, i] = value
     kernel = [o["kind"] for o in ops]
     index = {id(o): i for i, o in enumerate(ops)}
     for members, columns in blocks:
         if not members:
             continue
         rows = [index[id(o)] for o in members]
-        zero = np.zeros(len(rows) * n_points)
-        priced[:, rows] = np.stack([columns.get(key, zero) for key in _PRICED_CODE]).reshape(
-            len(_PRICED_CODE), len(rows), n_points)
+        size = len(rows) * n_points
+        zero, nan = np.zeros(size), np.full(size, np.nan)
+        table[_FILLED:, rows] = np.stack([columns.get(key, nan if key in ("m", "n", "k") else zero)
+                                             for key in _COLUMNS[_FILLED:]]).reshape(-1, len(rows), n_points)
         if "kernel_time_s" not in columns:
-            _default_kernel_time(priced, rows, "comm_time_s" in columns)
+            _default_kernel_time(table, rows, "comm_time_s" in columns)
         label = columns.get("kernel")
         if label is not None:
             for i in rows:
@@ -868,22 +990,26 @@ def _table(ops, blocks, n_points: int) -> OpTable:
         columns = o["columns"]
         if columns is None:
             continue
-        for r, key in enumerate(_PRICED_CODE):
-            if key in columns:
-                priced[r, i] = columns[key]
+        for r in range(_FILLED, len(_COLUMNS)):
+            if _COLUMNS[r] in columns:
+                table[r, i] = columns[_COLUMNS[r]]
         if "kernel_time_s" not in columns:
-            _default_kernel_time(priced, [i], "comm_time_s" in columns)
+            _default_kernel_time(table, [i], "comm_time_s" in columns)
         kernel[i] = columns.get("kernel", kernel[i])
-    numeric = dict(zip(_OWN, own))
-    numeric.update(zip(_PRICED, priced))
     labels = {"scope": [o["scope"] for o in ops], "layer": [o["layer"] for o in ops], "op": [o["op"] for o in ops],
               "kind": [o["kind"] for o in ops], "kernel": kernel}
-    return OpTable(labels, numeric, priced[-1].astype(np.int64), [o["resident_total"] for o in ops])
+    return OpTable(labels, dict(zip(_COLUMNS[:-1], table[:-1])), table[-1].astype(np.int64),
+                   [o["resident_total"] for o in ops])
 
 
-_OWN = ("count", "bytes_kv", "m", "n", "k")  # the op record's columns an op carries itself
-_PRICED_CODE = _PRICED + ("bound_code",)
-_KERNEL_TIME, _COMM, _COMPUTE, _MEMORY = (_PRICED.index(key) for key in
+# The op record's columns in one array: count and bytes_kv (the op's own), then what a kernel
+# model fills (the shapes m, n, k, which only GEMM blocks give, the priced columns), bound codes last.
+_COLUMNS = ("count", "bytes_kv", "m", "n", "k", *_PRICED, "bound_code")
+assert set(_COLUMNS[:-1]) == set(OP_NUMERIC) and len(_COLUMNS) == len(OP_NUMERIC) + 1
+_COUNT, _BYTES_KV = 0, 1
+_SHAPES = slice(2, 5)
+_FILLED = 2  # from m on: filled by the kernel models
+_KERNEL_TIME, _COMM, _COMPUTE, _MEMORY = (_COLUMNS.index(key) for key in
                                           ("kernel_time_s", "comm_time_s", "compute_time_s", "memory_time_s"))
 
 
@@ -1186,17 +1312,28 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
     fits = np.zeros(len(frame), dtype=bool)
     # the per-point columns as arrays once (selecting a group's rows from the frame costs more
     # than pricing them)
-    phase_all = frame["phase"].to_numpy(object)
-    batch_all, context_all, generated_all, reserve_all = (
-        frame[c].to_numpy(float) for c in ("batch", "context", "generated", "memory_reserve_bytes"))
+    phase_all, batch_all, context_all, generated_all = _check_points(  # every point checked once
+        frame["phase"].to_numpy(object), frame["batch"].to_numpy(), frame["context"].to_numpy(),
+        frame["generated"].to_numpy())
+    reserve_all = frame["memory_reserve_bytes"].to_numpy(float)
+    models, devices = {}, {}  # each name resolved once
+    calls, indices = [], []
     for key, index in keyed.groupby(list(SWEEP_KEYS), dropna=False, sort=False).indices.items():
         model, hw_name, tp, dtype, weights, recipe, kv_dtype, kv_text, dynamic, runtime, ep, dp = (
             None if isinstance(v, float) and np.isnan(v) else v for v in key)
         idx = np.asarray(index)
-        cfg = load_model(model) if isinstance(model, str) else model
-        hw = load_hw(hw_name)
-        ops, info = _plan(cfg, hw, phase_all[idx], batch_all[idx], context_all[idx], int(tp), dtype, weights, recipe,
-                          kv_dtype, pipelines[kv_text], generated_all[idx], dynamic, runtime, bool(ep), bool(dp))
+        if isinstance(model, str) and model not in models:
+            models[model] = load_model(model)
+        cfg = models[model] if isinstance(model, str) else model
+        if _hashable(hw_name) not in devices:
+            devices[_hashable(hw_name)] = load_hw(hw_name)
+        calls.append((cfg, devices[_hashable(hw_name)], phase_all[idx], batch_all[idx], context_all[idx], int(tp), dtype,
+                      weights, recipe, kv_dtype, pipelines[kv_text], generated_all[idx], dynamic, runtime, bool(ep),
+                      bool(dp), True))
+        indices.append(idx)
+    # every group's op graph at once: their batched kernels priced together (_plans)
+    for call, idx, (ops, info) in zip(calls, indices, _plans(calls)):
+        hw = call[1]
         totals = _reserve(_totals(ops, info, hw), reserve_all[idx], hw)
         out["time_s"][idx] = totals["time_s"]
         out["tokens_per_s"][idx] = info["tokens_out"] / totals["time_s"]
