@@ -364,3 +364,21 @@ def test_the_op_record_holds_every_op_over_every_point():
         OpTable({name: getattr(table, name) for name in ("scope", "layer", "op", "kind", "kernel")},
                 {name: getattr(table, name)[:, :2] if name == "flops" else getattr(table, name)
                  for name in OP_NUMERIC}, table.bound_code, table.resident_weight_bytes)
+
+
+def test_the_per_point_sums_add_the_ops_in_table_order():
+    # a sweep's totals are sequential sums over the op record (what a loop over the ops gives,
+    # bit for bit), at one point and at many
+    from simulator.hardware.spec import load_hw
+    from simulator.model.llm import _plan, _totals
+
+    hw = load_hw("a100")
+    for n in (1, 7, 64):
+        batch = np.arange(1.0, n + 1.0)
+        table, info = _plan(load_model("mixtral-8x7b"), hw, np.array(["decode"] * n, dtype=object), batch,
+                            1000.0 + 37.0 * batch, 2, "bf16", "int4:g128", "owl:0.7", None, None, np.zeros(n))
+        totals = _totals(table, info, hw)
+        loop = np.zeros(n)
+        for i in range(len(table)):
+            loop = loop + table.time_s[i] * table.count[i]
+        assert np.array_equal(totals["time_s"], loop)

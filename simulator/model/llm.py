@@ -1047,8 +1047,8 @@ def _totals(ops: OpTable, info, hw):
     """Per-point sums over the op record: time, categories, memory, fit.
 
     Each sum adds the ops in table order, one after the other from 0.0, as a loop over the ops
-    would (np.sum may pair terms up, which rounds differently): all sums at once, as one
-    np.add.accumulate over a (quantity, op, point) array whose first op row is zeros."""
+    would (np.sum may pair terms up, which rounds differently): all sums at once, over a
+    (quantity, op, point) array whose first op row is zeros."""
     n_ops, n_points = len(ops), len(info["batch"])
     time, flops, bytes_, code, count, kv_read = ops.time_s, ops.flops, ops.bytes, ops.bound_code, ops.count, ops.bytes_kv
     kind, by_code, applies = _kind_tables(ops.kind)
@@ -1068,7 +1068,11 @@ def _totals(ops: OpTable, info, hw):
     # (time x (code == 0) for compute, ...), nothing in the rest
     np.multiply(total, category == np.arange(len(TIME_CATEGORIES))[:, None, None], out=body[4 + n_kinds:],
                 where=applies)
-    sums = np.add.accumulate(parts, axis=1)[:, -1].copy()
+    # Sequential sums over the op axis: with more than one point numpy's reduce over a leading axis
+    # adds the rows one after the other (its pairwise summation runs along the contiguous last axis
+    # only; tests/test_llm.py checks the sums against a loop over the ops); one point makes the op
+    # axis the contiguous one, where the accumulation keeps the order
+    sums = np.add.reduce(parts, axis=1) if n_points > 1 else np.add.accumulate(parts, axis=1)[:, -1].copy()
 
     memory = info["weights_gpu"] + info["kv_gpu"] + info["activations"]
     return {
@@ -1297,14 +1301,16 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
         raise SimulatorError(f"sweep: points need columns {', '.join(missing)}")
     # KV methods may be strings or objects: points are grouped by the pipeline's canonical text
     pipelines, text_of = {}, {}
-    for value in frame["kv_method"].tolist():
-        key = _hashable(value)
-        if key not in text_of:
-            pipeline = parse_kv_method(None if isinstance(value, float) and np.isnan(value) else value)
-            text_of[key] = pipeline.text
-            pipelines.setdefault(pipeline.text, pipeline)
+    values = frame["kv_method"].tolist()
+    # a missing value (NaN) is no method; each distinct method is parsed once
+    keys = [v if v is None or type(v) is str else None if isinstance(v, float) and v != v else _hashable(v)
+            for v in values]
+    for key, value in dict(zip(keys, values)).items():
+        pipeline = parse_kv_method(None if key is None else value)
+        text_of[key] = pipeline.text
+        pipelines.setdefault(pipeline.text, pipeline)
     keyed = frame[list(SWEEP_KEYS)].astype(object)
-    keyed["kv_method"] = [text_of[_hashable(v)] for v in frame["kv_method"].tolist()]
+    keyed["kv_method"] = [text_of[key] for key in keys]
     out = {name: np.zeros(len(frame)) for name in
            ("time_s", "tokens_per_s", "memory_bytes_per_gpu", "shortfall_bytes", "kv_cache_bytes",
             "kv_read_bytes_per_step", "weight_bytes_per_gpu", *[f"time_{c}_s" for c in TIME_CATEGORIES],
