@@ -104,3 +104,25 @@ def test_held_out_attention_classes_on_a100_meet_ten_percent():
     for cls in ("attention-prefill", "attention-decode"):
         assert got[cls]["n"] > 500 and got[cls]["split"] == "by-key"
         assert got[cls]["median_ape"] <= 0.10, got[cls]
+
+
+def test_the_split_search_shortcut_gives_the_full_search_answer(monkeypatch):
+    # Many points price the first 16 split counts everywhere and the rest only where they can
+    # still win (attention.FIRST_SPLITS); every point must get what the full search over all 128
+    # gives, bit for bit, across decode and prefill, small and large batches, GQA and MHA
+    from simulator.kernels import attention
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    kwargs = dict(batch=rng.integers(1, 257, n), q_tokens=np.where(rng.random(n) < 0.6, 1, rng.integers(1, 4097, n)),
+                  kv_tokens=rng.integers(0, 131073, n), q_heads=32, kv_heads=rng.choice([1, 4, 8, 32], n),
+                  head_dim=rng.choice([64, 128, 256], n), dtype="bf16")
+    for device in ("a100", "h100", "b200"):
+        fast = simulator.estimate_attention(device, **kwargs)
+        monkeypatch.setattr(attention, "SPLIT_SEARCH_ONE_PASS", 10**12)  # every count at every point
+        full = simulator.estimate_attention(device, **kwargs)
+        monkeypatch.undo()
+        assert n * 128 > attention.SPLIT_SEARCH_ONE_PASS  # the shortcut did run
+        for column in ("time_s", "kernel_time_s", "splits", "compute_time_s", "memory_time_s"):
+            assert np.array_equal(fast[column].to_numpy(), full[column].to_numpy()), (device, column)
+        assert (full["splits"] > attention.FIRST_SPLITS).any()  # some points need the second pass

@@ -173,6 +173,20 @@ ATTENTION_PARAMETERS = {
     "combine_us": (2.0, 0.05, 100.0, "JUDGEMENT: FA2's split-KV combine kernel (flash_fwd_splitkv_combine_kernel) "
                    "reads the partial outputs from L2: a few microseconds"),
 }
+# The split-KV search (flash_attention_columns): above this many (point, split count) pairs the
+# first FIRST_SPLITS counts are tried everywhere and the rest only where they can win.
+SPLIT_SEARCH_ONE_PASS = 4096
+FIRST_SPLITS = 16
+
+
+@functools.lru_cache(maxsize=8)
+def _split_counts(max_splits: int) -> np.ndarray:
+    """The split counts 1..max_splits as a row (read only)."""
+    s = np.arange(1, max_splits + 1, dtype=float)[None, :]
+    s.flags.writeable = False
+    return s
+
+
 # FA2's split-KV kernel: 4 warps, Q (64 x 128) and one K and V tile (128 x 128) of fp16 in shared
 # memory = 80 KiB at head_dim 128, so two CTAs fit in an A100's 164 KiB (an H100's 228 KiB) per SM.
 CTAS_PER_SM = 2
@@ -294,22 +308,46 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
                   + batch * kv_heads * q_tokens * 2.0 * head_dim * el)        # the new K, V written
     hbm = hw.memory_bandwidth_bytes_per_s * params["hbm_efficiency"]
     slots = units * CTAS_PER_SM
-    s = np.arange(1, DEFAULT_ATTENTION_KERNEL.max_splits + 1, dtype=float)[None, :]
-    col = lambda v: v[:, None]
-    # a split cuts each block's tiles into s runs of whole tiles: more splits than tiles only add blocks,
-    # so every candidate's time is non-decreasing in the cached tokens and the batch, and so is their minimum
-    wave_block = np.ceil(col(mean_tiles) / s) * col(t_tile) + col(mean_append) / s
-    longest = np.ceil(col(max_tiles) / s) * col(t_tile) + col(max_append) / s
-    sm_time = np.maximum(np.maximum(col(total) / units, np.ceil(col(blocks) * s / slots) * wave_block * CTAS_PER_SM),
-                         longest * CTAS_PER_SM)
-    hbm_time = (col(base_bytes) + col(partial_bytes) * (s > 1) * 2.0 * s) / hbm
-    combine = params["combine_us"] * 1e-6 * (s > 1)
-    cost = np.maximum(sm_time, hbm_time) + combine
-    best = np.argmin(cost, axis=1)
-    at = (np.arange(cost.shape[0]), best)
+    combine_s = params["combine_us"] * 1e-6
+    shape = np.shape(total)
+    per_point = tuple(v if np.shape(v) == shape else np.broadcast_to(v, shape)
+                      for v in (mean_tiles, t_tile, mean_append, max_tiles, max_append, total, blocks, base_bytes,
+                                partial_bytes))
+
+    def search(s, rows=None):
+        """The fastest of the split counts ``s`` (a row) at each point (of ``rows``): the chosen
+        candidate's SM time, HBM time, index in ``s`` and cost."""
+        mt, tt, ma, xt, xa, tot, bl, bb, pb = (v[:, None] if rows is None else v[rows][:, None] for v in per_point)
+        # a split cuts each block's tiles into s runs of whole tiles: more splits than tiles only add
+        # blocks, so every candidate's time is non-decreasing in the cached tokens and the batch, and
+        # so is their minimum
+        wave_block = np.ceil(mt / s) * tt + ma / s
+        longest = np.ceil(xt / s) * tt + xa / s
+        sm_time = np.maximum(np.maximum(tot / units, np.ceil(bl * s / slots) * wave_block * CTAS_PER_SM),
+                             longest * CTAS_PER_SM)
+        hbm_time = (bb + pb * (s > 1) * 2.0 * s) / hbm
+        cost = np.maximum(sm_time, hbm_time) + combine_s * (s > 1)
+        best = np.argmin(cost, axis=1)
+        at = (np.arange(cost.shape[0]), best)
+        return sm_time[at], hbm_time[at], best, cost[at]
+
+    s = _split_counts(DEFAULT_ATTENTION_KERNEL.max_splits)
+    if total.size * s.size > SPLIT_SEARCH_ONE_PASS and s.size > FIRST_SPLITS:
+        # Many points: the first FIRST_SPLITS counts everywhere, the rest only where one of them can
+        # still win. For any s > FIRST_SPLITS a candidate costs at least its HBM time, the blocks'
+        # even share of the SMs and ceil(blocks s / slots) waves of one tile each, plus the
+        # combine, all non-decreasing in s: where that bound at FIRST_SPLITS + 1 already exceeds
+        # the best so far, no larger count ties or wins, and the answer is the same.
+        compute, memory, best, best_cost = search(s[:, :FIRST_SPLITS])
+        s1 = float(FIRST_SPLITS + 1)
+        bound = np.maximum(np.maximum(total / units, np.ceil(blocks * s1 / slots) * t_tile * CTAS_PER_SM),
+                           (base_bytes + partial_bytes * 2.0 * s1) / hbm) + combine_s
+        rows = np.flatnonzero(bound <= best_cost)
+        if rows.size:
+            compute[rows], memory[rows], best[rows], _ = search(s, rows)
+    else:
+        compute, memory, best, _ = search(s)
     splits = best + 1.0
-    compute = sm_time[at]
-    memory = hbm_time[at]
     fixed = params["fixed_us"] * 1e-6
     combined = params["combine_us"] * 1e-6 * (splits > 1)  # the chosen candidate's combine
     kernel = fixed + np.maximum(compute, memory) + combined
