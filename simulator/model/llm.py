@@ -326,15 +326,17 @@ def _price_pending(pendings: list) -> list:
     for (_, dtype, weight_dtype, group, fmt), members in calls.items():
         hw = pendings[members[0][0]].hw
         # members come graph by graph (in order); each op's values broadcast to its graph's points
-        graphs = list(dict.fromkeys(i for i, _, _, _ in members))
-        per_graph = [[member for member in members if member[0] == i] for i in graphs]
+        by_graph = {}
+        for member in members:
+            by_graph.setdefault(member[0], []).append(member)
+        graphs, per_graph = list(by_graph), list(by_graph.values())
         ends = np.cumsum([pendings[i].n_points for i, _, _, _ in members]).tolist()
         m, n, k, groups, density = (np.empty(ends[-1]) for _ in range(5))
         start = 0
         for (_, o, _, sparsity), end in zip(members, ends):
             m[start:end], n[start:end], k[start:end] = o["m"], o["n"], o["k"]
             groups[start:end] = 1.0 if o.get("grouped") is None else o["grouped"]
-            density[start:end] = _sparsity_format(sparsity).density
+            density[start:end] = _density(sparsity)
             start = end
         if _plain_gemms(m, n, k, groups, dtype, weight_dtype):
             cols = {**gemm_priced(hw, m, n, k, density, groups, dtype, fmt, weight_dtype, group), "m": m, "n": n, "k": k}
@@ -902,6 +904,12 @@ def _flash_priced(hw, dtype, inputs: tuple) -> dict:
 def _parse_recipe_cached(text: str) -> Recipe:
     """parse_recipe for _plan: a recipe string is parsed once (Recipes are not modified)."""
     return parse_recipe(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _density(sparsity: str) -> float:
+    """The density of a sparsity string's format, as a number."""
+    return float(_sparsity_format(sparsity).density)
 
 
 @functools.lru_cache(maxsize=1024)
