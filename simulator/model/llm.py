@@ -1092,13 +1092,21 @@ def _totals(ops: OpTable, info, hw):
     }
 
 
-def _reserve(totals: dict, reserve, hw) -> dict:
-    """``totals`` with ``reserve`` bytes per GPU (a number, or one per point) added to the memory
-    and the fit and shortfall recomputed; unchanged for a zero reserve."""
+def _checked_reserve(reserve) -> np.ndarray:
+    """A memory reserve (a number, or one per point) as a float array, or one line saying what is wrong."""
     reserve = np.asarray(reserve, dtype=float)
     if not np.all(np.isfinite(reserve)) or np.any(reserve < 0):
         bad = reserve[~np.isfinite(reserve) | (reserve < 0)].flat[0]
         raise SimulatorError(f"memory reserve: must be a finite number of bytes >= 0, got {bad:g}")
+    return reserve
+
+
+def _reserve(totals: dict, reserve, hw) -> dict:
+    """``totals`` with ``reserve`` bytes per GPU (a number, or one per point) added to the memory
+    and the fit and shortfall recomputed; unchanged for a zero reserve."""
+    if type(reserve) in (int, float) and reserve == 0:  # estimate_model's default: nothing to check or add
+        return totals
+    reserve = _checked_reserve(reserve)
     if not np.any(reserve):
         return totals
     memory = totals["memory"] + reserve
@@ -1346,21 +1354,26 @@ def sweep(points: pd.DataFrame) -> pd.DataFrame:
                       bool(dp), True))
         indices.append(idx)
     # every group's op graph at once: their batched kernels priced together (_plans)
+    pieces = {name: [] for name in (*out, "fits")}
+    reserve_any = bool(np.any(_checked_reserve(reserve_all)))
     for call, idx, (ops, info) in zip(calls, indices, _plans(calls)):
         hw = call[1]
-        totals = _reserve(_totals(ops, info, hw), reserve_all[idx], hw)
-        out["time_s"][idx] = totals["time_s"]
-        out["tokens_per_s"][idx] = info["tokens_out"] / totals["time_s"]
-        out["memory_bytes_per_gpu"][idx] = totals["memory"]
-        out["shortfall_bytes"][idx] = totals["shortfall"]
-        out["kv_cache_bytes"][idx] = np.broadcast_to(info["kv_gpu"], idx.shape) * info["tp"]
-        out["kv_read_bytes_per_step"][idx] = np.where(info["phase"] == "decode", totals["kv_read"] * info["tp"], 0.0)
-        out["weight_bytes_per_gpu"][idx] = info["weights_gpu"]
-        for c in TIME_CATEGORIES:
-            out[f"time_{c}_s"][idx] = totals["by_category"][c]
-        for k in OP_KINDS:
-            out[f"time_{k}_ops_s"][idx] = totals["by_kind"][k]
-        fits[idx] = totals["fits"]
+        totals = _totals(ops, info, hw)
+        if reserve_any:
+            totals = _reserve(totals, reserve_all[idx], hw)
+        for name, value in (
+                ("time_s", totals["time_s"]), ("tokens_per_s", info["tokens_out"] / totals["time_s"]),
+                ("memory_bytes_per_gpu", totals["memory"]), ("shortfall_bytes", totals["shortfall"]),
+                ("kv_cache_bytes", np.broadcast_to(info["kv_gpu"], idx.shape) * info["tp"]),
+                ("kv_read_bytes_per_step", np.where(info["phase"] == "decode", totals["kv_read"] * info["tp"], 0.0)),
+                ("weight_bytes_per_gpu", np.broadcast_to(info["weights_gpu"], idx.shape)), ("fits", totals["fits"]),
+                *((f"time_{c}_s", totals["by_category"][c]) for c in TIME_CATEGORIES),
+                *((f"time_{k}_ops_s", totals["by_kind"][k]) for k in OP_KINDS)):
+            pieces[name].append(value)
+    if indices:  # each column written once, in the groups' order
+        order = np.concatenate(indices)
+        for name, values in pieces.items():
+            (fits if name == "fits" else out[name])[order] = np.concatenate(values)
     result = frame.assign(**out)
     result["fits"] = fits
     return result
