@@ -86,7 +86,7 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
         mm, nn, kk, wb, ob, gg = subset
         parts = [_tiled_chunk(hw, mm[i:i + CHUNK_SHAPES], nn[i:i + CHUNK_SHAPES], kk[i:i + CHUNK_SHAPES], peak,
                               compute_eff, act_bytes_per_el, wb[i:i + CHUNK_SHAPES], ob[i:i + CHUNK_SHAPES],
-                              memory_rate, gg[i:i + CHUNK_SHAPES], choices)
+                              memory_rate, gg[i:i + CHUNK_SHAPES], choices, shortcut_only=compute_only)
                  for i in range(0, mm.size, CHUNK_SHAPES)]
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
@@ -107,10 +107,11 @@ def _tiled_compute(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_byte
 
 
 def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_per_el,
-                 other_bytes, memory_rate, groups, split_choices, compute_only=False):
+                 other_bytes, memory_rate, groups, split_choices, compute_only=False, shortcut_only=False):
     """The tile model for 1-D arrays of shapes: every candidate (tile shape T x split-K S) priced,
     laid out (T, S, shapes) so that what depends only on the tile or only on the split is computed
-    once per tile or per split."""
+    once per tile or per split. ``compute_only``: only the chosen compute time (an array);
+    ``shortcut_only``: that and what _tiled_compute's split-K shortcut reads."""
     units = hw.units
     feed = hw.operand_feed_bytes_per_s_per_unit
     tiles_mn = np.asarray(hw.tiling.tile_candidates, dtype=float)  # (T, 2)
@@ -147,6 +148,9 @@ def _tiled_chunk(hw, m, n, k, peak, compute_eff, act_bytes_per_el, weight_bytes_
     columns = np.arange(m.size)
     if compute_only:
         return compute[best, columns]
+    if shortcut_only:  # what _tiled_compute's split-K shortcut needs, and the chosen compute time
+        return {"compute": compute[best, columns], "_score": score[best, columns],
+                "_lower": (tiles * (2.0 * tm * tn) * k / (units * rate_per_unit)).min(axis=0)[0]}
     tile, split_index = best // n_splits, best % n_splits
 
     zero = np.zeros(m.size, dtype=np.intp)
