@@ -266,9 +266,10 @@ def _plan(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype, 
 def _plans(calls: list) -> list:
     """``_plan`` for many configurations (``calls``: its arguments, each in order), with their
     batched kernels priced together: every configuration's element-wise ops on a device in one
-    call, and every GEMM of one device, dtype, weight storage and format in one call, whatever
-    configuration it belongs to. Each op gets the numbers a call of its own would (the kernel
-    models price shape by shape)."""
+    call, its FlashAttention calls on a device and dtype in one, and every GEMM of one device,
+    dtype, weight storage and format in one, whatever configuration it belongs to. Each op gets
+    the numbers a call of its own would (the kernel models price point by point and shape by
+    shape; tests/test_golden.py and the sweep-equals-estimate tests hold them to it)."""
     graphs = [_graph(*call) for call in calls]
     pendings = [next(graph) for graph in graphs]
     results = []
@@ -277,6 +278,8 @@ def _plans(calls: list) -> list:
             graph.send(blocks)
         except StopIteration as done:
             results.append(done.value)
+        else:  # _graph yields once, by construction
+            raise RuntimeError("an op graph asked to be priced twice")
     return results
 
 
