@@ -382,3 +382,26 @@ def test_the_per_point_sums_add_the_ops_in_table_order():
         for i in range(len(table)):
             loop = loop + table.time_s[i] * table.count[i]
         assert np.array_equal(totals["time_s"], loop)
+
+
+def test_refusals_say_what_each_estimate_would_raise():
+    # the capacity planner checks hundreds of deployments with llm.refusals: built one by one,
+    # priced together; each answer must be what estimate_model itself says (None, or its message),
+    # also when a batched kernel refuses one of them (a block larger than a TP shard: at pricing)
+    from simulator.model.llm import refusals
+
+    calls = [dict(model="llama-3.1-8b", hw="h100", tp=2),
+             dict(model="llama-3.1-8b", hw="h100", tp=3),                      # heads do not divide
+             dict(model="llama-3.1-8b", hw="a100", dtype="fp8"),              # no fp8 on an A100
+             dict(model="llama-3.1-8b", hw="h100", tp=8, recipe="block:4096:0.5"),  # refused when priced
+             dict(model="mixtral-8x7b", hw="h200", tp=4, kv_method="h2o", weights="int4:g128"),
+             dict(model="llama-3.1-8b", hw="h100", memory_reserve_bytes=-1.0)]
+    expected = []
+    for kw in calls:
+        try:
+            estimate_model(**kw, with_ops=False)
+            expected.append(None)
+        except SimulatorError as err:
+            expected.append(str(err))
+    assert refusals(calls) == expected
+    assert expected[0] is None and expected[4] is None and all(expected[i] for i in (1, 2, 3, 5))

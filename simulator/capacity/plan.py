@@ -41,7 +41,7 @@ from simulator.core.dtypes import BYTES_PER_ELEMENT, check_dtype
 from simulator.core.errors import SimulatorError
 from simulator.hardware.spec import load_hw
 from simulator.methods.kvcache import parse_kv_method
-from simulator.model.llm import estimate_model, parse_recipe, parse_weights, sweep
+from simulator.model.llm import estimate_model, parse_recipe, parse_weights, refusals, sweep
 from simulator.formats.models import load_model
 
 DEFAULT_HW = ("h100", "h200", "b200")
@@ -136,16 +136,18 @@ def plan(model: str, context: int, hws=DEFAULT_HW, tps=DEFAULT_TP, recipes=("den
             raise SimulatorError(f"--tp: must be whole numbers >= 1, got {tp!r}")
     point = dict(context=context + output_tokens, generated=output_tokens, reserve=float(memory_reserve_bytes))
     rows, valid = [], []
-    for hw, tp, recipe, weight, kv in itertools.product(devices, tps, recipes, weights, kv_methods):
-        key = dict(hw=hw, tp=int(tp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
-        try:  # the deployment's own constraints (TP divides heads, the device computes the dtype)
-            estimate_model(cfg, hw, "decode", 1, point["context"], int(tp), dtype, key["weights"], recipe,
-                           kv_method=key["kv_method"], generated=output_tokens, with_ops=False,
-                           memory_reserve_bytes=point["reserve"])
-        except SimulatorError as err:
-            rows.append({**key, "fits": False, "note": str(err)})
-            continue
-        valid.append(key)
+    keys = [dict(hw=hw, tp=int(tp), recipe=recipe, weights=_none(weight), kv_method=_none(kv))
+            for hw, tp, recipe, weight, kv in itertools.product(devices, tps, recipes, weights, kv_methods)]
+    # the deployment's own constraints (TP divides heads, the device computes the dtype), all at once
+    errors = refusals([dict(model=cfg, hw=key["hw"], phase="decode", batch=1, context=point["context"],
+                            tp=key["tp"], dtype=dtype, weights=key["weights"], recipe=key["recipe"],
+                            kv_method=key["kv_method"], generated=output_tokens,
+                            memory_reserve_bytes=point["reserve"]) for key in keys])
+    for key, error in zip(keys, errors):
+        if error is not None:
+            rows.append({**key, "fits": False, "note": error})
+        else:
+            valid.append(key)
     if valid:
         rows += _price(model, context, point, dtype, valid, max_tpot_s)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -455,7 +457,7 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
     eps = tuple(dict.fromkeys("dp" if e == "dp" else bool(e) for e in placements))
     if (True in eps or "dp" in eps) and cfg.moe is None:
         raise SimulatorError(f"--ep: {cfg.id} is not a mixture of experts; expert parallelism needs experts to place")
-    rows, valid = [], []
+    rows, candidates = [], []
     for hw, tp, pp, recipe, weight, kv, ep in itertools.product(devices, tps, pps, recipes, weights, kv_methods, eps):
         if ep and tp == 1 and False in eps:
             continue  # one GPU per stage holds every expert either way: the same deployment
@@ -467,12 +469,25 @@ def plan_serving(model: str, context=4096, output_tokens: int = 512, hws=DEFAULT
             if dp and pp > 1:
                 raise SimulatorError("--dp-attention with --pp: pipeline stages of data-parallel attention groups "
                                      "are not modelled")
-            estimate_model(cfg, hw, "decode", 1, longest_prompt + longest_output, int(tp), dtype, key["weights"],
-                           recipe, kv_method=key["kv_method"], generated=longest_output, with_ops=False,
-                           memory_reserve_bytes=reserve, expert_parallel=bool(ep), dp_attention=dp)
         except SimulatorError as err:
-            rows.append({**key, "gpus": int(tp) * int(pp), "gpus_per_replica": int(tp) * int(pp), "fits": False,
-                         "meets_targets": False, "limited_by": "invalid", "note": str(err)})
+            candidates.append((key, str(err)))
+            continue
+        candidates.append((key, None))
+    # the model's own checks of every deployment left, at once
+    checked = [key for key, error in candidates if error is None]
+    errors = iter(refusals([dict(model=cfg, hw=key["hw"], phase="decode", batch=1,
+                                 context=longest_prompt + longest_output, tp=key["tp"], dtype=dtype,
+                                 weights=key["weights"], recipe=key["recipe"], kv_method=key["kv_method"],
+                                 generated=longest_output, memory_reserve_bytes=reserve,
+                                 expert_parallel=key["expert_parallel"], dp_attention=key["dp_attention"])
+                            for key in checked]))
+    valid = []
+    for key, error in candidates:
+        if error is None:
+            error = next(errors)
+        if error is not None:
+            rows.append({**key, "gpus": key["tp"] * key["pp"], "gpus_per_replica": key["tp"] * key["pp"], "fits": False,
+                         "meets_targets": False, "limited_by": "invalid", "note": error})
             continue
         valid.append(key)
     runtime = runtime_name(runtime)

@@ -1214,6 +1214,48 @@ def estimate_model(model, hw, phase: str = "decode", batch: int = 1, context: in
     return ModelEstimate(summary=summary, op_rows=ops)
 
 
+def refusals(calls: list) -> list:
+    """For each estimate_model call (``calls``: its keyword arguments; with_ops does not matter),
+    None where it would answer, else the message of the SimulatorError it would raise. The op
+    graphs are built one by one and priced together (one by one only where pricing them together
+    fails, to say which): a capacity plan's check of hundreds of deployments costs about one sweep."""
+    from simulator.formats.models import load_model
+
+    errors = [None] * len(calls)
+    built = []
+    for i, kw in enumerate(calls):
+        try:
+            cfg = load_model(kw["model"]) if isinstance(kw["model"], str) else kw["model"]
+            _checked_reserve(kw.get("memory_reserve_bytes", 0.0))
+            graph = _graph(cfg, load_hw(kw["hw"]), kw.get("phase", "decode"), kw.get("batch", 1),
+                           kw.get("context", 4096), kw.get("tp", 1), kw.get("dtype", "bf16"), kw.get("weights"),
+                           kw.get("recipe", "dense"), kw.get("kv_dtype"), kw.get("kv_method"), kw.get("generated", 0),
+                           kw.get("dynamic"), kw.get("runtime"), kw.get("expert_parallel", False),
+                           kw.get("dp_attention", False))
+            built.append((i, graph, next(graph)))
+        except SimulatorError as err:
+            errors[i] = str(err)
+
+    def finish(items):
+        for (i, graph, _), blocks in zip(items, _price_pending([pending for _, _, pending in items])):
+            try:
+                graph.send(blocks)
+            except StopIteration:
+                pass
+            except SimulatorError as err:
+                errors[i] = str(err)
+
+    try:
+        finish(built)
+    except SimulatorError:  # a batched kernel refused one of them: price them one by one
+        for item in built:
+            try:
+                finish([item])
+            except SimulatorError as err:
+                errors[item[0]] = str(err)
+    return errors
+
+
 OP_COLUMNS = ("phase", "scope", "layer", "op", "kind", "kernel", "count", "m", "n", "k", "flops", "bytes", "bytes_weight",
               "bytes_metadata", "bytes_kv", "resident_weight_bytes", "compute_time_s", "memory_time_s",
               "overhead_s", "comm_time_s", "time_s", "total_time_s", "bound")
