@@ -394,9 +394,10 @@ def _graph(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype,
         rec = recipe
     else:
         rec = _parse_recipe_cached(recipe) if isinstance(recipe, str) else parse_recipe(recipe)
-    if np.ndim(tp) != 0:
-        raise SimulatorError(f"--tp: one tensor-parallel degree per call, got {tp!r}")
-    tp = int(as_whole("--tp", tp, 1, 65536))
+    if type(tp) is not int or not 1 <= tp <= 65536:  # a plain int in range needs no more checking
+        if np.ndim(tp) != 0:
+            raise SimulatorError(f"--tp: one tensor-parallel degree per call, got {tp!r}")
+        tp = int(as_whole("--tp", tp, 1, 65536))
     ranks = 1  # GPUs of a data-parallel attention group (dp_attention), else 1
     if expert_parallel or dp_attention:  # whole experts placed on the tp GPUs
         flag = "--dp-attention" if dp_attention else "--ep"
@@ -576,7 +577,12 @@ def _graph(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype,
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
     flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
     for g in kv.groups:
-        shaped = _flash_shaped(g, env, n_points) if flash else np.zeros(n_points, dtype=bool)
+        if not flash:
+            shaped = np.zeros(n_points, dtype=bool)
+        elif not pipeline.methods:  # the plain cache: a plain FlashAttention call by construction
+            shaped = np.ones(n_points, dtype=bool)
+        else:
+            shaped = _flash_shaped(g, env, n_points)
         if mla is None and shaped.all():  # priced with the other graphs' FlashAttention calls (_price_pending)
             add("attention" + g.label, "attention", g.count, None, layer=g.layers,
                 bytes_kv=_flash_bytes_kv(g, batch, kv_heads_gpu, n_points))
