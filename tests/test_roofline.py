@@ -46,3 +46,13 @@ def test_estimate_gemm_bound_is_the_roofline_of_its_own_columns():
     expected = bound_labels(KERNEL_BOUNDS)
     codes = bound_codes(df.compute_time_s, df.memory_time_s, overhead)
     assert list(df.bound) == [expected[c] for c in codes]
+
+
+def test_the_roofline_record_holds_its_parts_and_names_its_bounds():
+    # roofline() returns its record: the three terms as given, roof = max(compute, memory),
+    # time = roof + overhead, and the bound of each element as the enum
+    r = roofline([3e-6, 1e-6, 2e-6], [5e-6, 1e-6, 1e-6], 1e-6)
+    assert list(r.compute_s) == [3e-6, 1e-6, 2e-6] and list(r.roof_s) == [5e-6, 1e-6, 2e-6]
+    assert np.array_equal(r.time_s, r["time_s"]) and np.allclose(r.time_s, [6e-6, 2e-6, 3e-6])
+    assert list(r.bound) == [Bound.MEMORY, Bound.COMPUTE, Bound.COMPUTE]  # a tie (1, 1) is compute
+    assert r.time_s.shape == r.roof_s.shape == r.bound_code.shape == (3,)

@@ -16,6 +16,7 @@ arrays; labels are taken from the enum at the edge (``bound_labels``), never wri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -54,17 +55,38 @@ def _codes(compute_s, memory_s, overhead_s, roof):
                     np.where(compute_s >= memory_s, int(Bound.COMPUTE), int(Bound.MEMORY)))
 
 
-def roofline(compute_s, memory_s, overhead_s) -> dict:
-    """The roofline of kernels with these time terms (arrays broadcast): ``roof_s`` (the
-    overlapped compute/memory part), ``time_s`` (roof + overhead) and ``bound_code``, each an
-    array of the broadcast shape."""
+@dataclass(frozen=True, slots=True)
+class Roof:
+    """What ``roofline`` returns for kernels (arrays broadcast to one shape): the three time
+    terms, the overlapped roof (max of compute and memory), the time (roof + overhead) and the
+    bound code per element. Read by attribute or by name (``roof["time_s"]``, as the kernel
+    families' columns are)."""
+
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    overhead_s: np.ndarray
+    roof_s: np.ndarray
+    time_s: np.ndarray
+    bound_code: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    @property
+    def bound(self) -> np.ndarray:
+        """The Bound of each element (an array of enum members)."""
+        return np.vectorize(Bound, otypes=[object])(self.bound_code)
+
+
+def roofline(compute_s, memory_s, overhead_s) -> Roof:
+    """The roofline of kernels with these time terms (arrays that broadcast): see ``Roof``."""
     compute_s, memory_s, overhead_s = (np.asarray(x, float) for x in (compute_s, memory_s, overhead_s))
     roof = np.maximum(compute_s, memory_s)
     time = roof + overhead_s
     codes = _codes(compute_s, memory_s, overhead_s, roof)
     if not (roof.shape == time.shape == codes.shape):  # a scalar term with array ones: every part full
         roof, time, codes = np.broadcast_arrays(roof, time, codes)
-    return {"roof_s": roof, "time_s": time, "bound_code": codes}
+    return Roof(compute_s, memory_s, overhead_s, roof, time, codes)
 
 
 def bound_categorical(codes, bounds=KERNEL_BOUNDS) -> "pd.Categorical":
