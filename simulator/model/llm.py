@@ -6,20 +6,24 @@ decode is q_len = 1 at a given context. Per layer the ops are
     norm -> QKV GEMM -> attention -> O GEMM -> [all-reduce] -> norm -> MLP GEMMs (+ act) -> [all-reduce]
 
 plus the embedding gather, the final norm and the LM head (logits for the last token of each
-sequence). GEMMs go through gemm.gemm_columns with the recipe's sparsity format and the weight
-storage dtype; attention, element-wise ops and all-reduces through ops.py. Identical layers
-are one row with ``count`` = number of layers (OWL's non-uniform sparsity makes a few groups).
-Tensor parallelism (Megatron-style) splits heads and FFN columns over ``tp`` GPUs, with two
-all-reduces per layer.
+sequence). GEMMs are priced by the GEMM model (gemm.gemm_priced) with the recipe's sparsity
+format and the weight storage dtype; attention by the FlashAttention kernel model
+(attention.flash_attention_columns) where it is a plain FlashAttention call, else by the
+split-KV model of attention.attention_columns; element-wise ops and collectives through ops.py.
+Identical layers are one row with ``count`` = number of layers (OWL's non-uniform sparsity makes
+a few groups). Tensor parallelism (Megatron-style) splits heads and FFN columns over ``tp`` GPUs,
+with two all-reduces per layer.
 
 Everything is vectorized over *points* (batch, context, phase): ``estimate_model`` is one
 point with its op table; ``sweep`` prices thousands of points per (model, hw, recipe) group in
-one pass; ``estimate_request`` integrates decode steps over a growing context.
+one pass; ``estimate_request`` integrates decode steps over a growing context. The op graph of
+one configuration (``_graph``, a generator) yields the batched kernels it waits for; ``_plans``
+prices those of many configurations together, one call per kernel family and device, and each
+graph then fills its op record (core.roofline.OpTable: (ops, points) arrays).
 
 KV-cache methods (``kv_method``, simulator/methods/kvcache.py) change what the attention holds, reads
 and computes per layer group and add their own kernels (score passes, page scans,
-quantization); LazyLLM also shrinks the tokens the later layers' GEMMs process. Attention is
-priced by the Flash-Decoding-style kernel model in kvcache.attention_columns.
+quantization); LazyLLM also shrinks the tokens the later layers' GEMMs process.
 
 Over 600 lines: the op graph of one phase, its MoE and MLA pieces, the per-point sums, the summary and the sweep share the op rows' layout and private helpers; splitting them would make those internals an interface.
 """
