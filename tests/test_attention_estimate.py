@@ -126,3 +126,31 @@ def test_the_split_search_shortcut_gives_the_full_search_answer(monkeypatch):
         for column in ("time_s", "kernel_time_s", "splits", "compute_time_s", "memory_time_s"):
             assert np.array_equal(fast[column].to_numpy(), full[column].to_numpy()), (device, column)
         assert (full["splits"] > attention.FIRST_SPLITS).any()  # some points need the second pass
+
+
+def test_a_sliding_window_reads_only_the_tiles_its_queries_reach():
+    # flash_attention_columns(window=W): query i of a chunk over kv cached tokens attends
+    # min(kv + i + 1, W) keys (FA2's window_size=(W - 1, 0)); FLOP count them, a window as long
+    # as the sequence changes nothing, and a shorter one never costs more than full causal
+    from simulator.kernels.attention import attention_parameters, flash_attention_columns
+
+    hw = simulator.load_hw("h100")
+    params = attention_parameters(hw)
+    one = lambda *v: tuple(np.array([float(x)]) for x in v)
+    for q, kv, w in [(5000, 0, 2004), (3000, 500, 1000), (1, 4000, 2004), (64, 10, 4096)]:
+        args = one(2, q, kv, 32, 8, 128)
+        windowed = flash_attention_columns(hw, params, *args, "bf16", np.ones(1, bool), window=np.array([float(w)]))
+        full = flash_attention_columns(hw, params, *args, "bf16", np.ones(1, bool))
+        pairs = sum(min(kv + i + 1, w) for i in range(q))  # by hand, query by query
+        assert windowed["flops"][0] == pytest.approx(4 * 2 * 32 * 128 * pairs, rel=1e-12)
+        assert windowed["kernel_time_s"][0] <= full["kernel_time_s"][0] * (1 + 1e-12)
+    args = one(2, 3000, 100, 32, 8, 128)
+    long = flash_attention_columns(hw, params, *args, "bf16", np.ones(1, bool), window=np.array([1e9]))
+    none = flash_attention_columns(hw, params, *args, "bf16", np.ones(1, bool))
+    assert all(np.array_equal(long[k], none[k]) for k in none)
+    # a prefill chunk under a fixed window never takes less time as the chunk grows
+    q = np.arange(1.0, 9000.0, 37.0)
+    ones = np.ones_like(q)
+    t = flash_attention_columns(hw, params, ones, q, 0 * q, 32 * ones, 8 * ones, 128 * ones, "bf16",
+                                np.ones(q.shape, bool), window=2004 * ones)["time_s"]
+    assert np.all(np.diff(t) >= -1e-15 * t[1:])

@@ -469,3 +469,19 @@ def test_every_registered_method_has_its_row_in_docs_kv(name):
     # docs/architecture.md: a new KV method is one class + this row + its CONTRACT entry
     doc = (ROOT / "docs" / "kv.md").read_text()
     assert any(line.startswith(f"| `{name}` | {KV_METHODS[name].role}") for line in doc.splitlines()), name
+
+
+def test_streamingllm_prefill_is_a_sliding_window_flashattention_call():
+    # StreamingLLM's prefill (each query sees sinks + window keys) is priced by the FlashAttention
+    # model with that window, so the step is the same kernel on either side of the span and never
+    # falls as the prompt grows past it (it fell 8% when the windowed prefill went to the split-KV model)
+    contexts = np.arange(1500, 3000, 13)
+    points = pd.DataFrame({"model": "llama-3.1-8b", "hw": "h100", "phase": "prefill", "batch": 2,
+                           "context": contexts, "kv_method": "streamingllm"})
+    t = sweep(points)["time_s"].to_numpy()
+    assert np.all(np.diff(t) >= 0)
+    beyond = estimate_model("llama-3.1-8b", "h100", "prefill", 2, 4000, kv_method="streamingllm")
+    attention = beyond.ops.loc[beyond.ops.op == "attention"].iloc[0]
+    assert attention.kernel == "flash-attention"
+    dense = estimate_model("llama-3.1-8b", "h100", "prefill", 2, 4000).ops
+    assert attention.time_s < dense.loc[dense.op == "attention", "time_s"].iloc[0]  # fewer pairs than causal

@@ -262,8 +262,12 @@ def _block_n(head_dim: np.ndarray) -> np.ndarray:
 
 
 def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, dtype: str,
-                            causal, kv_block_tokens=None) -> dict:
-    """The FlashAttention kernel model (module docstring) over broadcast 1-D arrays; seconds."""
+                            causal, kv_block_tokens=None, window=None) -> dict:
+    """The FlashAttention kernel model (module docstring) over broadcast 1-D arrays; seconds.
+
+    ``window`` (None, or per point; inf = none): a causal sliding window, each query attending at
+    most that many keys, itself included (FlashAttention-2's ``window_size=(window - 1, 0)``):
+    a query block reads only the tiles its queries' windows reach, and does the window's pairs."""
     from simulator.core.dtypes import BYTES_PER_ELEMENT
 
     el = float(BYTES_PER_ELEMENT[dtype])
@@ -281,10 +285,22 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     real = j < m_blocks[:, None]
     last_key = np.where((causal & ~swapped)[:, None], np.minimum(kv_tokens[:, None] + bm * (j + 1), keys[:, None]),
                         keys[:, None])
-    tiles = np.where(real, np.ceil(last_key / bn[:, None]), 0.0)
-    new_seen = np.where(real, np.minimum(tiles * bn[:, None], last_key) - kv_tokens[:, None], 0.0)
+    if window is None:
+        tiles = np.where(real, np.ceil(last_key / bn[:, None]), 0.0)
+        new_seen = np.where(real, np.minimum(tiles * bn[:, None], last_key) - kv_tokens[:, None], 0.0)
+    else:  # the block's first query (position kv + bm j; decode: kv) reaches back window - 1 keys
+        window = np.broadcast_to(np.asarray(window, float), keys.shape)
+        first_key = np.where(causal[:, None], np.maximum(
+            0.0, kv_tokens[:, None] + np.where(swapped[:, None], 0.0, bm * j) - window[:, None] + 1.0), 0.0)
+        first_tile = np.floor(first_key / bn[:, None])
+        tiles = np.where(real, np.ceil(last_key / bn[:, None]) - first_tile, 0.0)
+        new_seen = np.where(real, np.minimum((first_tile + tiles) * bn[:, None], last_key)
+                            - np.maximum(kv_tokens[:, None], first_tile * bn[:, None]), 0.0)
     new_seen = np.maximum(new_seen, 0.0)
-    stored = keys if kv_block_tokens is None else np.ceil(keys / kv_block_tokens) * kv_block_tokens
+    # the keys read: all, or from the first query's window on (a page holds them where paged)
+    read = keys if window is None else keys - np.where(causal, np.maximum(0.0, kv_tokens - np.where(
+        np.isfinite(window), window, np.inf) + 1.0), 0.0)
+    stored = read if kv_block_tokens is None else np.ceil(read / kv_block_tokens) * kv_block_tokens
     kv_tile_bytes = 2.0 * bn * head_dim * el  # K and V of one tile
     units = float(hw.units)
     sm_peak = (hw.matrix_peak_flop_per_s(dtype) or hw.vector_peak_flop_per_s("fp32")) / units
@@ -300,8 +316,15 @@ def flash_attention_columns(hw, params, batch, q_tokens, kv_tokens, q_heads, kv_
     max_append = new_seen.max(axis=1) * append_per_token
     blocks = items * m_blocks
     total = blocks * (mean_tiles * t_tile + mean_append)
-    flops = 4.0 * batch * q_heads * head_dim * np.where(
-        causal, q_tokens * kv_tokens + q_tokens * (q_tokens + 1) / 2, q_tokens * keys)
+    pairs = np.where(causal, q_tokens * kv_tokens + q_tokens * (q_tokens + 1) / 2, q_tokens * keys)
+    if window is not None:  # query i sees min(kv + i + 1, window) keys: n1 of them fewer than window
+        limited = np.isfinite(window)
+        w = np.where(limited, window, 0.0)
+        first = kv_tokens + 1.0
+        n1 = np.clip(w - first, 0.0, q_tokens)
+        windowed = n1 * first + n1 * (n1 - 1.0) / 2.0 + (q_tokens - n1) * w
+        pairs = np.where(causal & limited, windowed, pairs)
+    flops = 4.0 * batch * q_heads * head_dim * pairs
     partial_bytes = batch * q_heads * q_tokens * head_dim * 4.0  # one fp32 partial output per split
     base_bytes = (batch * kv_heads * stored * 2.0 * head_dim * el            # K, V read once (L2 shares them)
                   + 2.0 * batch * q_heads * q_tokens * head_dim * el          # Q in, O out

@@ -299,6 +299,11 @@ class Selector(KVMethod):
         """(query, key) pairs among the ``new`` tokens of a phase (causal by default)."""
         return _causal(new)
 
+    def flash_window(self) -> "float | None":
+        """The keys each new token attends to at most where ``window_pairs`` is a causal sliding
+        window (FlashAttention runs it natively: ``window_size``), else None."""
+        return None
+
     def attended(self, held_past, new):
         """Cached tokens the ``new`` tokens attend to (all that is held, by default)."""
         return held_past
@@ -433,6 +438,11 @@ class StreamingLLM(Selector):
         # each of the new tokens attends to at most sinks + window keys (itself included)
         inside = np.minimum(new, span)
         return _causal(inside) + np.maximum(new - span, 0.0) * span
+
+    def flash_window(self) -> float:
+        # sinks + window keys per query: a sliding window of that many keys (the sinks' tile is
+        # counted as the window's oldest keys)
+        return float(self.sinks + self.window)
 
 
 @register

@@ -580,17 +580,21 @@ def _graph(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype,
                 memory_op("dense_activation" + t_tag, d_total, (up_n + ffn_gpu) * t_tokens * act, layer=d_layer_text)
     ffn_end = len(ops)  # the per-layer ops of the token groups end here
     flash = _flash_attention_applies(hw, dtype, kv_dtype) if mla is None else False
+    selector = pipeline.role("select")
+    span = selector.flash_window() if selector is not None else None
     for g in kv.groups:
+        window = np.inf
         if not flash:
             shaped = np.zeros(n_points, dtype=bool)
         elif not pipeline.methods:  # the plain cache: a plain FlashAttention call by construction
             shaped = np.ones(n_points, dtype=bool)
         else:
-            shaped = _flash_shaped(g, env, n_points)
+            shaped, window = _flash_shaped(g, env, n_points, span)
         if mla is None and shaped.all():  # priced with the other graphs' FlashAttention calls (_price_pending)
             add("attention" + g.label, "attention", g.count, None, layer=g.layers,
                 bytes_kv=_flash_bytes_kv(g, batch, kv_heads_gpu, n_points))
-            pending_flash.append((ops[-1], _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points)))
+            pending_flash.append((ops[-1], _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points,
+                                                         window)))
             continue
         if mla is None:
             columns = attention_columns(hw, batch=batch, heads=heads_gpu, kv_heads=kv_heads_gpu, head_dim=head_dim,
@@ -598,7 +602,7 @@ def _graph(cfg, hw, phase, batch, context, tp, dtype, weights, recipe, kv_dtype,
                                         read_bytes=g.read_bytes, dtype=dtype, act_bytes=act,
                                         dequant_flops=g.dequant_flops)
             if shaped.any():  # per point: FlashAttention where the group is a plain FA call there
-                fa = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points)
+                fa = _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points, window)
                 columns = {key: np.where(shaped, fa[key], np.broadcast_to(columns[key], (n_points,)))
                            for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "overhead_s", "time_s",
                                        "bound_code", "bytes_kv", "splits")}
@@ -852,41 +856,54 @@ def _flash_attention_applies(hw, dtype: str, kv_dtype: str) -> bool:
             and hw.matrix_peak_flop_per_s(dtype) is not None)
 
 
-def _flash_shaped(g, env, n_points: int) -> np.ndarray:
-    """Whether a KV group's attention is a plain FlashAttention call over the tokens it attends to:
-    full-precision K/V (no quantization, no merged layers: bytes = tokens x token_bytes), no
-    dequantization work, and causal pairs (no window pattern). Token selection (H2O, SnapKV,
-    Quest's pages, LazyLLM's kept prompt) only changes which tokens are attended, so it is.
-    Per point (a bool array): KIVI's prefill attends full-precision K/V, its decode does not."""
+def _flash_shaped(g, env, n_points: int, span=None) -> tuple:
+    """Whether a KV group's attention is a FlashAttention call over the tokens it attends to, and
+    its sliding window per point (inf: none): full-precision K/V (no quantization, no merged
+    layers: bytes = tokens x token_bytes), no dequantization work, and causal pairs, or the
+    pairs of a causal sliding window of ``span`` keys (StreamingLLM's prefill; FlashAttention
+    runs it natively). Token selection (H2O, SnapKV, Quest's pages, LazyLLM's kept prompt) only
+    changes which tokens are attended, so it is one. Per point (a bool array): KIVI's prefill
+    attends full-precision K/V, its decode does not."""
     if g.merged:
-        return np.zeros(n_points, dtype=bool)
+        return np.zeros(n_points, dtype=bool), np.inf
     plain_bytes = (g.read_tokens + g.new) * env.token_bytes
     plain_pairs = g.new * g.read_tokens + g.new * (g.new + 1.0) / 2.0
     def close(a, b):  # np.isclose(a, b, rtol=1e-12, atol=0) for finite values, without its overhead
         a, b = np.asarray(a, float), np.asarray(b, float)
         return np.broadcast_to(np.abs(a - b) <= 1e-12 * np.abs(b), (n_points,))
     no_dequant = np.broadcast_to(np.asarray(g.dequant_flops, float) == 0, (n_points,))
-    return no_dequant & close(g.read_bytes, plain_bytes) & close(g.pairs, plain_pairs)
+    plain = close(g.pairs, plain_pairs)
+    window = np.inf
+    if span is not None and not plain.all():
+        # flash_attention_columns' pairs for a window of span keys: query i sees min(kv + i + 1, span)
+        first = np.asarray(g.read_tokens, float) + 1.0
+        n1 = np.clip(span - first, 0.0, g.new)
+        windowed = close(g.pairs, n1 * first + n1 * (n1 - 1.0) / 2.0 + (g.new - n1) * span) & ~plain
+        window = np.where(windowed, float(span), np.inf)
+        plain = plain | windowed
+    return no_dequant & close(g.read_bytes, plain_bytes) & plain, window
 
 
-def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points) -> dict:
+def _flash_columns(hw, g, batch, heads_gpu, kv_heads_gpu, head_dim, dtype, n_points, window=np.inf) -> dict:
     """A KV group's attention priced by ``simulator.estimate_attention``'s FlashAttention kernel model
     (attention.flash_attention_columns with the device's calibrated ``attention:`` parameters), over
     the points at once: ``g.new`` queries per sequence over ``g.read_tokens`` attended cached tokens,
-    causal. Columns as attention_columns (the launches in ``overhead_s``; kernel_time_s the
-    kernel's own time, its fixed time and split combine included)."""
-    columns = _flash_priced(hw, dtype, _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points))
+    causal, in a sliding window of ``window`` keys where finite. Columns as attention_columns (the
+    launches in ``overhead_s``; kernel_time_s the kernel's own time, its fixed time and split
+    combine included)."""
+    columns = _flash_priced(hw, dtype, _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points, window))
     columns["bytes_kv"] = _flash_bytes_kv(g, batch, kv_heads_gpu, n_points)
     return columns
 
 
-_FLASH_INPUTS = ("batch", "q_tokens", "kv_tokens", "q_heads", "kv_heads", "head_dim")
+_FLASH_INPUTS = ("batch", "q_tokens", "kv_tokens", "q_heads", "kv_heads", "head_dim", "window")
 
 
-def _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points) -> tuple:
-    """A KV group's FlashAttention call per point, as arrays in _FLASH_INPUTS order."""
+def _flash_inputs(g, batch, heads_gpu, kv_heads_gpu, head_dim, n_points, window=np.inf) -> tuple:
+    """A KV group's FlashAttention call per point, as arrays in _FLASH_INPUTS order (window: inf
+    where none)."""
     like = np.empty((n_points,))
-    return tuple(along(v, like) for v in (batch, g.new, g.read_tokens, heads_gpu, kv_heads_gpu, head_dim))
+    return tuple(along(v, like) for v in (batch, g.new, g.read_tokens, heads_gpu, kv_heads_gpu, head_dim, window))
 
 
 def _flash_bytes_kv(g, batch, kv_heads_gpu, n_points) -> np.ndarray:
@@ -899,7 +916,9 @@ def _flash_priced(hw, dtype, inputs: tuple) -> dict:
     (of one group, or many concatenated: the model prices point by point)."""
     from simulator.kernels.attention import attention_parameters, flash_attention_columns
 
-    c = flash_attention_columns(hw, attention_parameters(hw), *inputs, dtype, np.ones(inputs[0].shape, dtype=bool))
+    *call, window = inputs
+    c = flash_attention_columns(hw, attention_parameters(hw), *call, dtype, np.ones(call[0].shape, dtype=bool),
+                                window=None if np.isinf(window).all() else window)
     overhead = c["time_s"] - c["kernel_time_s"]  # the launches: one, and the combine's where split
     roof = c["kernel_time_s"]
     # the launches decide where they exceed the kernel; inside the kernel its fixed part does not
