@@ -324,8 +324,18 @@ def test_chunked_prefill_attention_is_the_sum_of_its_chunk_kernels():
     whole = simulator.estimate_attention("h200", batch=1, q_tokens=32768, kv_tokens=0, **shape)
     assert ratio == pytest.approx(chunks["time_s"].sum() / whole["time_s"].iloc[0], rel=1e-9)
     assert 0.2 < ratio < 1.0  # the same pairs, less appending
-    # a windowed cache (StreamingLLM) is not a FlashAttention call in the op graph: left as priced
+    # a sliding-window cache (StreamingLLM: sinks + window = 2004 keys per query) is a windowed
+    # FlashAttention call in the op graph: chunks and the whole prompt both priced in that window
     windowed = frame.assign(kv_method="streamingllm")
-    assert _chunked_attention_ratio("llama-3.1-70b", windowed, [32768], np.array([2048.0]), "bf16", None)[32768][0] == 1.0
+    ratio = _chunked_attention_ratio("llama-3.1-70b", windowed, [32768], np.array([2048.0]), "bf16", None)[32768][0]
+    from simulator.kernels.attention import attention_parameters, flash_attention_columns
+    hw = simulator.load_hw("h200")
+    one = np.ones(16)
+    chunks = flash_attention_columns(hw, attention_parameters(hw), one, 2048 * one, np.arange(16) * 2048.0, 32 * one,
+                                     4 * one, 128 * one, "bf16", one > 0, window=2004 * one)["time_s"]
+    whole = flash_attention_columns(hw, attention_parameters(hw), one[:1], 32768 * one[:1], 0 * one[:1],
+                                    32 * one[:1], 4 * one[:1], 128 * one[:1], "bf16", one[:1] > 0,
+                                    window=2004 * one[:1])["time_s"]
+    assert ratio == pytest.approx(chunks.sum() / whole[0], rel=1e-9) and 0.2 < ratio < 1.0
     cpu = frame.assign(hw="i7-5930k", tp=1)
     assert _chunked_attention_ratio("llama-3.1-8b", cpu, [4096], np.array([2048.0]), "bf16", None)[4096][0] == 1.0

@@ -76,6 +76,7 @@ import pandas as pd
 
 from simulator.core.errors import SimulatorError
 from simulator.hardware.spec import load_hw
+from simulator.methods.kvcache import parse_kv_method
 from simulator.model.llm import estimate_model, sweep
 from simulator.formats.runtimes import DEFAULT_PERCENTILE, DEFAULT_TOKEN_BUDGET, load_runtime, runtime_name  # noqa: F401
 
@@ -184,8 +185,9 @@ def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: 
     ``attention.flash_attention_columns`` with the device's calibrated parameters and the model's
     per-GPU heads. The single-call prefill the op graph prices copies every new token into the cache
     from every query head's block (the measured kernel's in-kernel append), work that grows with P
-    squared; chunks copy only their own tokens. 1 where the op graph does not price attention with
-    FlashAttention (CPUs, quantized or windowed caches, MLA, other dtypes).
+    squared; chunks copy only their own tokens. A sliding-window cache (StreamingLLM) prices both
+    in its window. 1 where the op graph does not price attention with FlashAttention (CPUs,
+    quantized or merged caches, MLA, other dtypes).
 
     Approximations: the ratio is taken at the model's unpruned heads (a heads: recipe changes both
     sides alike), and it scales all of the op graph's prefill attention time, a token-selection
@@ -211,6 +213,9 @@ def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: 
             continue
         params = attention_parameters(hw)
         shape = dict(q_heads=cfg.heads // tp, kv_heads=cfg.kv_heads // tp, head_dim=cfg.head_dim)
+        # a sliding-window cache (StreamingLLM): every chunk and the whole prompt in its window
+        selector = parse_kv_method(None if key[4] in (None, "none") else key[4]).role("select")
+        shape["window"] = selector.flash_window() if selector is not None else None
         c = max(1.0, float(np.floor(chunk[row])))
         for p in prompts:
             starts = np.arange(int(np.ceil(p / c - 1e-9)), dtype=float) * c
@@ -220,15 +225,16 @@ def _chunked_attention_ratio(model, frame: pd.DataFrame, prompts, chunk, dtype: 
     return ratios
 
 
-def _flash_time(hw, params, q_tokens, kv_tokens, dtype, q_heads, kv_heads, head_dim) -> np.ndarray:
+def _flash_time(hw, params, q_tokens, kv_tokens, dtype, q_heads, kv_heads, head_dim, window=None) -> np.ndarray:
     """time_s of one sequence's causal FlashAttention calls, ``q_tokens`` new over ``kv_tokens`` cached
-    (arrays). The chunks and the whole prompt are priced in separate calls: the kernel model's work
-    array is points x the longest call's query blocks."""
+    (arrays), in a sliding window of ``window`` keys where given. The chunks and the whole prompt are
+    priced in separate calls: the kernel model's work array is points x the longest call's query blocks."""
     from simulator.kernels.attention import flash_attention_columns
 
     one = np.ones_like(q_tokens)
     return flash_attention_columns(hw, params, one, q_tokens, kv_tokens, one * q_heads, one * kv_heads,
-                                   one * head_dim, dtype, np.ones(q_tokens.shape, dtype=bool))["time_s"]
+                                   one * head_dim, dtype, np.ones(q_tokens.shape, dtype=bool),
+                                   window=None if window is None else one * window)["time_s"]
 
 
 def _prefill_is_flash(cfg, hw, key, prompt, dtype, kv_dtype, dynamic) -> bool:
