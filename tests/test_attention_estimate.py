@@ -154,3 +154,19 @@ def test_a_sliding_window_reads_only_the_tiles_its_queries_reach():
     t = flash_attention_columns(hw, params, ones, q, 0 * q, 32 * ones, 8 * ones, 128 * ones, "bf16",
                                 np.ones(q.shape, bool), window=2004 * ones)["time_s"]
     assert np.all(np.diff(t) >= -1e-15 * t[1:])
+
+
+def test_estimate_attention_takes_a_sliding_window():
+    # the public call with window=: the windowed pairs and a shorter time than full causal at 8k,
+    # no change where the window covers the sequence, and one-line refusals
+    shape = dict(batch=2, kv_tokens=0, q_heads=32, kv_heads=8, head_dim=128)
+    windowed = simulator.estimate_attention("h100", q_tokens=[1024, 8192], window=2048, **shape)
+    full = simulator.estimate_attention("h100", q_tokens=[1024, 8192], **shape)
+    # 8192 queries, window 2048: 2048 x 2049 / 2 + (8192 - 2048) x 2048 pairs per head
+    assert windowed["flops"].iloc[1] == pytest.approx(4 * 2 * 32 * 128 * (2048 * 2049 / 2 + 6144 * 2048), rel=1e-12)
+    assert windowed["time_s"].iloc[1] < full["time_s"].iloc[1]
+    assert windowed["time_s"].iloc[0] == full["time_s"].iloc[0] and list(windowed["window"]) == [2048, 2048]
+    for bad, name in ((dict(window=0), "window"), (dict(window=10, causal=False), "causal"),
+                      (dict(window=[1, 2, 3]), "shapes")):
+        with pytest.raises(SimulatorError, match=name):
+            simulator.estimate_attention("h100", q_tokens=[1024, 8192], **{**shape, **bad})

@@ -389,14 +389,15 @@ BOUNDS = tuple(bound_labels(KERNEL_BOUNDS))
 
 
 def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, dtype="bf16",
-                       causal=True, kv_block_tokens=None) -> pd.DataFrame:
+                       causal=True, kv_block_tokens=None, window=None) -> pd.DataFrame:
     """One FlashAttention call (paged KV cache, new K/V appended in the kernel) on one GPU.
 
     ``batch`` sequences, each with ``q_tokens`` new tokens (a prefill chunk, or 1 in decode) attending
     to its ``kv_tokens`` already-cached tokens and to the new ones (causally when ``causal``);
     ``q_heads`` query heads over ``kv_heads`` KV heads (GQA) of ``head_dim``; ``kv_block_tokens``
-    the KV cache's page size (None: contiguous). All but ``dtype`` and ``kv_block_tokens`` take
-    arrays that broadcast. Returns one row per point: ``time_s`` (the caller's wait: launches
+    the KV cache's page size (None: contiguous); ``window`` a causal sliding window, the keys each
+    query attends at most, itself included (FlashAttention-2's ``window_size=(window - 1, 0)``;
+    None: all). All but ``dtype`` and ``kv_block_tokens`` take arrays that broadcast. Returns one row per point: ``time_s`` (the caller's wait: launches
     included), ``kernel_time_s`` (what a profiler measures), ``compute_time_s``/``memory_time_s``
     (the SM and HBM floors), ``flops`` (4 x batch x heads x head_dim x visible pairs), ``bytes``,
     ``splits`` and ``bound``. Seconds, bytes, FLOP.
@@ -420,10 +421,14 @@ def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, hea
         raise SimulatorError(f"causal: {causal!r}; allowed: True or False (or an array of them)")
     if kv_block_tokens is not None:
         kv_block_tokens = float(_whole("kv_block_tokens", kv_block_tokens, 1).reshape(-1)[0])
+    window_arr = None if window is None else _whole("window", window, 1)
+    if window_arr is not None and not np.all(causal_arr):
+        raise SimulatorError("window: a sliding window is modelled for causal attention only (causal=True)")
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()), causal_arr.shape)
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()), causal_arr.shape,
+                                    () if window_arr is None else window_arr.shape)
     except ValueError:
-        raise SimulatorError("batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, causal: shapes "
+        raise SimulatorError("batch, q_tokens, kv_tokens, q_heads, kv_heads, head_dim, causal, window: shapes "
                              f"{[np.shape(a) for a in arrays.values()]} do not broadcast") from None
     flat = {k: np.broadcast_to(v, shape).reshape(-1) for k, v in arrays.items()}
     if np.any(flat["q_heads"] % flat["kv_heads"] != 0):
@@ -432,9 +437,12 @@ def estimate_attention(hw, *, batch, q_tokens, kv_tokens, q_heads, kv_heads, hea
                              f"{int(flat['q_heads'][bad])} (GQA groups are whole)")
     cols = flash_attention_columns(hw, attention_parameters(hw), flat["batch"], flat["q_tokens"], flat["kv_tokens"],
                                    flat["q_heads"], flat["kv_heads"], flat["head_dim"], dtype,
-                                   np.broadcast_to(causal_arr, shape).reshape(-1), kv_block_tokens)
+                                   np.broadcast_to(causal_arr, shape).reshape(-1), kv_block_tokens,
+                                   None if window_arr is None else np.broadcast_to(window_arr, shape).reshape(-1))
     out = pd.DataFrame({k: flat[k] for k in arrays})
     out["causal"] = np.broadcast_to(causal_arr, shape).reshape(-1)
+    if window_arr is not None:
+        out["window"] = np.broadcast_to(window_arr, shape).reshape(-1)
     for key in ("flops", "bytes", "compute_time_s", "memory_time_s", "kernel_time_s", "time_s", "splits"):
         out[key] = cols[key]
     out["bound"] = bound_categorical(cols["bound_code"])
