@@ -32,7 +32,7 @@ from simulator.core.dtypes import (
 from simulator.core.checks import along, as_numbers, as_whole, broadcast
 from simulator.core.errors import SimulatorError
 from simulator.hardware.spec import HardwareSpec, load_hw
-from simulator.core.roofline import KERNEL_BOUNDS, bound_categorical, bound_codes, bound_labels, roofline
+from simulator.core.roofline import KERNEL_BOUNDS, bound_categorical, bound_labels, roofline
 from simulator.formats.sparsity import SparsityFormat, Unstructured, parse_sparsity
 from simulator.kernels.families import KERNEL_FAMILIES
 
